@@ -1,0 +1,90 @@
+"""The ``bridge`` command: ``serve`` an app on stdio, print its ``discover`` document."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .app import Bridge
+
+DEFAULT_APP = "handlers.demo:app"
+
+
+def load_app(spec: str) -> Bridge:
+    """Import ``module:attribute`` (attribute defaults to ``app``) from the working directory."""
+    from .app import Bridge
+
+    module_name, _, attr = spec.partition(":")
+    if module_name.endswith(".py"):
+        module_name = module_name[:-3].replace("/", ".").replace(os.sep, ".")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    app = getattr(module, attr or "app", None)
+    if callable(app) and not isinstance(app, Bridge):
+        app = app()
+    if not isinstance(app, Bridge):
+        raise SystemExit(f"bridge: {spec} is not a Bridge app (got {type(app).__name__})")
+    return app
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = Settings.env_names()
+    parser = argparse.ArgumentParser(prog="bridge", description="A JSON-RPC 2.0 sidecar host for desktop apps.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="serve an app on stdin/stdout")
+    serve.add_argument("app", nargs="?", default=None,
+                       help=f"module:attribute of a Bridge app (env BRIDGE_APP; default: built-in handlers, {DEFAULT_APP})")
+    serve.add_argument("--framing", choices=["auto", "ndjson", "lsp"], help=f"message framing (env {env['framing']}; default auto)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error", "critical"],
+                       help=f"stderr log level (env {env['log_level']}; default info)")
+    serve.add_argument("--debug", action="store_true", default=None,
+                       help=f"log every call with its timing; tracebacks in error replies (env {env['debug']}=1)")
+    serve.add_argument("--no-ready", dest="ready", action="store_false", default=None,
+                       help=f"do not send the $/ready notification (env {env['ready']}=0)")
+    serve.add_argument("--max-inflight", type=int, help=f"calls running at once before input is paused (env {env['max_inflight']}; default 128)")
+    serve.add_argument("--max-message-bytes", type=int, help=f"largest message accepted (env {env['max_message_bytes']}; default 32 MiB)")
+    serve.add_argument("--max-batch", type=int, help=f"most entries in a batch array (env {env['max_batch']}; default 1000)")
+    serve.add_argument("--shutdown-grace", type=float, help=f"seconds in-flight calls get at shutdown (env {env['shutdown_grace']}; default 5)")
+
+    discover = sub.add_parser("discover", help="print the app's OpenRPC document")
+    discover.add_argument("app", nargs="?", default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(f"bridge {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    spec = args.app or os.environ.get("BRIDGE_APP") or DEFAULT_APP
+    app = load_app(spec)
+    if args.command == "discover":
+        from .connection import dumps
+        from .discovery import openrpc
+
+        sys.stdout.buffer.write(dumps(openrpc(app)) + b"\n")
+        return 0
+    try:
+        settings = Settings.from_env(
+            framing=args.framing, log_level=args.log_level, debug=args.debug, ready=args.ready,
+            max_inflight=args.max_inflight, max_message_bytes=args.max_message_bytes,
+            max_batch=args.max_batch, shutdown_grace=args.shutdown_grace,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    return app.serve(settings)

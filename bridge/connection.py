@@ -1,0 +1,405 @@
+"""One JSON-RPC 2.0 connection: bytes in, calls dispatched concurrently, replies out.
+
+This is the per-message hot path. Reading stops while ``max_inflight`` calls run,
+so input waits in the pipe rather than in memory. Every reply is written with
+one ``write`` of a whole frame, so messages never interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+import anyio
+import orjson
+
+from . import errors as E
+from .context import Context
+from .discovery import discover_method
+from .framing import ENCODERS, FrameError, decoder
+
+if TYPE_CHECKING:
+    from .app import Bridge
+    from .methods import Method
+    from .settings import Settings
+
+log = logging.getLogger("bridge")
+
+READ_CHUNK = 1 << 16
+_DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_NO_ID = object()  # the id slot of a reply that must carry id null
+_ID_TYPES = (str, int, float, type(None))
+
+Reply = dict[str, Any]
+
+
+class Reader(Protocol):
+    async def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Writer(Protocol):
+    def write(self, data: bytes, /) -> None: ...
+    async def drain(self) -> None: ...
+    def is_closing(self) -> bool: ...
+
+
+def _to_jsonable(obj: Any) -> Any:
+    """orjson's fallback: pydantic models, and whatever else pydantic can serialise."""
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(obj)
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=_to_jsonable, option=_DUMPS_OPTIONS)
+
+
+class Connection:
+    """Serves ``app`` on one reader/writer pair until EOF or ``stop()``."""
+
+    def __init__(self, app: Bridge, settings: Settings, reader: Reader, writer: Writer) -> None:
+        self.app = app
+        self.settings = settings
+        self._reader = reader
+        self._writer = writer
+        self._decoder = decoder(settings.framing, settings.max_message_bytes)
+        self._encode: Callable[[bytes], bytes] | None = (
+            ENCODERS[self._decoder.framing] if self._decoder.framing else None
+        )
+        self._methods = dict(app.methods)
+        self._methods["rpc.discover"] = discover_method(app)
+        self._max_inflight = settings.max_inflight
+        self._debug = settings.debug
+        self._log_calls = log.isEnabledFor(logging.DEBUG)
+        self._inflight = 0
+        self._room: anyio.Event | None = None
+        self._by_id: dict[Any, anyio.CancelScope] = {}
+        self._scopes: set[anyio.CancelScope] = set()
+        self._cancel_codes: dict[anyio.CancelScope, int] = {}
+        self._read_scope = anyio.CancelScope()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._ready_sent = not settings.ready
+        self.loop_thread = threading.get_ident()
+        self.closed = False
+        self.stopping = False
+        self._emit: Callable[[Reply], None] = self._write
+
+    # ---- lifetime -------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until input ends or ``stop()``; then let calls finish within the grace period."""
+        self.loop_thread = threading.get_ident()
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            if self._encode is not None:
+                self._send_ready()
+            with self._read_scope:
+                await self._read_loop()
+            await self._finish_calls()
+            tg.cancel_scope.cancel()  # anything still waiting on a stuck writer
+
+    def stop(self) -> None:
+        """Stop reading input; in-flight calls get the grace period to finish."""
+        self.stopping = True
+        self._read_scope.cancel()
+
+    async def _finish_calls(self) -> None:
+        with anyio.move_on_after(self.settings.shutdown_grace):
+            while self._inflight:
+                await self._wait_for_room()
+        if self._inflight:
+            log.warning("cancelling %d call(s) still running after %.1fs", self._inflight, self.settings.shutdown_grace)
+            for scope in list(self._scopes):
+                self._cancel(scope, E.SERVER_CANCELLED)
+            with anyio.move_on_after(1.0):
+                while self._inflight:
+                    await self._wait_for_room()
+
+    async def _wait_for_room(self) -> None:
+        room = self._room
+        if room is None:
+            room = self._room = anyio.Event()
+        await room.wait()
+
+    # ---- input ----------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        read = self._reader.read
+        feed = self._decoder.feed
+        handle = self._handle_frame
+        while True:
+            data = await read(READ_CHUNK)
+            if not data:
+                return
+            frames = feed(data)
+            if self._encode is None and self._decoder.framing is not None:
+                self._encode = ENCODERS[self._decoder.framing]
+                self._send_ready()
+            for frame in frames:
+                if self._inflight >= self._max_inflight:
+                    while self._inflight >= self._max_inflight:
+                        await self._wait_for_room()
+                handle(frame)
+
+    def _handle_frame(self, frame: bytes | FrameError) -> None:
+        if type(frame) is FrameError:
+            log.warning("bad input: %s", frame.reason)
+            code = E.MESSAGE_TOO_LARGE if frame.too_large else E.PARSE_ERROR
+            data = {"limit": self.settings.max_message_bytes} if frame.too_large else {"reason": frame.reason}
+            self._emit(self._error(None, code, frame.reason, data))
+            return
+        try:
+            message = orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            log.warning("bad input: %s", exc)
+            self._emit(self._error(None, E.PARSE_ERROR, f"Parse error: {exc}"))
+            return
+        if type(message) is dict:
+            reply = self._dispatch(message, self._tg, self._emit)  # type: ignore[arg-type]
+            if reply is not None:
+                self._emit(reply)
+        elif type(message) is list and message:
+            if len(message) > self.settings.max_batch:
+                log.warning("bad input: batch of %d entries", len(message))
+                self._emit(self._error(
+                    None, E.INVALID_REQUEST, f"Batch larger than {self.settings.max_batch} entries",
+                    {"limit": self.settings.max_batch},
+                ))
+                return
+            self._inflight += 1
+            self._tg.start_soon(self._run_batch, message)  # type: ignore[union-attr]
+        else:
+            log.warning("bad input: a JSON %s is not a request", type(message).__name__)
+            self._emit(self._error(None, E.INVALID_REQUEST))
+
+    def _dispatch(self, msg: dict[str, Any], tg: anyio.abc.TaskGroup, emit: Callable[[Reply], None]) -> Reply | None:
+        """Start the call ``msg`` asks for; return an immediate reply if there is one."""
+        method = msg.get("method")
+        has_id = "id" in msg
+        id = msg.get("id")
+        if has_id and (type(id) not in _ID_TYPES):
+            return self._invalid(msg, "id must be a string, a number or null", _NO_ID)
+        if type(method) is not str or msg.get("jsonrpc") != "2.0":
+            if method is None and ("result" in msg or "error" in msg) and msg.get("jsonrpc") == "2.0":
+                log.debug("ignoring a response from the client: %r", id)
+                return None
+            return self._invalid(msg, "not a JSON-RPC 2.0 request", id if has_id else _NO_ID)
+        params = msg.get("params")
+        if params is not None and type(params) is not dict and type(params) is not list:
+            return self._invalid(msg, "params must be an object or an array", id if has_id else _NO_ID)
+        if "params" in msg and params is None:
+            return self._invalid(msg, "params must be an object or an array", id if has_id else _NO_ID)
+        target = self._methods.get(method)
+        if target is None:
+            if not has_id:
+                if method == "$/cancelRequest":
+                    self._on_cancel_request(params)
+                elif not method.startswith("$/"):
+                    log.debug("notification for unknown method %s", method)
+                return None
+            return self._error(id, E.METHOD_NOT_FOUND, f"Method not found: {method}", {"method": method})
+        self._inflight += 1
+        tg.start_soon(self._call, target, id, has_id, params, emit)
+        return None
+
+    # ---- calls ----------------------------------------------------------
+
+    async def _call(
+        self,
+        method: Method,
+        id: Any,
+        has_id: bool,
+        params: dict[str, Any] | list[Any] | None,
+        emit: Callable[[Reply], None],
+    ) -> None:
+        start = time.perf_counter() if self._log_calls else 0.0
+        scope = anyio.CancelScope()
+        if method.timeout is not None:
+            scope.deadline = anyio.current_time() + method.timeout
+        if has_id:
+            self._by_id[id] = scope
+        self._scopes.add(scope)
+        reply: Reply | None = None
+        try:
+            try:
+                with scope:
+                    kwargs = method.bind(params)
+                    if method.context_param is not None:
+                        meta = params.get("$meta") if type(params) is dict else None
+                        token = meta.get("progressToken") if type(meta) is dict else None
+                        kwargs[method.context_param] = Context(self, method.name, id if has_id else None, scope, token)
+                    result = await method.invoke(kwargs)
+                    reply = {"jsonrpc": "2.0", "id": id, "result": result}
+            except E.BridgeError as exc:
+                reply = {"jsonrpc": "2.0", "id": id, "error": exc.to_dict()}
+            except Exception as exc:
+                log.error("%s raised %s", method.name, type(exc).__name__, exc_info=exc)
+                reply = self._internal_error(id, exc)
+            finally:
+                self._scopes.discard(scope)
+                if has_id and self._by_id.get(id) is scope:
+                    del self._by_id[id]
+            if scope.cancelled_caught:
+                code = self._cancel_codes.pop(scope, E.REQUEST_TIMEOUT)
+                data = {"timeout": method.timeout} if code == E.REQUEST_TIMEOUT else None
+                reply = self._error(id, code, None, data)
+            elif scope.cancel_called:
+                self._cancel_codes.pop(scope, None)
+            if self._log_calls:
+                outcome = "ok" if reply is None or "result" in reply else f"error {reply['error']['code']}"
+                log.debug("%s id=%r %.3f ms %s", method.name, id, (time.perf_counter() - start) * 1e3, outcome)
+            if has_id and reply is not None:
+                emit(reply)
+                if emit is self._emit:
+                    await self._drain()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """One call (or batch) is done, its reply written: let the reader go on."""
+        self._inflight -= 1
+        if self._room is not None:
+            self._room.set()
+            self._room = None
+
+    async def _run_batch(self, items: list[Any]) -> None:
+        replies: list[Reply] = []
+        emit = replies.append
+        limiter = anyio.CapacityLimiter(self._max_inflight)
+
+        async def limited(msg: dict[str, Any]) -> None:
+            async with limiter:
+                reply = self._dispatch(msg, tg, emit)
+                if reply is not None:
+                    emit(reply)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for item in items:
+                    if type(item) is dict:
+                        tg.start_soon(limited, item)
+                    else:
+                        emit(self._error(None, E.INVALID_REQUEST))
+            if replies:
+                self._write(replies)
+                await self._drain()
+        finally:
+            self._release()
+
+    def _on_cancel_request(self, params: Any) -> None:
+        id = params.get("id") if type(params) is dict else None
+        scope = self._by_id.get(id)
+        if scope is not None:
+            self._cancel(scope, E.REQUEST_CANCELLED)
+        else:
+            log.debug("$/cancelRequest for %r, which is not running", id)
+
+    def _cancel(self, scope: anyio.CancelScope, code: int) -> None:
+        if not scope.cancel_called:
+            self._cancel_codes[scope] = code
+            scope.cancel()
+
+    # ---- output ---------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Wait while the output pipe is full; a vanished reader ends the connection."""
+        try:
+            await self._writer.drain()
+        except ConnectionError:
+            self.output_lost()
+
+    def output_lost(self) -> None:
+        """The client stopped reading our output: nothing more can be delivered."""
+        if not self.closed:
+            self.closed = True
+            log.warning("output closed by the client; stopping")
+            self.stop()
+
+    def notify(self, method: str, params: Any = None) -> None:
+        """Send a notification to the client (from the event loop's thread)."""
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        self._write(message)
+
+    def _send_ready(self) -> None:
+        if self._ready_sent:
+            return
+        self._ready_sent = True
+        from . import __version__
+
+        s = self.settings
+        self.notify("$/ready", {
+            "name": self.app.name,
+            "version": __version__,
+            "appVersion": self.app.version,
+            "pid": _pid(),
+            "framing": self._decoder.framing,
+            "capabilities": {
+                "batch": True,
+                "cancel": "$/cancelRequest",
+                "progress": "$/progress",
+                "discover": "rpc.discover",
+            },
+            "limits": {"maxMessageBytes": s.max_message_bytes, "maxInflight": s.max_inflight, "maxBatch": s.max_batch},
+        })
+
+    def _write_reply(self, reply: Reply) -> None:
+        self._write(reply)
+
+    def _write(self, message: Any) -> None:
+        if self.closed or self._writer.is_closing():
+            return
+        try:
+            body = dumps(message)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            body = self._unserialisable(message, exc)
+        encode = self._encode or ENCODERS["ndjson"]
+        self._writer.write(encode(body))
+
+    def _unserialisable(self, message: Any, exc: Exception) -> bytes:
+        """Replace a reply whose result cannot be JSON with an internal error naming why."""
+        log.error("reply is not JSON-serialisable: %s", exc)
+        if isinstance(message, dict) and "result" in message:
+            return dumps(self._error(message.get("id"), E.INTERNAL_ERROR, f"Result is not JSON-serialisable: {exc}"))
+        if isinstance(message, list):
+            return dumps([
+                r if _serialisable(r) else self._error(r.get("id"), E.INTERNAL_ERROR, "Result is not JSON-serialisable")
+                for r in message
+            ])
+        raise exc
+
+    # ---- error replies --------------------------------------------------
+
+    @staticmethod
+    def _error(id: Any, code: int, message: str | None = None, data: Any = None) -> Reply:
+        return {"jsonrpc": "2.0", "id": None if id is _NO_ID else id, "error": E.error_object(code, message, data)}
+
+    def _invalid(self, msg: dict[str, Any], why: str, id: Any) -> Reply:
+        log.warning("bad input: %s", why)
+        return self._error(id, E.INVALID_REQUEST, f"Invalid Request: {why}")
+
+    def _internal_error(self, id: Any, exc: Exception) -> Reply:
+        data: dict[str, Any] = {"exception": type(exc).__name__}
+        message = "Internal error"
+        if self._debug:
+            message = f"Internal error: {type(exc).__name__}: {exc}"
+            data["traceback"] = traceback.format_exception(exc)
+        return self._error(id, E.INTERNAL_ERROR, message, data)
+
+
+def _serialisable(message: Any) -> bool:
+    try:
+        dumps(message)
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+    return True
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()

@@ -1,0 +1,70 @@
+"""The per-call context a handler asks for by annotating a parameter with ``Context``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from anyio import CancelScope
+
+    from .connection import Connection
+
+#: A JSON-RPC request id: string, number, or null (None for a notification's context).
+RequestId = str | int | float | None
+
+
+class Context:
+    """What a handler may know and do about the call it is serving.
+
+    ``notify`` and ``progress`` are plain calls, safe from async handlers and from
+    the worker threads sync handlers run in.
+    """
+
+    __slots__ = ("id", "method", "progress_token", "_conn", "_scope")
+
+    def __init__(
+        self,
+        conn: Connection,
+        method: str,
+        id: RequestId,
+        scope: CancelScope,
+        progress_token: Any = None,
+    ) -> None:
+        self.id = id
+        self.method = method
+        self.progress_token = progress_token if progress_token is not None else id
+        self._conn = conn
+        self._scope = scope
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the caller cancelled the call, its timeout passed, or the host is stopping."""
+        return self._scope.cancel_called
+
+    @property
+    def logger(self) -> logging.Logger:
+        """A logger named for the method; it writes to stderr, never to the protocol."""
+        return logging.getLogger(f"bridge.handler.{self.method}")
+
+    def notify(self, method: str, params: Any = None) -> None:
+        """Send the client a notification (an event) now."""
+        conn = self._conn
+        if threading.get_ident() == conn.loop_thread:
+            conn.notify(method, params)
+        else:
+            from anyio import from_thread
+
+            from_thread.run_sync(conn.notify, method, params)
+
+    def progress(self, value: Any = None, /, **fields: Any) -> None:
+        """Report progress as LSP does: ``$/progress`` with ``{token, value}``.
+
+        The token is the caller's ``$meta.progressToken``, or the request id.
+        ``ctx.progress(done=3, total=10)`` sends ``value = {"done": 3, "total": 10}``.
+        """
+        self.notify("$/progress", {"token": self.progress_token, "value": fields if value is None else value})
+
+    def __repr__(self) -> str:
+        return f"Context(method={self.method!r}, id={self.id!r})"

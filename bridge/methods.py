@@ -1,0 +1,173 @@
+"""A registered handler: its signature read once, params bound and validated per call.
+
+The pydantic model of the params is built on first use (or by ``prepare``), so
+registering handlers costs no pydantic import and start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from typing import TYPE_CHECKING, Any, Callable
+
+from .context import Context
+from .errors import INVALID_PARAMS, BridgeError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+_EMPTY = inspect.Parameter.empty
+_UNSUPPORTED_KINDS = {
+    inspect.Parameter.VAR_POSITIONAL: "*args",
+    inspect.Parameter.VAR_KEYWORD: "**kwargs",
+    inspect.Parameter.POSITIONAL_ONLY: "positional-only parameters",
+}
+
+
+class Param(typing.NamedTuple):
+    name: str
+    annotation: Any
+    default: Any
+    description: str | None
+
+
+class Method:
+    """A handler and what bridge learned from its signature."""
+
+    __slots__ = (
+        "name", "func", "is_async", "timeout", "description", "params",
+        "param_names", "context_param", "return_type", "_model", "_renames",
+    )
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        name: str,
+        *,
+        timeout: float | None = None,
+        description: str | None = None,
+    ) -> None:
+        if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+            raise TypeError(f"{name}: generator handlers need the streaming middleware")
+        self.name = name
+        self.func = func
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.timeout = timeout
+        self.description = description if description is not None else inspect.getdoc(func)
+        try:
+            hints = typing.get_type_hints(func, include_extras=True)
+        except Exception as exc:  # a forward reference that cannot resolve
+            raise TypeError(f"{name}: cannot read type hints: {exc}") from exc
+        self.context_param: str | None = None
+        params: list[Param] = []
+        for p in inspect.signature(func).parameters.values():
+            annotation = hints.get(p.name, Any)
+            if isinstance(annotation, type) and issubclass(annotation, Context):
+                self.context_param = p.name
+                continue
+            if p.kind in _UNSUPPORTED_KINDS:
+                raise TypeError(f"{name}: handlers cannot take {_UNSUPPORTED_KINDS[p.kind]} ({p.name})")
+            params.append(Param(p.name, annotation, p.default, _param_doc(annotation)))
+        self.params = tuple(params)
+        self.param_names = tuple(p.name for p in params)
+        self.return_type = hints.get("return", Any)
+        self._model: type[BaseModel] | None = None
+        self._renames: dict[str, str] = {}
+
+    def bind(self, params: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
+        """Keyword arguments for the handler, validated; BridgeError(INVALID_PARAMS) if not."""
+        if type(params) is list:
+            if len(params) > len(self.param_names):
+                raise BridgeError(
+                    INVALID_PARAMS,
+                    f"{self.name} takes at most {len(self.param_names)} positional params, got {len(params)}",
+                )
+            params = dict(zip(self.param_names, params))
+        elif params is None:
+            params = {}
+        elif "$meta" in params:
+            params = {k: v for k, v in params.items() if k != "$meta"}
+        if not self.param_names:
+            if params:
+                raise _invalid(self.name, [
+                    {"loc": [k], "msg": "Unexpected param", "type": "extra_forbidden"} for k in params
+                ])
+            return {}
+        model = self._model or self.prepare()
+        try:
+            values = model.model_validate(params).__dict__
+        except Exception as exc:
+            errors = getattr(exc, "errors", None)
+            if errors is None:
+                raise
+            raise _invalid(self.name, errors(include_url=False, include_context=False, include_input=False)) from None
+        if self._renames:
+            values = {self._renames.get(k, k): v for k, v in values.items()}
+        return values
+
+    async def invoke(self, kwargs: dict[str, Any]) -> Any:
+        """Run the handler: async ones on the loop, sync ones in a worker thread."""
+        if self.is_async:
+            return await self.func(**kwargs)
+        from anyio import to_thread
+
+        return await to_thread.run_sync(functools.partial(self.func, **kwargs), abandon_on_cancel=True)
+
+    def prepare(self) -> type[BaseModel]:
+        """Build (once) the pydantic model of the params."""
+        if self._model is None:
+            from pydantic import ConfigDict, Field, create_model
+
+            fields: dict[str, Any] = {}
+            for i, p in enumerate(self.params):
+                default = ... if p.default is _EMPTY else p.default
+                if _is_safe_field_name(p.name):
+                    fields[p.name] = (p.annotation, default)
+                else:
+                    safe = f"param_{i}"
+                    self._renames[safe] = p.name
+                    fields[safe] = (p.annotation, Field(default, alias=p.name))
+            config = ConfigDict(
+                extra="forbid", arbitrary_types_allowed=True, protected_namespaces=(),
+                populate_by_name=False,
+            )
+            self._model = create_model(  # type: ignore[call-overload]
+                _model_name(self.name), __config__=config, **fields
+            )
+        return self._model
+
+    def __repr__(self) -> str:
+        return f"Method({self.name!r})"
+
+
+def _invalid(method: str, errors: list[Any]) -> BridgeError:
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "params"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return BridgeError(INVALID_PARAMS, f"Invalid params for {method}: {where}: {first['msg']}{more}", {"errors": errors})
+
+
+@functools.lru_cache(maxsize=None)
+def _base_model_attrs() -> frozenset[str]:
+    from pydantic import BaseModel
+
+    return frozenset(dir(BaseModel))
+
+
+def _is_safe_field_name(name: str) -> bool:
+    return not name.startswith("_") and not name.startswith("model_") and name not in _base_model_attrs()
+
+
+def _model_name(method: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in method.replace("/", ".").split(".") if part) + "Params"
+
+
+def _param_doc(annotation: Any) -> str | None:
+    """The description of an ``Annotated[T, Field(description=...)]`` param, if any."""
+    for meta in getattr(annotation, "__metadata__", ()):
+        description = getattr(meta, "description", None)
+        if isinstance(description, str):
+            return description
+    return None

@@ -1,0 +1,90 @@
+"""Runs an app on stdin/stdout: hooks, signals, graceful shutdown, exit code."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .app import run_hooks
+from .connection import Connection
+from .stdio import open_streams, take_stdio
+
+if TYPE_CHECKING:
+    from .app import Bridge
+    from .settings import Settings
+
+log = logging.getLogger("bridge")
+
+
+def configure_logging(settings: Settings) -> None:
+    """Logs go to stderr, one line each; stdout belongs to the protocol."""
+    level = logging.DEBUG if settings.debug else getattr(logging, settings.log_level.upper())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def run(app: Bridge, settings: Settings) -> int:
+    """Serve ``app`` until stdin ends or SIGTERM/SIGINT; 0 on a clean exit."""
+    configure_logging(settings)
+    in_fd, out_fd = take_stdio()
+    try:
+        return anyio.run(serve, app, settings, in_fd, out_fd, backend="asyncio")
+    except KeyboardInterrupt:
+        return 0
+
+
+async def serve(app: Bridge, settings: Settings, in_fd: int, out_fd: int) -> int:
+    """The host's whole lifetime as one task group: signals beside the connection."""
+    conn_box: list[Connection] = []
+    reader, writer = await open_streams(in_fd, out_fd, lambda: conn_box and conn_box[0].output_lost())
+    conn = Connection(app, settings, reader, writer)
+    conn_box.append(conn)
+    try:
+        await run_hooks(app.startup_hooks)
+    except Exception:
+        log.exception("a startup hook failed; exiting")
+        return 1
+    app.connection = conn
+    log.info("serving %s (%d methods, framing %s)", app.name, len(app.methods), settings.framing)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, conn, tg.cancel_scope)
+            await conn.run()
+            tg.cancel_scope.cancel()
+    finally:
+        app.connection = None
+        with anyio.CancelScope(shield=True), anyio.move_on_after(settings.shutdown_grace):
+            try:
+                await run_hooks(app.shutdown_hooks)
+            except Exception:
+                log.exception("a shutdown hook failed")
+        with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+            try:
+                await writer.drain()
+            except ConnectionError:
+                pass
+    log.info("stopped")
+    return 0
+
+
+async def _watch_signals(conn: Connection, scope: anyio.CancelScope) -> None:
+    """First SIGTERM/SIGINT: stop reading and let calls finish; a second one: stop now."""
+    try:
+        receiver = anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT)
+    except NotImplementedError:  # Windows: EOF on stdin is the way to stop
+        return
+    with receiver as signals:
+        async for signum in signals:
+            if conn.stopping:
+                log.warning("second %s: stopping now", signal.Signals(signum).name)
+                scope.cancel()
+                return
+            log.info("%s: finishing in-flight calls", signal.Signals(signum).name)
+            conn.stop()

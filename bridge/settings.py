@@ -1,0 +1,75 @@
+"""Host settings: every limit has a default here, an environment variable and a CLI flag.
+
+A plain dataclass rather than pydantic-settings: that package costs ~100 ms of
+import on this machine, more than the whole start-up budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FramingOption = Literal["auto", "ndjson", "lsp"]
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the host serves. ``Settings.from_env()`` reads ``BRIDGE_*`` variables."""
+
+    framing: FramingOption = field(default="auto", metadata={"env": "BRIDGE_FRAMING"})
+    log_level: str = field(default="info", metadata={"env": "BRIDGE_LOG_LEVEL"})
+    debug: bool = field(default=False, metadata={"env": "BRIDGE_DEBUG"})
+    ready: bool = field(default=True, metadata={"env": "BRIDGE_READY"})
+    max_inflight: int = field(default=128, metadata={"env": "BRIDGE_MAX_INFLIGHT"})
+    max_message_bytes: int = field(default=32 * 1024 * 1024, metadata={"env": "BRIDGE_MAX_MESSAGE_BYTES"})
+    max_batch: int = field(default=1000, metadata={"env": "BRIDGE_MAX_BATCH"})
+    shutdown_grace: float = field(default=5.0, metadata={"env": "BRIDGE_SHUTDOWN_GRACE"})
+
+    def __post_init__(self) -> None:
+        if self.framing not in ("auto", "ndjson", "lsp"):
+            raise ValueError(f"framing must be auto, ndjson or lsp, not {self.framing!r}")
+        if self.log_level.lower() not in _LOG_LEVELS:
+            raise ValueError(f"log level must be one of {', '.join(_LOG_LEVELS)}, not {self.log_level!r}")
+        for name in ("max_inflight", "max_message_bytes", "max_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.shutdown_grace < 0:
+            raise ValueError("shutdown_grace must not be negative")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``BRIDGE_*`` variables, then ``overrides`` that are not None."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.metadata["env"], raw, f.default)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Setting name to environment variable."""
+        return {f.name: f.metadata["env"] for f in dataclasses.fields(cls)}
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected 1/0, true/false, yes/no or on/off")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        return raw.strip()
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r}: {exc}") from None
