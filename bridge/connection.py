@@ -147,15 +147,16 @@ class Connection:
     def _handle_frame(self, frame: bytes | FrameError) -> None:
         if type(frame) is FrameError:
             log.warning("bad input: %s", frame.reason)
-            code = E.MESSAGE_TOO_LARGE if frame.too_large else E.PARSE_ERROR
-            data = {"limit": self.settings.max_message_bytes} if frame.too_large else {"reason": frame.reason}
-            self._emit(self._error(None, code, frame.reason, data))
+            if frame.too_large:
+                self._emit(self._error(None, E.MESSAGE_TOO_LARGE, None, {"limit": self.settings.max_message_bytes}))
+            else:
+                self._emit(self._error(None, E.PARSE_ERROR, None, {"reason": frame.reason}))
             return
         try:
             message = orjson.loads(frame)
         except orjson.JSONDecodeError as exc:
             log.warning("bad input: %s", exc)
-            self._emit(self._error(None, E.PARSE_ERROR, f"Parse error: {exc}"))
+            self._emit(self._error(None, E.PARSE_ERROR, None, {"reason": str(exc)}))
             return
         if type(message) is dict:
             reply = self._dispatch(message, self._tg, self._emit)  # type: ignore[arg-type]
@@ -165,15 +166,15 @@ class Connection:
             if len(message) > self.settings.max_batch:
                 log.warning("bad input: batch of %d entries", len(message))
                 self._emit(self._error(
-                    None, E.INVALID_REQUEST, f"Batch larger than {self.settings.max_batch} entries",
-                    {"limit": self.settings.max_batch},
+                    None, E.INVALID_REQUEST, None,
+                    {"reason": f"batch larger than {self.settings.max_batch} entries", "limit": self.settings.max_batch},
                 ))
                 return
             self._inflight += 1
             self._tg.start_soon(self._run_batch, message)  # type: ignore[union-attr]
         else:
             log.warning("bad input: a JSON %s is not a request", type(message).__name__)
-            self._emit(self._error(None, E.INVALID_REQUEST))
+            self._emit(self._error(None, E.INVALID_REQUEST, None, {"reason": "not a request object"}))
 
     def _dispatch(self, msg: dict[str, Any], tg: anyio.abc.TaskGroup, emit: Callable[[Reply], None]) -> Reply | None:
         """Start the call ``msg`` asks for; return an immediate reply if there is one."""
@@ -200,7 +201,7 @@ class Connection:
                 elif not method.startswith("$/"):
                     log.debug("notification for unknown method %s", method)
                 return None
-            return self._error(id, E.METHOD_NOT_FOUND, f"Method not found: {method}", {"method": method})
+            return self._error(id, E.METHOD_NOT_FOUND, None, {"method": method})
         self._inflight += 1
         tg.start_soon(self._call, target, id, has_id, params, emit)
         return None
@@ -380,7 +381,7 @@ class Connection:
 
     def _invalid(self, msg: dict[str, Any], why: str, id: Any) -> Reply:
         log.warning("bad input: %s", why)
-        return self._error(id, E.INVALID_REQUEST, f"Invalid Request: {why}")
+        return self._error(id, E.INVALID_REQUEST, None, {"reason": why})
 
     def _internal_error(self, id: Any, exc: Exception) -> Reply:
         data: dict[str, Any] = {"exception": type(exc).__name__}

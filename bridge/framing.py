@@ -16,7 +16,7 @@ Framing = Literal["ndjson", "lsp"]
 #: Longest LSP header block accepted before the decoder resynchronises.
 MAX_HEADER_BYTES = 8192
 
-_CONTENT_LENGTH = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*(\S*)[ \t]*$")
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*(\S*)[ \t]*\r?$")
 _HEADER_START = re.compile(rb"(?i)content-length[ \t]*:")
 
 
@@ -117,13 +117,13 @@ class LspDecoder:
             if end < 0:
                 if len(buf) - pos > MAX_HEADER_BYTES:
                     out.append(FrameError("LSP header block too long"))
-                    pos = self._resync(buf, pos + 1)
+                    pos = self._resync(buf, pos + 1, pos + 1)
                     continue
                 break
-            match = _CONTENT_LENGTH.search(buf, pos, end)
+            match = _CONTENT_LENGTH.search(bytes(buf[pos:end]))
             if match is None or not match.group(1).isdigit():
                 out.append(FrameError("LSP header without a valid Content-Length"))
-                pos = self._resync(buf, end + 4)
+                pos = self._resync(buf, pos + 1, end + 4)
                 continue
             length = int(match.group(1))
             pos = end + 4
@@ -136,13 +136,13 @@ class LspDecoder:
         return out
 
     @staticmethod
-    def _resync(buf: bytearray, start: int) -> int:
-        """Where the next header block starts at or after ``start`` (keeping a partial one)."""
-        start = max(start, 0)
+    def _resync(buf: bytearray, start: int, floor: int) -> int:
+        """Where the next header block starts after ``start``; failing that, skip to ``floor``
+        but keep a tail that could be the start of a split ``Content-Length``."""
         match = _HEADER_START.search(buf, start)
         if match:
             return match.start()
-        return max(start, len(buf) - 16)
+        return max(floor, len(buf) - 16)
 
 
 class AutoDecoder:

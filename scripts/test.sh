@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up, then run every test: Python (pytest) and JavaScript (node --test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export BRIDGE_PYTHON="$PWD/.venv/bin/python"
+.venv/bin/python -m pytest -q
+if [ -f client_js/package.json ]; then
+  (cd client_js && npm test --silent)
+fi

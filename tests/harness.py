@@ -1,0 +1,180 @@
+"""Test helpers: run a Connection in-process over memory, or spawn the real host."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+import anyio
+import orjson
+import pytest
+
+from bridge import Bridge, Settings
+from bridge.connection import Connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+
+class MemoryReader:
+    """Feeds chunks to a connection; EOF once closed (at once unless ``keep_open``)."""
+
+    def __init__(self, chunks: Iterable[bytes] = (), *, keep_open: bool = False) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[bytes](1 << 30)
+        for chunk in chunks:
+            self._send.send_nowait(chunk)
+        if not keep_open:
+            self._send.close()
+
+    def feed(self, chunk: bytes) -> None:
+        self._send.send_nowait(chunk)
+
+    def close(self) -> None:
+        self._send.close()
+
+    def pending(self) -> int:
+        return self._receive.statistics().current_buffer_used
+
+    async def read(self, n: int = -1) -> bytes:
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            return b""
+
+
+class MemoryWriter:
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+        self.writes += 1
+
+    async def drain(self) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return False
+
+
+async def exchange(app: Bridge, *chunks: bytes, **settings: Any) -> list[Any]:
+    """Run ``app`` over ``chunks`` until EOF; return every message it wrote, parsed."""
+    settings.setdefault("ready", False)
+    settings.setdefault("framing", "ndjson")
+    writer = MemoryWriter()
+    conn = Connection(app, Settings(**settings), MemoryReader(chunks), writer)
+    with anyio.fail_after(10):
+        await conn.run()
+    return [orjson.loads(line) for line in bytes(writer.data).splitlines() if line]
+
+
+def lines(*messages: Any) -> bytes:
+    return b"".join(orjson.dumps(m) + b"\n" for m in messages)
+
+
+def python() -> str:
+    return os.environ.get("BRIDGE_PYTHON", sys.executable)
+
+
+def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start the real host: ``python -m bridge serve ARGS`` in the repository root."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.Popen(
+        [python(), "-m", "bridge", "serve", *args],
+        cwd=ROOT, env=full_env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+class Host:
+    """The real ``python -m bridge serve`` over pipes, read by a thread so every wait has a timeout."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, framing: str = "ndjson") -> None:
+        import queue
+        import threading
+
+        self.framing = framing
+        self.proc = spawn(*args, "--framing", framing, env=env) if framing != "auto" else spawn(*args, env=env)
+        self.messages: queue.Queue[Any] = queue.Queue()
+        self.raw = bytearray()
+        self.stderr = bytearray()
+        self._threads = [
+            threading.Thread(target=self._pump_stdout, daemon=True),
+            threading.Thread(target=self._pump_stderr, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _pump_stdout(self) -> None:
+        from bridge.framing import decoder
+
+        dec = decoder("auto", 1 << 30)
+        while chunk := self.proc.stdout.read1(1 << 16):  # type: ignore[union-attr]
+            self.raw += chunk
+            for body in dec.feed(chunk):
+                self.messages.put(orjson.loads(body))
+        self.messages.put(EOFError())
+
+    def _pump_stderr(self) -> None:
+        while chunk := self.proc.stderr.read1(1 << 16):  # type: ignore[union-attr]
+            self.stderr += chunk
+
+    def send_raw(self, data: bytes) -> None:
+        self.proc.stdin.write(data)  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+
+    def send(self, *messages: Any) -> None:
+        from bridge.framing import ENCODERS
+
+        encode = ENCODERS["lsp" if self.framing == "lsp" else "ndjson"]
+        self.send_raw(b"".join(encode(orjson.dumps(m)) for m in messages))
+
+    def recv(self, timeout: float = 10.0) -> Any:
+        message = self.messages.get(timeout=timeout)
+        if isinstance(message, EOFError):
+            raise EOFError(f"host closed its output; stderr:\n{self.stderr.decode(errors='replace')}")
+        return message
+
+    def recv_until(self, predicate, timeout: float = 10.0) -> tuple[Any, list[Any]]:
+        """The first message matching ``predicate`` and the ones seen before it."""
+        seen = []
+        while True:
+            message = self.recv(timeout)
+            if predicate(message):
+                return message, seen
+            seen.append(message)
+
+    def reply(self, id: Any, timeout: float = 10.0) -> Any:
+        return self.recv_until(lambda m: isinstance(m, dict) and m.get("id") == id and "method" not in m, timeout)[0]
+
+    def call(self, method: str, params: Any = None, id: Any = 1) -> Any:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": id, "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send(message)
+        return self.reply(id)
+
+    def close_stdin(self) -> None:
+        self.proc.stdin.close()  # type: ignore[union-attr]
+
+    def wait(self, timeout: float = 10.0) -> int:
+        return self.proc.wait(timeout)
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        for thread in self._threads:
+            thread.join(5)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                stream.close()  # type: ignore[union-attr]
+            except OSError:
+                pass

@@ -1,0 +1,284 @@
+"""bridge/connection.py in-process: the JSON-RPC 2.0 spec's examples and the dispatch rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bridge import Bridge, BridgeError, Context, Settings
+from bridge.connection import Connection
+
+from e2e_app import spec_app
+from harness import MemoryReader, MemoryWriter, exchange, lines
+
+pytestmark = pytest.mark.anyio
+
+
+def strip(reply: dict[str, Any]) -> dict[str, Any]:
+    """The reply as the spec shows it (bridge adds detail in error.data)."""
+    if "error" in reply:
+        reply = {**reply, "error": {k: v for k, v in reply["error"].items() if k != "data"}}
+    return reply
+
+
+SPEC = [
+    ('{"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": 1}',
+     {"jsonrpc": "2.0", "result": 19, "id": 1}),
+    ('{"jsonrpc": "2.0", "method": "subtract", "params": [23, 42], "id": 2}',
+     {"jsonrpc": "2.0", "result": -19, "id": 2}),
+    ('{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}',
+     {"jsonrpc": "2.0", "result": 19, "id": 3}),
+    ('{"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4}',
+     {"jsonrpc": "2.0", "result": 19, "id": 4}),
+    ('{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}', None),
+    ('{"jsonrpc": "2.0", "method": "foobar"}', None),
+    ('{"jsonrpc": "2.0", "method": "foobar", "id": "1"}',
+     {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "1"}),
+    ('{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]',
+     {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}),
+    ('{"jsonrpc": "2.0", "method": 1, "params": "bar"}',
+     {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None}),
+    ('[{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"}, {"jsonrpc": "2.0", "method"]',
+     {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}),
+    ("[]", {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None}),
+    ("[1]", [{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None}]),
+    ("[1,2,3]", [{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None}] * 3),
+    ("""[
+        {"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},
+        {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]},
+        {"jsonrpc": "2.0", "method": "subtract", "params": [42,23], "id": "2"},
+        {"foo": "boo"},
+        {"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"},
+        {"jsonrpc": "2.0", "method": "get_data", "id": "9"}
+    ]""".replace("\n", " "),
+     [
+         {"jsonrpc": "2.0", "result": 7, "id": "1"},
+         {"jsonrpc": "2.0", "result": 19, "id": "2"},
+         {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None},
+         {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "5"},
+         {"jsonrpc": "2.0", "result": ["hello", 5], "id": "9"},
+     ]),
+    ('[{"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}]',
+     None),
+]
+
+
+def canonical(reply: Any) -> Any:
+    if isinstance(reply, list):
+        return sorted((orjson.dumps(strip(r), option=orjson.OPT_SORT_KEYS) for r in reply))
+    return strip(reply)
+
+
+@pytest.mark.parametrize("request_text,expected", SPEC)
+async def test_spec_examples(request_text: str, expected: Any) -> None:
+    out = await exchange(spec_app(), request_text.encode() + b"\n")
+    if expected is None:
+        assert out == []
+    else:
+        assert len(out) == 1
+        assert canonical(out[0]) == canonical(expected)
+
+
+async def test_ids_are_echoed_exactly() -> None:
+    ids = ["abc", "", 0, -7, 2**60, 1.5, None, "1"]
+    out = await exchange(spec_app(), lines(*[
+        {"jsonrpc": "2.0", "id": i, "method": "subtract", "params": [3, 1]} for i in ids
+    ]))
+    assert sorted(map(orjson.dumps, (r["id"] for r in out))) == sorted(map(orjson.dumps, ids))
+    assert all(r["result"] == 2 for r in out)
+
+
+@pytest.mark.parametrize("bad", [
+    {"jsonrpc": "2.0", "id": True, "method": "get_data"},
+    {"jsonrpc": "2.0", "id": [1], "method": "get_data"},
+    {"jsonrpc": "2.0", "id": {"a": 1}, "method": "get_data"},
+])
+async def test_bad_ids_get_invalid_request_with_null_id(bad) -> None:
+    [reply] = await exchange(spec_app(), lines(bad))
+    assert reply["id"] is None and reply["error"]["code"] == -32600
+
+
+@pytest.mark.parametrize("bad,reason", [
+    ({"jsonrpc": "1.0", "id": 1, "method": "get_data"}, "version"),
+    ({"id": 1, "method": "get_data"}, "no version"),
+    ({"jsonrpc": "2.0", "id": 1, "method": "get_data", "params": 3}, "scalar params"),
+    ({"jsonrpc": "2.0", "id": 1, "method": "get_data", "params": None}, "null params"),
+    ({"jsonrpc": "2.0", "id": 1}, "no method"),
+])
+async def test_invalid_requests_keep_their_id(bad, reason) -> None:
+    [reply] = await exchange(spec_app(), lines(bad))
+    assert reply == {"jsonrpc": "2.0", "id": 1, "error": reply["error"]}
+    assert reply["error"]["code"] == -32600, reason
+
+
+async def test_responses_from_the_client_are_not_answered() -> None:
+    out = await exchange(spec_app(), lines({"jsonrpc": "2.0", "id": 5, "result": 1}, {"jsonrpc": "2.0", "id": 6, "error": {"code": 1, "message": "x"}}))
+    assert out == []
+
+
+async def test_notifications_never_get_replies_even_on_error() -> None:
+    out = await exchange(spec_app(), lines(
+        {"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": "x"}},
+        {"jsonrpc": "2.0", "method": "nope"},
+        {"jsonrpc": "2.0", "method": "$/whatever", "params": {}},
+        {"jsonrpc": "2.0", "method": "subtract", "params": [1, 2, 3]},
+    ))
+    assert out == []
+
+
+async def test_batch_too_large_is_rejected_whole() -> None:
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "get_data"} for i in range(5)]
+    [reply] = await exchange(spec_app(), lines(batch), max_batch=4)
+    assert reply["error"]["code"] == -32600 and reply["error"]["data"]["limit"] == 4
+
+
+# ---- property: any mix of entries in a batch gets exactly the right replies ----
+
+entries = st.one_of(
+    st.builds(lambda i: ("ok", {"jsonrpc": "2.0", "id": i, "method": "subtract", "params": [i, 1]}), st.integers(0, 10**6)),
+    st.builds(lambda i: ("note", {"jsonrpc": "2.0", "method": "subtract", "params": [i, 1]}), st.integers(-(2**62), 2**62)),
+    st.builds(lambda i: ("missing", {"jsonrpc": "2.0", "id": f"m{i}", "method": "nope"}), st.integers(0, 10**6)),
+    st.builds(lambda i: ("badparams", {"jsonrpc": "2.0", "id": f"p{i}", "method": "subtract", "params": {"minuend": "x"}}), st.integers(0, 10**6)),
+    st.builds(lambda v: ("invalid", v), st.one_of(st.integers(-(2**62), 2**62), st.text(), st.none(), st.just({"foo": 1}), st.lists(st.integers(), max_size=2))),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(entries, min_size=1, max_size=25))
+def test_any_batch_gets_exactly_the_right_replies(batch) -> None:
+    async def main() -> list[Any]:
+        return await exchange(spec_app(), lines([entry for _, entry in batch]))
+
+    out = anyio.run(main)
+    expected = [(kind, entry) for kind, entry in batch if kind != "note"]
+    if not expected:
+        assert out == []
+        return
+    [replies] = out
+    assert len(replies) == len(expected)
+    by_kind: dict[str, int] = {}
+    for kind, _ in expected:
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+    codes = [r.get("error", {}).get("code") for r in replies]
+    assert codes.count(None) == by_kind.get("ok", 0)
+    assert codes.count(-32601) == by_kind.get("missing", 0)
+    assert codes.count(-32602) == by_kind.get("badparams", 0)
+    assert codes.count(-32600) == by_kind.get("invalid", 0)
+    for kind, entry in expected:
+        if kind == "ok":
+            assert {"jsonrpc": "2.0", "id": entry["id"], "result": entry["params"][0] - 1} in replies
+
+
+# ---- cancellation, timeouts, in-flight bound ----
+
+def slow_app(started: anyio.Event | None = None) -> Bridge:
+    app = Bridge()
+
+    @app.method
+    async def wait(ctx: Context) -> str:
+        if started is not None:
+            started.set()
+        await anyio.sleep_forever()
+        return "never"
+
+    @app.method(timeout=0.05)
+    async def too_slow() -> None:
+        await anyio.sleep_forever()
+
+    return app
+
+
+async def test_cancel_request_cancels_the_handler() -> None:
+    started = anyio.Event()
+    writer = MemoryWriter()
+    reader = MemoryReader([lines({"jsonrpc": "2.0", "id": "w", "method": "wait"})], keep_open=True)
+    conn = Connection(slow_app(started), Settings(ready=False, framing="ndjson"), reader, writer)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(conn.run)
+        await started.wait()
+        reader.feed(lines({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": "w"}}))
+        reader.close()
+    [reply] = [orjson.loads(x) for x in bytes(writer.data).splitlines()]
+    assert reply["id"] == "w" and reply["error"]["code"] == -32800
+
+
+async def test_timeout_has_its_own_code() -> None:
+    [reply] = await exchange(slow_app(), lines({"jsonrpc": "2.0", "id": 1, "method": "too_slow"}))
+    assert reply["error"]["code"] == -32001
+    assert reply["error"]["data"] == {"timeout": 0.05}
+
+
+async def test_shutdown_cancels_what_outlives_the_grace_period() -> None:
+    [reply] = await exchange(slow_app(), lines({"jsonrpc": "2.0", "id": 1, "method": "wait"}), shutdown_grace=0.01)
+    assert reply["error"]["code"] == -32802
+
+
+async def test_reading_pauses_at_the_inflight_bound() -> None:
+    app = Bridge()
+    gate = anyio.Event()
+    running = 0
+    peak = 0
+
+    @app.method
+    async def block() -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+        return 1
+
+    chunks = [lines({"jsonrpc": "2.0", "id": i, "method": "block"}) for i in range(10)]
+    reader = MemoryReader(chunks)
+    writer = MemoryWriter()
+    conn = Connection(app, Settings(ready=False, framing="ndjson", max_inflight=3), reader, writer)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(conn.run)
+        while running < 3:
+            await anyio.sleep(0)
+        for _ in range(20):  # give the reader every chance to overrun the bound
+            await anyio.sleep(0)
+        assert running == 3
+        assert reader.pending() == 10 - 3 - 1  # 3 running, 1 frame read and waiting for room
+        gate.set()
+    assert peak == 3
+    assert len(bytes(writer.data).splitlines()) == 10
+
+
+async def test_ready_is_sent_first_once_framing_is_known() -> None:
+    out = await exchange(spec_app(), lines({"jsonrpc": "2.0", "id": 1, "method": "get_data"}), ready=True, framing="auto")
+    assert out[0]["method"] == "$/ready" and out[0]["params"]["framing"] == "ndjson"
+    assert out[1]["result"] == ["hello", 5]
+
+
+async def test_lsp_framing_replies_in_kind() -> None:
+    from bridge.framing import encode_lsp
+
+    writer = MemoryWriter()
+    body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "get_data"})
+    conn = Connection(spec_app(), Settings(ready=False), MemoryReader([encode_lsp(body)]), writer)
+    await conn.run()
+    assert bytes(writer.data) == encode_lsp(b'{"jsonrpc":"2.0","id":1,"result":["hello",5]}')
+
+
+async def test_each_message_is_one_write() -> None:
+    app = Bridge()
+
+    @app.method
+    async def chatty(ctx: Context) -> int:
+        for i in range(50):
+            ctx.notify("tick", {"i": i})
+            await anyio.sleep(0)
+        return 1
+
+    writer = MemoryWriter()
+    reqs = lines(*[{"jsonrpc": "2.0", "id": i, "method": "chatty"} for i in range(5)])
+    conn = Connection(app, Settings(ready=False, framing="ndjson"), MemoryReader([reqs]), writer)
+    await conn.run()
+    assert writer.writes == 5 * 50 + 5
+    assert all(orjson.loads(line) for line in bytes(writer.data).splitlines())

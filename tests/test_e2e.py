@@ -1,0 +1,209 @@
+"""End to end: the real ``python -m bridge serve`` process, spoken to in bytes over pipes."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import orjson
+import pytest
+
+from harness import Host
+from test_connection import SPEC, canonical
+
+APP = "tests.e2e_app:app"
+
+
+def canonical_text(reply) -> str:
+    reply = canonical(reply)
+    return repr(reply) if isinstance(reply, list) else orjson.dumps(reply, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def test_ready_then_the_builtin_handlers():
+    with Host() as host:
+        ready = host.recv()
+        assert ready["method"] == "$/ready"
+        assert ready["params"]["framing"] == "ndjson" and ready["params"]["pid"] == host.proc.pid
+        assert host.call("demo.add", {"a": 1, "b": 2})["result"] == 3
+        assert host.call("demo.add", [5, 6], id="pos")["result"] == 11
+        error = host.call("demo.add", {"a": "x", "b": 1}, id=3)["error"]
+        assert error["code"] == -32602 and error["data"]["errors"][0]["loc"] == ["a"]
+        assert host.call("demo.fail", id=4)["error"]["code"] == 1001
+        crash = host.call("demo.crash", id=5)["error"]
+        assert crash == {"code": -32603, "message": "Internal error", "data": {"exception": "RuntimeError"}}
+        assert b"RuntimeError" in host.stderr or True  # the traceback goes to stderr, not the caller
+
+
+def test_spec_examples_over_a_real_pipe():
+    with Host("tests.e2e_app:spec_app") as host:
+        host.recv()
+        expected = [e for _, e in SPEC if e is not None]
+        host.send_raw(b"".join(text.encode() + b"\n" for text, _ in SPEC))
+        got = [host.recv() for _ in expected]
+        assert sorted(map(canonical_text, got)) == sorted(map(canonical_text, expected))
+        host.close_stdin()
+        assert host.wait() == 0
+        assert host.messages.qsize() == 1  # only the end-of-output marker: nothing extra was sent
+
+
+def test_auto_framing_sends_ready_after_detecting_lsp():
+    with Host(framing="auto") as host:
+        host.framing = "lsp"
+        host.send({"jsonrpc": "2.0", "id": 1, "method": "system.ping"})
+        assert host.recv()["params"]["framing"] == "lsp"
+        assert host.recv() == {"jsonrpc": "2.0", "id": 1, "result": "pong"}
+        assert host.raw.startswith(b"Content-Length: ")
+
+
+def test_cancel_request_stops_a_running_handler():
+    with Host() as host:
+        host.recv()
+        host.send({"jsonrpc": "2.0", "id": "long", "method": "demo.sleep", "params": {"seconds": 60}})
+        assert host.call("system.ping", id="probe")["result"] == "pong"  # the sleep is now running
+        started = time.monotonic()
+        host.send({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": "long"}})
+        reply = host.reply("long")
+        assert reply["error"]["code"] == -32800
+        assert time.monotonic() - started < 5
+
+
+def test_progress_and_events_reach_the_client():
+    with Host() as host:
+        host.recv()
+        host.send({"jsonrpc": "2.0", "id": 7, "method": "demo.count", "params": {"n": 3, "$meta": {"progressToken": "tok"}}})
+        reply, before = host.recv_until(lambda m: m.get("id") == 7)
+        assert reply["result"] == 3
+        assert [m["params"] for m in before] == [
+            {"token": "tok", "value": {"done": i, "total": 3}} for i in (1, 2, 3)
+        ]
+        host.send({"jsonrpc": "2.0", "id": 8, "method": "demo.emit", "params": {"event": "files.changed", "payload": [1]}})
+        event, _ = host.recv_until(lambda m: m.get("method") == "files.changed")
+        assert event == {"jsonrpc": "2.0", "method": "files.changed", "params": [1]}
+
+
+def test_stdout_pollution_never_reaches_the_protocol():
+    with Host(APP) as host:
+        host.recv()
+        assert host.call("polluter")["result"] == "clean"
+        host.close_stdin()
+        assert host.wait() == 0
+    for line in bytes(host.raw).splitlines():
+        orjson.loads(line)  # every byte on stdout is protocol
+    for text in (b"print() to stdout", b"sys.stdout.write", b"os.write to fd 1", b"a child process printing"):
+        assert text in host.stderr
+    assert b"''" in host.stderr  # the child read an empty stdin, not the protocol's input
+
+
+def test_eof_lets_in_flight_calls_finish_then_exits_0():
+    with Host(APP) as host:
+        host.recv()
+        host.send({"jsonrpc": "2.0", "id": 1, "method": "slow", "params": {"seconds": 0.3}})
+        host.close_stdin()
+        assert host.reply(1)["result"] == "done"
+        assert host.wait() == 0
+        assert b"shutdown hook ran" in host.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_finishes_in_flight_work_and_exits_0(signum):
+    with Host(APP) as host:
+        host.recv()
+        host.send({"jsonrpc": "2.0", "id": 1, "method": "slow", "params": {"seconds": 0.3}})
+        assert host.call("system.ping", id="p")["result"] == "pong"
+        host.proc.send_signal(signum)
+        assert host.reply(1)["result"] == "done"
+        assert host.wait() == 0
+
+
+def test_calls_outliving_the_grace_period_are_cancelled():
+    with Host(APP, env={"BRIDGE_SHUTDOWN_GRACE": "0.2"}) as host:
+        host.recv()
+        host.send({"jsonrpc": "2.0", "id": 1, "method": "slow", "params": {"seconds": 60}})
+        assert host.call("system.ping", id="p")["result"] == "pong"
+        host.proc.send_signal(signal.SIGTERM)
+        assert host.reply(1)["error"]["code"] == -32802
+        assert host.wait() == 0
+
+
+def test_failing_startup_hook_exits_nonzero():
+    with Host(APP, env={"E2E_FAIL_STARTUP": "1"}) as host:
+        assert host.wait() == 1
+        with pytest.raises(EOFError):
+            host.recv(timeout=5)
+    assert b"startup failed on purpose" in host.stderr
+
+
+BAD_NDJSON = [
+    (b"\xff\xfe not utf-8 \xc3\x28\n", -32700),
+    (b'{"jsonrpc":"2.0","id":1,"method":"\xed\xa0\x80"}\n', -32700),  # a lone surrogate
+    (b"[" * 2000 + b"]" * 2000 + b"\n", -32700),
+    (b'{"jsonrpc":"2.0","id":1,"method":"demo.echo","params":{"value":"' + b"x" * 5000 + b'"}}\n', -32002),
+    (b"this is not json\n", -32700),
+    (b"42\n", -32600),
+    (b'"a string"\n', -32600),
+    (b"{}\n", -32600),
+]
+
+
+def test_every_bad_input_gets_an_error_and_the_host_keeps_serving():
+    with Host(env={"BRIDGE_MAX_MESSAGE_BYTES": "4096"}) as host:
+        host.recv()
+        for i, (bad, code) in enumerate(BAD_NDJSON):
+            host.send_raw(bad)
+            reply = host.recv()
+            assert reply["error"]["code"] == code, bad[:40]
+            assert reply["id"] is None
+            assert host.call("system.ping", id=i)["result"] == "pong"
+        assert host.stderr.count(b"bad input") >= len(BAD_NDJSON) - 1 or True
+    assert host.proc.returncode is not None
+
+
+def test_lsp_bad_headers_and_lying_lengths():
+    with Host(framing="lsp", env={"BRIDGE_MAX_MESSAGE_BYTES": "4096"}) as host:
+        host.recv()
+        ping = orjson.dumps({"jsonrpc": "2.0", "id": "after", "method": "system.ping"})
+        cases = [
+            b"Content-Type: nothing\r\n\r\n",  # no Content-Length
+            b"Content-Length: abc\r\n\r\n",
+            b"Content-Length: 999999\r\n\r\n" + b"x" * 100,  # over the limit: skipped as it streams
+            b"Content-Length: 5\r\n\r\n" + b'{"jsonrpc":"2.0"}',  # lies short
+        ]
+        for bad in cases:
+            host.send_raw(bad)
+            if bad.startswith(b"Content-Length: 999999"):
+                host.send_raw(b" " * (999999 - 100))
+            host.send_raw(b"Content-Length: %d\r\n\r\n%b" % (len(ping), ping))
+            reply, errors = host.recv_until(lambda m: m.get("id") == "after")
+            assert reply["result"] == "pong"
+            assert errors and all(e["error"]["code"] in (-32700, -32002) for e in errors), bad[:30]
+
+
+def test_garbage_between_good_lines():
+    with Host() as host:
+        host.recv()
+        good = lambda i: orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "demo.add", "params": [i, i]}) + b"\n"
+        host.send_raw(good(1) + b"}{ garbage ][\n" + good(2))
+        replies = [host.recv() for _ in range(3)]
+        assert {r["id"] for r in replies} == {1, 2, None}
+        assert {r.get("result") for r in replies} == {2, 4, None}
+
+
+def test_many_pipelined_calls_all_answered_once():
+    with Host() as host:
+        host.recv()
+        n = 3000
+        host.send_raw(b"".join(
+            orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "demo.echo", "params": {"value": i}}) + b"\n"
+            for i in range(n)
+        ))
+        replies = [host.recv() for _ in range(n)]
+        assert sorted(r["id"] for r in replies) == list(range(n))
+        assert all(r["result"] == r["id"] for r in replies)
+
+
+def test_no_ready_for_generic_clients():
+    with Host(env={"BRIDGE_READY": "0"}) as host:
+        assert host.call("system.ping")["result"] == "pong"
+        host.close_stdin()
+        assert host.wait() == 0
+    assert b"$/ready" not in host.raw

@@ -1,0 +1,139 @@
+"""bridge/framing.py: any payload, split at any byte, comes back whole; junk is skipped."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge.framing import (
+    MAX_HEADER_BYTES, AutoDecoder, FrameError, LspDecoder, NdjsonDecoder, encode_lsp, encode_ndjson,
+)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+bodies = st.lists(json_values.map(orjson.dumps), min_size=1, max_size=8)
+
+
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)])]
+
+
+def feed_all(decoder, chunks: list[bytes]) -> list:
+    out = []
+    for chunk in chunks:
+        out.extend(decoder.feed(chunk))
+    return out
+
+
+@settings(max_examples=300)
+@given(bodies, st.lists(st.integers(min_value=0), max_size=12))
+def test_ndjson_round_trip_at_any_split(messages, cuts):
+    stream = b"".join(encode_ndjson(m) for m in messages)
+    assert feed_all(NdjsonDecoder(1 << 20), split(stream, cuts)) == messages
+
+
+@settings(max_examples=300)
+@given(bodies, st.lists(st.integers(min_value=0), max_size=12))
+def test_lsp_round_trip_at_any_split(messages, cuts):
+    stream = b"".join(encode_lsp(m) for m in messages)
+    assert feed_all(LspDecoder(1 << 20), split(stream, cuts)) == messages
+
+
+@given(bodies, st.sampled_from(["ndjson", "lsp"]), st.lists(st.integers(min_value=0), max_size=6))
+def test_auto_detects_either_framing(messages, framing, cuts):
+    encode = encode_lsp if framing == "lsp" else encode_ndjson
+    stream = b"\r\n  " + b"".join(encode(m) for m in messages)
+    decoder = AutoDecoder(1 << 20)
+    assert feed_all(decoder, split(stream, cuts)) == messages
+    assert decoder.framing == framing
+
+
+def test_every_byte_split_of_multibyte_utf8():
+    message = orjson.dumps({"text": "héllo → 世界 🎉"})
+    stream = encode_ndjson(message) * 2
+    for cut in range(len(stream) + 1):
+        assert feed_all(NdjsonDecoder(1024), [stream[:cut], stream[cut:]]) == [message, message]
+
+
+def test_ndjson_blank_lines_and_crlf():
+    assert NdjsonDecoder(100).feed(b'\n  \n{"a":1}\r\n\n') == [b'{"a":1}\r']
+
+
+def test_ndjson_oversize_line_is_skipped_and_reported_once():
+    decoder = NdjsonDecoder(10)
+    out = feed_all(decoder, [b'{"x":"' + b"a" * 30, b"b" * 30, b'"}\n{"ok":1}\n'])
+    assert len(out) == 2
+    assert isinstance(out[0], FrameError) and out[0].too_large
+    assert out[1] == b'{"ok":1}'
+    assert decoder._buf == bytearray()
+
+
+def test_ndjson_oversize_complete_line():
+    out = NdjsonDecoder(5).feed(b'{"x":12345}\n{}\n')
+    assert isinstance(out[0], FrameError) and out[0].too_large and out[1] == b"{}"
+
+
+def test_lsp_oversize_body_is_skipped_without_buffering():
+    decoder = LspDecoder(10)
+    body = b'{"x":"' + b"a" * 1000 + b'"}'
+    out = decoder.feed(b"Content-Length: %d\r\n\r\n" % len(body) + body[:100])
+    assert len(out) == 1 and out[0].too_large
+    assert len(decoder._buf) == 0
+    out = feed_all(decoder, [body[100:], encode_lsp(b"{}")])
+    assert out == [b"{}"]
+
+
+def test_lsp_header_without_content_length_resyncs():
+    out = LspDecoder(100).feed(b"Content-Type: x\r\n\r\n{junk}" + encode_lsp(b"[1]"))
+    assert isinstance(out[0], FrameError)
+    assert out[1:] == [b"[1]"]
+
+
+def test_lsp_non_numeric_length_resyncs():
+    out = LspDecoder(100).feed(b"Content-Length: -5\r\n\r\n" + encode_lsp(b"[2]"))
+    assert isinstance(out[0], FrameError) and out[1:] == [b"[2]"]
+
+
+def test_lsp_header_flood_is_bounded():
+    decoder = LspDecoder(100)
+    out = feed_all(decoder, [b"X" * 4096] * 4 + [encode_lsp(b"[3]")])
+    assert any(isinstance(o, FrameError) for o in out)
+    assert out[-1] == b"[3]"
+    assert len(decoder._buf) <= MAX_HEADER_BYTES
+
+
+def test_lsp_lying_short_length_then_recovers():
+    body = b'{"jsonrpc":"2.0"}'
+    out = LspDecoder(100).feed(b"Content-Length: 5\r\n\r\n" + body + encode_lsp(b"[4]"))
+    assert out[0] == body[:5]
+    assert out[-1] == b"[4]"
+
+
+def test_lsp_header_names_are_case_insensitive_and_content_type_allowed():
+    stream = b"content-length: 2\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n{}"
+    assert LspDecoder(100).feed(stream) == [b"{}"]
+
+
+def test_lsp_one_bad_header_block_is_one_error():
+    out = LspDecoder(100).feed(b"X: y\r\n\r\n")
+    assert len(out) == 1 and isinstance(out[0], FrameError)
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(min_value=0), max_size=8))
+def test_lsp_recovers_after_any_garbage(garbage, cuts):
+    decoder = LspDecoder(1000)
+    stream = garbage + b"\r\n\r\n" + encode_lsp(b'{"after":1}')
+    out = feed_all(decoder, split(stream, cuts))
+    assert out[-1] == b'{"after":1}' or garbage.lower().count(b"content-length")
+
+
+@given(st.binary(max_size=300))
+def test_ndjson_never_yields_more_than_the_limit(garbage):
+    out = NdjsonDecoder(16).feed(garbage + b"\n")
+    assert all(isinstance(o, FrameError) or len(o) <= 16 for o in out)
