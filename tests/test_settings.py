@@ -1,0 +1,62 @@
+"""bridge/settings.py and bridge/cli.py: defaults, environment variables, flags."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from bridge import Settings
+from bridge.cli import load_app
+from harness import ROOT, python
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert (s.framing, s.max_inflight, s.ready, s.max_message_bytes) == ("auto", 128, True, 32 * 1024 * 1024)
+
+
+def test_environment_then_overrides() -> None:
+    env = {"BRIDGE_FRAMING": "lsp", "BRIDGE_MAX_INFLIGHT": "7", "BRIDGE_READY": "0", "BRIDGE_SHUTDOWN_GRACE": "0.5"}
+    s = Settings.from_env(env, max_inflight=None, framing="ndjson")
+    assert (s.framing, s.max_inflight, s.ready, s.shutdown_grace) == ("ndjson", 7, False, 0.5)
+
+
+@pytest.mark.parametrize("env", [
+    {"BRIDGE_MAX_INFLIGHT": "lots"},
+    {"BRIDGE_MAX_INFLIGHT": "0"},
+    {"BRIDGE_READY": "maybe"},
+    {"BRIDGE_FRAMING": "xml"},
+    {"BRIDGE_LOG_LEVEL": "loud"},
+])
+def test_bad_values_are_clear_errors(env) -> None:
+    with pytest.raises(ValueError):
+        Settings.from_env(env)
+
+
+def test_every_setting_has_an_environment_variable_and_a_flag() -> None:
+    help_text = subprocess.run([python(), "-m", "bridge", "serve", "--help"], cwd=ROOT, capture_output=True, text=True).stdout
+    flags = {"ready": "--no-ready"}
+    for name, env in Settings.env_names().items():
+        assert env in help_text
+        assert flags.get(name, f"--{name.replace('_', '-')}") in help_text
+
+
+def test_bad_flag_value_exits_2_with_a_message() -> None:
+    proc = subprocess.run(
+        [python(), "-m", "bridge", "serve", "--max-inflight", "0"], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    assert proc.returncode == 2 and "max_inflight" in proc.stderr
+
+
+def test_load_app_forms() -> None:
+    assert load_app("handlers.demo:app").name == "bridge-builtins"
+    assert load_app("handlers.demo").name == "bridge-builtins"
+    assert load_app("tests/e2e_app.py:spec_app").methods.keys() >= {"subtract"}
+    with pytest.raises(SystemExit):
+        load_app("handlers.demo:DEMO_FAILURE")
+
+
+def test_version() -> None:
+    out = subprocess.run([python(), "-m", "bridge", "--version"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert out.startswith("bridge 0.")
