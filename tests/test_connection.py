@@ -144,7 +144,7 @@ entries = st.one_of(
     st.builds(lambda i: ("note", {"jsonrpc": "2.0", "method": "subtract", "params": [i, 1]}), st.integers(-(2**62), 2**62)),
     st.builds(lambda i: ("missing", {"jsonrpc": "2.0", "id": f"m{i}", "method": "nope"}), st.integers(0, 10**6)),
     st.builds(lambda i: ("badparams", {"jsonrpc": "2.0", "id": f"p{i}", "method": "subtract", "params": {"minuend": "x"}}), st.integers(0, 10**6)),
-    st.builds(lambda v: ("invalid", v), st.one_of(st.integers(-(2**62), 2**62), st.text(), st.none(), st.just({"foo": 1}), st.lists(st.integers(), max_size=2))),
+    st.builds(lambda v: ("invalid", v), st.one_of(st.integers(-(2**62), 2**62), st.text(), st.none(), st.just({"foo": 1}), st.lists(st.integers(-(2**62), 2**62), max_size=2))),
 )
 
 
