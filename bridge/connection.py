@@ -1,12 +1,19 @@
 """One JSON-RPC 2.0 connection: bytes in, calls dispatched concurrently, replies out.
 
 This is the per-message hot path. Reading stops while ``max_inflight`` calls run,
-so input waits in the pipe rather than in memory. Every reply is written with
-one ``write`` of a whole frame, so messages never interleave.
+so input waits in the pipe rather than in memory. Outgoing frames are queued
+whole and flushed once per event-loop turn, so messages never interleave and
+a burst of replies costs one system call.
+
+Each call runs in its own asyncio task, owned by the connection: cancelled
+and awaited before ``run`` returns. (anyio's ``start_soon`` costs ~11 us a
+task on this machine against ~2 us for ``create_task``; handlers still use
+anyio freely, since anyio honours native cancellation.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -46,6 +53,22 @@ class Writer(Protocol):
     def is_closing(self) -> bool: ...
 
 
+class Call:
+    """One running call: its task, and why it was cancelled, if it was."""
+
+    __slots__ = ("task", "cancel_code", "timer")
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.cancel_code: int | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def cancel(self, code: int) -> None:
+        if self.cancel_code is None and self.task is not None:
+            self.cancel_code = code
+            self.task.cancel()
+
+
 def _to_jsonable(obj: Any) -> Any:
     """orjson's fallback: pydantic models, and whatever else pydantic can serialise."""
     from pydantic_core import to_jsonable_python
@@ -76,11 +99,13 @@ class Connection:
         self._log_calls = log.isEnabledFor(logging.DEBUG)
         self._inflight = 0
         self._room: anyio.Event | None = None
-        self._by_id: dict[Any, anyio.CancelScope] = {}
-        self._scopes: set[anyio.CancelScope] = set()
-        self._cancel_codes: dict[anyio.CancelScope, int] = {}
+        self._by_id: dict[Any, Call] = {}
+        self._calls: set[Call] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._out: list[bytes] = []
+        self._flush_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._read_scope = anyio.CancelScope()
-        self._tg: anyio.abc.TaskGroup | None = None
         self._ready_sent = not settings.ready
         self.loop_thread = threading.get_ident()
         self.closed = False
@@ -92,14 +117,19 @@ class Connection:
     async def run(self) -> None:
         """Serve until input ends or ``stop()``; then let calls finish within the grace period."""
         self.loop_thread = threading.get_ident()
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
+        self._loop = asyncio.get_running_loop()
+        try:
             if self._encode is not None:
                 self._send_ready()
             with self._read_scope:
                 await self._read_loop()
             await self._finish_calls()
-            tg.cancel_scope.cancel()  # anything still waiting on a stuck writer
+        finally:
+            for task in self._tasks:  # only what is stuck writing to a reader that went away
+                task.cancel()
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=1.0)
+            self._flush()
 
     def stop(self) -> None:
         """Stop reading input; in-flight calls get the grace period to finish."""
@@ -112,8 +142,8 @@ class Connection:
                 await self._wait_for_room()
         if self._inflight:
             log.warning("cancelling %d call(s) still running after %.1fs", self._inflight, self.settings.shutdown_grace)
-            for scope in list(self._scopes):
-                self._cancel(scope, E.SERVER_CANCELLED)
+            for call in list(self._calls):
+                call.cancel(E.SERVER_CANCELLED)
             with anyio.move_on_after(1.0):
                 while self._inflight:
                     await self._wait_for_room()
@@ -159,7 +189,7 @@ class Connection:
             self._emit(self._error(None, E.PARSE_ERROR, None, {"reason": str(exc)}))
             return
         if type(message) is dict:
-            reply = self._dispatch(message, self._tg, self._emit)  # type: ignore[arg-type]
+            reply = self._dispatch(message, self._emit)
             if reply is not None:
                 self._emit(reply)
         elif type(message) is list and message:
@@ -171,12 +201,14 @@ class Connection:
                 ))
                 return
             self._inflight += 1
-            self._tg.start_soon(self._run_batch, message)  # type: ignore[union-attr]
+            self._spawn(self._run_batch(message))
         else:
             log.warning("bad input: a JSON %s is not a request", type(message).__name__)
             self._emit(self._error(None, E.INVALID_REQUEST, None, {"reason": "not a request object"}))
 
-    def _dispatch(self, msg: dict[str, Any], tg: anyio.abc.TaskGroup, emit: Callable[[Reply], None]) -> Reply | None:
+    def _dispatch(
+        self, msg: dict[str, Any], emit: Callable[[Reply], None], started: list[asyncio.Task[None]] | None = None
+    ) -> Reply | None:
         """Start the call ``msg`` asks for; return an immediate reply if there is one."""
         method = msg.get("method")
         has_id = "id" in msg
@@ -203,13 +235,23 @@ class Connection:
                 return None
             return self._error(id, E.METHOD_NOT_FOUND, None, {"method": method})
         self._inflight += 1
-        tg.start_soon(self._call, target, id, has_id, params, emit)
+        call = Call()
+        call.task = self._spawn(self._call(call, target, id, has_id, params, emit))
+        if started is not None:
+            started.append(call.task)
         return None
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task = self._loop.create_task(coro)  # type: ignore[union-attr]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # ---- calls ----------------------------------------------------------
 
     async def _call(
         self,
+        call: Call,
         method: Method,
         id: Any,
         has_id: bool,
@@ -217,42 +259,41 @@ class Connection:
         emit: Callable[[Reply], None],
     ) -> None:
         start = time.perf_counter() if self._log_calls else 0.0
-        scope = anyio.CancelScope()
-        if method.timeout is not None:
-            scope.deadline = anyio.current_time() + method.timeout
         if has_id:
-            self._by_id[id] = scope
-        self._scopes.add(scope)
-        reply: Reply | None = None
+            self._by_id[id] = call
+        self._calls.add(call)
+        reply: Reply | None
         try:
             try:
-                with scope:
-                    kwargs = method.bind(params)
-                    if method.context_param is not None:
-                        meta = params.get("$meta") if type(params) is dict else None
-                        token = meta.get("progressToken") if type(meta) is dict else None
-                        kwargs[method.context_param] = Context(self, method.name, id if has_id else None, scope, token)
-                    result = await method.invoke(kwargs)
-                    reply = {"jsonrpc": "2.0", "id": id, "result": result}
+                kwargs = method.bind(params)
+                if method.context_param is not None:
+                    meta = params.get("$meta") if type(params) is dict else None
+                    token = meta.get("progressToken") if type(meta) is dict else None
+                    kwargs[method.context_param] = Context(self, method.name, id if has_id else None, call, token)
+                if method.timeout is not None:
+                    call.timer = self._loop.call_later(method.timeout, call.cancel, E.REQUEST_TIMEOUT)  # type: ignore[union-attr]
+                reply = {"jsonrpc": "2.0", "id": id, "result": await method.invoke(kwargs)}
             except E.BridgeError as exc:
                 reply = {"jsonrpc": "2.0", "id": id, "error": exc.to_dict()}
             except Exception as exc:
                 log.error("%s raised %s", method.name, type(exc).__name__, exc_info=exc)
                 reply = self._internal_error(id, exc)
+            except asyncio.CancelledError:
+                if call.cancel_code is None:
+                    raise
+                call.task.uncancel()  # type: ignore[union-attr]
+                data = {"timeout": method.timeout} if call.cancel_code == E.REQUEST_TIMEOUT else None
+                reply = self._error(id, call.cancel_code, None, data)
             finally:
-                self._scopes.discard(scope)
-                if has_id and self._by_id.get(id) is scope:
+                if call.timer is not None:
+                    call.timer.cancel()
+                if has_id and self._by_id.get(id) is call:
                     del self._by_id[id]
-            if scope.cancelled_caught:
-                code = self._cancel_codes.pop(scope, E.REQUEST_TIMEOUT)
-                data = {"timeout": method.timeout} if code == E.REQUEST_TIMEOUT else None
-                reply = self._error(id, code, None, data)
-            elif scope.cancel_called:
-                self._cancel_codes.pop(scope, None)
+                self._calls.discard(call)
             if self._log_calls:
-                outcome = "ok" if reply is None or "result" in reply else f"error {reply['error']['code']}"
+                outcome = "ok" if "result" in reply else f"error {reply['error']['code']}"
                 log.debug("%s id=%r %.3f ms %s", method.name, id, (time.perf_counter() - start) * 1e3, outcome)
-            if has_id and reply is not None:
+            if has_id:
                 emit(reply)
                 if emit is self._emit:
                     await self._drain()
@@ -269,21 +310,20 @@ class Connection:
     async def _run_batch(self, items: list[Any]) -> None:
         replies: list[Reply] = []
         emit = replies.append
-        limiter = anyio.CapacityLimiter(self._max_inflight)
-
-        async def limited(msg: dict[str, Any]) -> None:
-            async with limiter:
-                reply = self._dispatch(msg, tg, emit)
+        running: list[asyncio.Task[None]] = []
+        try:
+            for item in items:
+                if type(item) is not dict:
+                    emit(self._error(None, E.INVALID_REQUEST, None, {"reason": "not a request object"}))
+                    continue
+                if len(running) >= self._max_inflight:
+                    _, pending = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    running = list(pending)
+                reply = self._dispatch(item, emit, running)
                 if reply is not None:
                     emit(reply)
-
-        try:
-            async with anyio.create_task_group() as tg:
-                for item in items:
-                    if type(item) is dict:
-                        tg.start_soon(limited, item)
-                    else:
-                        emit(self._error(None, E.INVALID_REQUEST))
+            if running:
+                await asyncio.wait(running)
             if replies:
                 self._write(replies)
                 await self._drain()
@@ -292,16 +332,11 @@ class Connection:
 
     def _on_cancel_request(self, params: Any) -> None:
         id = params.get("id") if type(params) is dict else None
-        scope = self._by_id.get(id)
-        if scope is not None:
-            self._cancel(scope, E.REQUEST_CANCELLED)
+        call = self._by_id.get(id)
+        if call is not None:
+            call.cancel(E.REQUEST_CANCELLED)
         else:
             log.debug("$/cancelRequest for %r, which is not running", id)
-
-    def _cancel(self, scope: anyio.CancelScope, code: int) -> None:
-        if not scope.cancel_called:
-            self._cancel_codes[scope] = code
-            scope.cancel()
 
     # ---- output ---------------------------------------------------------
 
@@ -352,14 +387,32 @@ class Connection:
         self._write(reply)
 
     def _write(self, message: Any) -> None:
-        if self.closed or self._writer.is_closing():
+        """Queue one whole frame; it goes out with the rest of this loop turn's output."""
+        if self.closed:
             return
         try:
             body = dumps(message)
         except (TypeError, orjson.JSONEncodeError) as exc:
             body = self._unserialisable(message, exc)
-        encode = self._encode or ENCODERS["ndjson"]
-        self._writer.write(encode(body))
+        self._out.append((self._encode or ENCODERS["ndjson"])(body))
+        if not self._flush_pending:
+            self._flush_pending = True
+            if self._loop is None:
+                self._flush()
+            else:
+                self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        if self._writer.is_closing():
+            self.output_lost()
+            return
+        self._writer.write(data)
 
     def _unserialisable(self, message: Any, exc: Exception) -> bytes:
         """Replace a reply whose result cannot be JSON with an internal error naming why."""

@@ -7,9 +7,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from anyio import CancelScope
-
-    from .connection import Connection
+    from .connection import Call, Connection
 
 #: A JSON-RPC request id: string, number, or null (None for a notification's context).
 RequestId = str | int | float | None
@@ -22,26 +20,26 @@ class Context:
     the worker threads sync handlers run in.
     """
 
-    __slots__ = ("id", "method", "progress_token", "_conn", "_scope")
+    __slots__ = ("id", "method", "progress_token", "_conn", "_call")
 
     def __init__(
         self,
         conn: Connection,
         method: str,
         id: RequestId,
-        scope: CancelScope,
+        call: Call,
         progress_token: Any = None,
     ) -> None:
         self.id = id
         self.method = method
         self.progress_token = progress_token if progress_token is not None else id
         self._conn = conn
-        self._scope = scope
+        self._call = call
 
     @property
     def cancelled(self) -> bool:
         """True once the caller cancelled the call, its timeout passed, or the host is stopping."""
-        return self._scope.cancel_called
+        return self._call.cancel_code is not None
 
     @property
     def logger(self) -> logging.Logger:

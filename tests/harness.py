@@ -48,11 +48,11 @@ class MemoryReader:
 class MemoryWriter:
     def __init__(self) -> None:
         self.data = bytearray()
-        self.writes = 0
+        self.chunks: list[bytes] = []
 
     def write(self, data: bytes) -> None:
         self.data += data
-        self.writes += 1
+        self.chunks.append(data)
 
     async def drain(self) -> None:
         return None

@@ -266,7 +266,7 @@ async def test_lsp_framing_replies_in_kind() -> None:
     assert bytes(writer.data) == encode_lsp(b'{"jsonrpc":"2.0","id":1,"result":["hello",5]}')
 
 
-async def test_each_message_is_one_write() -> None:
+async def test_writes_carry_whole_frames_and_coalesce() -> None:
     app = Bridge()
 
     @app.method
@@ -280,5 +280,9 @@ async def test_each_message_is_one_write() -> None:
     reqs = lines(*[{"jsonrpc": "2.0", "id": i, "method": "chatty"} for i in range(5)])
     conn = Connection(app, Settings(ready=False, framing="ndjson"), MemoryReader([reqs]), writer)
     await conn.run()
-    assert writer.writes == 5 * 50 + 5
-    assert all(orjson.loads(line) for line in bytes(writer.data).splitlines())
+    messages = 5 * 50 + 5
+    assert len(bytes(writer.data).splitlines()) == messages
+    for chunk in writer.chunks:  # every write ends on a frame boundary
+        assert chunk.endswith(b"\n")
+        assert all(orjson.loads(line) for line in chunk.splitlines())
+    assert len(writer.chunks) < messages / 4  # one write per loop turn, not per message
