@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridge")
 
-READ_CHUNK = 1 << 16
+READ_CHUNK = 1 << 18
 _DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _NO_ID = object()  # the id slot of a reply that must carry id null
 _ID_TYPES = (str, int, float, type(None))
@@ -56,17 +56,20 @@ class Writer(Protocol):
 class Call:
     """One running call: its task, and why it was cancelled, if it was."""
 
-    __slots__ = ("task", "cancel_code", "timer")
+    __slots__ = ("task", "cancel_code", "timer", "started")
 
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
         self.cancel_code: int | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.started = False
 
     def cancel(self, code: int) -> None:
-        if self.cancel_code is None and self.task is not None:
+        """Cancel with ``code``; a call whose task has not started yet cancels itself when it does."""
+        if self.cancel_code is None:
             self.cancel_code = code
-            self.task.cancel()
+            if self.started:
+                self.task.cancel()  # type: ignore[union-attr]
 
 
 def _to_jsonable(obj: Any) -> Any:
@@ -123,6 +126,7 @@ class Connection:
                 self._send_ready()
             with self._read_scope:
                 await self._read_loop()
+            self.stopping = True
             await self._finish_calls()
         finally:
             for task in self._tasks:  # only what is stuck writing to a reader that went away
@@ -135,6 +139,12 @@ class Connection:
         """Stop reading input; in-flight calls get the grace period to finish."""
         self.stopping = True
         self._read_scope.cancel()
+
+    def hurry(self) -> None:
+        """Cancel every running call now (each replies SERVER_CANCELLED) and stop."""
+        self.stop()
+        for call in list(self._calls):
+            call.cancel(E.SERVER_CANCELLED)
 
     async def _finish_calls(self) -> None:
         with anyio.move_on_after(self.settings.shutdown_grace):
@@ -160,9 +170,11 @@ class Connection:
         read = self._reader.read
         feed = self._decoder.feed
         handle = self._handle_frame
+        drain = self._drain
         while True:
             data = await read(READ_CHUNK)
             if not data:
+                log.info("input closed; finishing %d call(s)", self._inflight)
                 return
             frames = feed(data)
             if self._encode is None and self._decoder.framing is not None:
@@ -173,6 +185,7 @@ class Connection:
                     while self._inflight >= self._max_inflight:
                         await self._wait_for_room()
                 handle(frame)
+            await drain()  # output backed up: read no more until the client catches up
 
     def _handle_frame(self, frame: bytes | FrameError) -> None:
         if type(frame) is FrameError:
@@ -236,6 +249,9 @@ class Connection:
             return self._error(id, E.METHOD_NOT_FOUND, None, {"method": method})
         self._inflight += 1
         call = Call()
+        if has_id:
+            self._by_id[id] = call
+        self._calls.add(call)
         call.task = self._spawn(self._call(call, target, id, has_id, params, emit))
         if started is not None:
             started.append(call.task)
@@ -243,8 +259,7 @@ class Connection:
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = self._loop.create_task(coro)  # type: ignore[union-attr]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.add(task)  # the task removes itself as it ends
         return task
 
     # ---- calls ----------------------------------------------------------
@@ -259,12 +274,12 @@ class Connection:
         emit: Callable[[Reply], None],
     ) -> None:
         start = time.perf_counter() if self._log_calls else 0.0
-        if has_id:
-            self._by_id[id] = call
-        self._calls.add(call)
+        call.started = True
         reply: Reply | None
         try:
             try:
+                if call.cancel_code is not None:  # cancelled before it began
+                    raise asyncio.CancelledError
                 kwargs = method.bind(params)
                 if method.context_param is not None:
                     meta = params.get("$meta") if type(params) is dict else None
@@ -281,7 +296,8 @@ class Connection:
             except asyncio.CancelledError:
                 if call.cancel_code is None:
                     raise
-                call.task.uncancel()  # type: ignore[union-attr]
+                if call.task.cancelling():  # type: ignore[union-attr]
+                    call.task.uncancel()  # type: ignore[union-attr]
                 data = {"timeout": method.timeout} if call.cancel_code == E.REQUEST_TIMEOUT else None
                 reply = self._error(id, call.cancel_code, None, data)
             finally:
@@ -295,9 +311,10 @@ class Connection:
                 log.debug("%s id=%r %.3f ms %s", method.name, id, (time.perf_counter() - start) * 1e3, outcome)
             if has_id:
                 emit(reply)
-                if emit is self._emit:
-                    await self._drain()
+                if self._inflight == 1:  # nothing to coalesce with: save the caller a loop turn
+                    self._flush()
         finally:
+            self._tasks.discard(call.task)  # type: ignore[arg-type]
             self._release()
 
     def _release(self) -> None:
@@ -326,8 +343,8 @@ class Connection:
                 await asyncio.wait(running)
             if replies:
                 self._write(replies)
-                await self._drain()
         finally:
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
             self._release()
 
     def _on_cancel_request(self, params: Any) -> None:

@@ -46,7 +46,8 @@ class NdjsonDecoder:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._buf = bytearray()
+        self._parts: list[bytes] = []  # the start of a line still missing its newline
+        self._size = 0
         self._discarding = False
 
     def feed(self, data: bytes) -> list[bytes | FrameError]:
@@ -57,10 +58,11 @@ class NdjsonDecoder:
             if self._discarding:
                 self._discarding = False
             else:
-                if self._buf:
-                    self._buf += data[start:nl]
-                    line = bytes(self._buf)
-                    self._buf.clear()
+                if self._parts:
+                    self._parts.append(data[start:nl])
+                    line = b"".join(self._parts)
+                    self._parts.clear()
+                    self._size = 0
                 else:
                     line = data[start:nl]
                 if len(line) > self.max_bytes:
@@ -69,80 +71,126 @@ class NdjsonDecoder:
                     out.append(line)
             start = nl + 1
         if start < len(data) and not self._discarding:
-            self._buf += data[start:]
-            if len(self._buf) > self.max_bytes:
-                self._buf.clear()
+            self._parts.append(data[start:] if start else data)
+            self._size += len(data) - start
+            if self._size > self.max_bytes:
+                self._parts.clear()
+                self._size = 0
                 self._discarding = True
                 out.append(_too_large(self.max_bytes))
         return out
 
 
 class LspDecoder:
-    """``Content-Length: N`` headers, a blank line, then N bytes of body."""
+    """``Content-Length: N`` headers, a blank line, then N bytes of body.
+
+    After a broken header block the decoder skips to the next ``Content-Length``.
+    """
 
     framing: Framing = "lsp"
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._buf = bytearray()
+        self._head = bytearray()  # an incomplete header block, or the tail kept while resyncing
+        self._parts: list[bytes] = []  # an incomplete body
+        self._have = 0
         self._need = -1  # body bytes awaited; -1 while reading headers
         self._skip = 0  # bytes of an over-size body still to drop
+        self._resyncing = False
 
     def feed(self, data: bytes) -> list[bytes | FrameError]:
         out: list[bytes | FrameError] = []
-        if self._skip:
-            dropped = min(self._skip, len(data))
-            self._skip -= dropped
-            data = data[dropped:]
-        self._buf += data
-        buf = self._buf
         pos = 0
-        while True:
-            if self._skip:
-                dropped = min(self._skip, len(buf) - pos)
+        while pos < len(data):
+            if self._need >= 0:
+                take = min(self._need - self._have, len(data) - pos)
+                self._parts.append(data[pos : pos + take] if take != len(data) else data)
+                self._have += take
+                pos += take
+                if self._have == self._need:
+                    parts = self._parts
+                    out.append(parts[0] if len(parts) == 1 else b"".join(parts))
+                    parts.clear()
+                    self._have = 0
+                    self._need = -1
+            elif self._skip:
+                dropped = min(self._skip, len(data) - pos)
                 self._skip -= dropped
                 pos += dropped
-                if self._skip:
-                    break
-            if self._need >= 0:
-                if len(buf) - pos < self._need:
-                    break
-                end = pos + self._need
-                with memoryview(buf) as view:
-                    out.append(bytes(view[pos:end]))
-                pos = end
-                self._need = -1
-                continue
-            end = buf.find(b"\r\n\r\n", pos)
-            if end < 0:
-                if len(buf) - pos > MAX_HEADER_BYTES:
-                    out.append(FrameError("LSP header block too long"))
-                    pos = self._resync(buf, pos + 1, pos + 1)
-                    continue
-                break
-            match = _CONTENT_LENGTH.search(bytes(buf[pos:end]))
-            if match is None or not match.group(1).isdigit():
-                out.append(FrameError("LSP header without a valid Content-Length"))
-                pos = self._resync(buf, pos + 1, end + 4)
-                continue
-            length = int(match.group(1))
-            pos = end + 4
-            if length > self.max_bytes:
-                out.append(_too_large(self.max_bytes))
-                self._skip = length
+            elif self._resyncing:
+                data, pos = self._resync(data, pos)
             else:
-                self._need = length
-        del buf[:pos]
+                data, pos = self._read_header(data, pos, out)
         return out
 
-    @staticmethod
-    def _resync(buf: bytearray, start: int, floor: int) -> int:
-        """Where the next header block starts after ``start``; failing that, skip to ``floor``
-        but keep a tail that could be the start of a split ``Content-Length``."""
-        match = _HEADER_START.search(buf, start)
+    def _read_header(self, data: bytes, pos: int, out: list[bytes | FrameError]) -> tuple[bytes, int]:
+        """Consume one header block, or keep a partial one; return where reading goes on."""
+        head = self._head
+        if head:
+            head += data[pos:]
+            end = head.find(b"\r\n\r\n")
+            if end < 0:
+                self._bound_head(out)
+                return data, len(data)
+            block = bytes(head[:end])
+            data, pos = bytes(head[end + 4 :]), 0
+            head.clear()
+        else:
+            end = data.find(b"\r\n\r\n", pos)
+            if end < 0:
+                head += data[pos:]
+                self._bound_head(out)
+                return data, len(data)
+            block = data[pos:end]
+            pos = end + 4
+        if block[:16] == b"Content-Length: " and block[16:].isdigit():  # the usual, single header
+            length = int(block[16:])
+        else:
+            match = _CONTENT_LENGTH.search(block)
+            if match is None or not match.group(1).isdigit():
+                return self._bad_header(block, data, pos, out)
+            length = int(match.group(1))
+        if length > self.max_bytes:
+            out.append(_too_large(self.max_bytes))
+            self._skip = length
+        elif length == 0:
+            out.append(b"")
+        else:
+            self._need = length
+        return data, pos
+
+    def _bad_header(self, block: bytes, data: bytes, pos: int, out: list[bytes | FrameError]) -> tuple[bytes, int]:
+        """Report a header block with no usable length; go on at the next header."""
+        out.append(FrameError("LSP header without a valid Content-Length"))
+        later = _HEADER_START.search(block, 1)
+        if later:  # junk before a real header (a body that lied about its length)
+            return block[later.start() :] + b"\r\n\r\n" + data[pos:], 0
+        self._resyncing = True
+        return data, pos
+
+    def _resync(self, data: bytes, pos: int) -> tuple[bytes, int]:
+        """Skip to the next ``Content-Length``, keeping a tail that may hold half of one."""
+        if self._head:
+            data, pos = bytes(self._head) + data[pos:], 0
+            self._head.clear()
+        match = _HEADER_START.search(data, pos)
         if match:
-            return match.start()
-        return max(floor, len(buf) - 16)
+            self._resyncing = False
+            return data, match.start()
+        self._head += data[max(pos, len(data) - 16) :]
+        return data, len(data)
+
+    def _bound_head(self, out: list[bytes | FrameError]) -> None:
+        """A header block that never ends is junk: report it and skip to the next header."""
+        head = self._head
+        while len(head) > MAX_HEADER_BYTES:
+            out.append(FrameError("LSP header block too long"))
+            match = _HEADER_START.search(head, 1)
+            if match is None:
+                del head[:-16]
+                self._resyncing = True
+                return
+            del head[: match.start()]
 
 
 class AutoDecoder:

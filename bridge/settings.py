@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FramingOption = Literal["auto", "ndjson", "lsp"]
+LoopOption = Literal["auto", "asyncio", "uvloop"]
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -27,10 +28,13 @@ class Settings:
     max_message_bytes: int = field(default=32 * 1024 * 1024, metadata={"env": "BRIDGE_MAX_MESSAGE_BYTES"})
     max_batch: int = field(default=1000, metadata={"env": "BRIDGE_MAX_BATCH"})
     shutdown_grace: float = field(default=5.0, metadata={"env": "BRIDGE_SHUTDOWN_GRACE"})
+    loop: LoopOption = field(default="auto", metadata={"env": "BRIDGE_LOOP"})
 
     def __post_init__(self) -> None:
         if self.framing not in ("auto", "ndjson", "lsp"):
             raise ValueError(f"framing must be auto, ndjson or lsp, not {self.framing!r}")
+        if self.loop not in ("auto", "asyncio", "uvloop"):
+            raise ValueError(f"loop must be auto, asyncio or uvloop, not {self.loop!r}")
         if self.log_level.lower() not in _LOG_LEVELS:
             raise ValueError(f"log level must be one of {', '.join(_LOG_LEVELS)}, not {self.log_level!r}")
         for name in ("max_inflight", "max_message_bytes", "max_batch"):

@@ -158,6 +158,16 @@ class Host:
         self.send(message)
         return self.reply(id)
 
+    def wait_stderr(self, text: bytes, timeout: float = 10.0) -> None:
+        """Wait until the host has logged ``text`` (the only window into its state)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while text not in self.stderr:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not in stderr:\n{self.stderr.decode(errors='replace')}")
+            time.sleep(0.005)
+
     def close_stdin(self) -> None:
         self.proc.stdin.close()  # type: ignore[union-attr]
 

@@ -286,3 +286,12 @@ async def test_writes_carry_whole_frames_and_coalesce() -> None:
         assert chunk.endswith(b"\n")
         assert all(orjson.loads(line) for line in chunk.splitlines())
     assert len(writer.chunks) < messages / 4  # one write per loop turn, not per message
+
+
+async def test_cancel_in_the_same_read_as_its_request() -> None:
+    chunk = lines(
+        {"jsonrpc": "2.0", "id": 1, "method": "wait"},
+        {"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 1}},
+    )
+    [reply] = await exchange(slow_app(), chunk)
+    assert reply["id"] == 1 and reply["error"]["code"] == -32800

@@ -207,3 +207,17 @@ def test_no_ready_for_generic_clients():
         host.close_stdin()
         assert host.wait() == 0
     assert b"$/ready" not in host.raw
+
+
+def test_signal_after_eof_cancels_in_flight_calls_at_once():
+    with Host(APP) as host:
+        host.recv()
+        host.send({"jsonrpc": "2.0", "id": 1, "method": "slow", "params": {"seconds": 60}})
+        assert host.call("system.ping", id="p")["result"] == "pong"
+        host.close_stdin()
+        host.wait_stderr(b"input closed")
+        started = time.monotonic()
+        host.proc.send_signal(signal.SIGTERM)
+        assert host.reply(1)["error"]["code"] == -32802
+        assert host.wait() == 0
+        assert time.monotonic() - started < 3  # well inside the 5 s grace period

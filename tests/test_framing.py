@@ -71,7 +71,7 @@ def test_ndjson_oversize_line_is_skipped_and_reported_once():
     assert len(out) == 2
     assert isinstance(out[0], FrameError) and out[0].too_large
     assert out[1] == b'{"ok":1}'
-    assert decoder._buf == bytearray()
+    assert decoder._parts == [] and decoder._size == 0
 
 
 def test_ndjson_oversize_complete_line():
@@ -84,7 +84,7 @@ def test_lsp_oversize_body_is_skipped_without_buffering():
     body = b'{"x":"' + b"a" * 1000 + b'"}'
     out = decoder.feed(b"Content-Length: %d\r\n\r\n" % len(body) + body[:100])
     assert len(out) == 1 and out[0].too_large
-    assert len(decoder._buf) == 0
+    assert not decoder._parts and not decoder._head
     out = feed_all(decoder, [body[100:], encode_lsp(b"{}")])
     assert out == [b"{}"]
 
@@ -105,7 +105,7 @@ def test_lsp_header_flood_is_bounded():
     out = feed_all(decoder, [b"X" * 4096] * 4 + [encode_lsp(b"[3]")])
     assert any(isinstance(o, FrameError) for o in out)
     assert out[-1] == b"[3]"
-    assert len(decoder._buf) <= MAX_HEADER_BYTES
+    assert len(decoder._head) <= MAX_HEADER_BYTES
 
 
 def test_lsp_lying_short_length_then_recovers():
