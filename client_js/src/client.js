@@ -1,0 +1,307 @@
+// The transport-free JSON-RPC 2.0 client: ids, pending calls, cancellation, events, progress.
+// A transport only moves parsed messages; see Transport in client.d.ts for its four members.
+
+import { CallCancelledError, CallTimeoutError, ConnectionClosedError, ErrorCodes, RpcError } from './errors.js';
+
+const CANCEL_METHOD = '$/cancelRequest';
+const PROGRESS_METHOD = '$/progress';
+const MAX_TIMEOUT = 2 ** 31 - 1;
+
+export class RpcClient {
+  #transport;
+  #trace;
+  #onError;
+  #defaultTimeout;
+  #nextId = 1;
+  /** id -> { method, resolve, reject, dispose } */
+  #pending = new Map();
+  /** method -> Set of notification handlers */
+  #handlers = new Map();
+  /** progress token -> Set of handlers */
+  #progress = new Map();
+  #closeListeners = new Set();
+  #closing = false;
+  /** Set once the transport has closed: the error every later call rejects with. */
+  #closedError = null;
+  #unsubscribeTransport;
+
+  /**
+   * @param transport `{ send, onMessage, onClose, close }`
+   * @param options `{ timeout, trace, onError }`
+   */
+  constructor(transport, { timeout, trace, onError } = {}) {
+    this.#transport = transport;
+    this.#defaultTimeout = checkTimeout(timeout);
+    this.#trace = trace;
+    this.#onError = onError ?? defaultOnError;
+    const offMessage = transport.onMessage((message) => this.#receive(message));
+    const offClose = transport.onClose((error) => this.#handleClose(error));
+    this.#unsubscribeTransport = () => {
+      offMessage?.();
+      offClose?.();
+    };
+  }
+
+  /** True once close() was called or the transport closed; calls then reject at once. */
+  get closed() {
+    return this.#closing || this.#closedError !== null;
+  }
+
+  /**
+   * Send a request and resolve with its result.
+   * Rejects with RpcError (the host's error), CallCancelledError (signal aborted),
+   * CallTimeoutError (timeout ms passed) or ConnectionClosedError.
+   */
+  call(method, params, { signal, timeout = this.#defaultTimeout, onProgress } = {}) {
+    try {
+      checkMethod(method);
+      checkParams(params);
+      timeout = checkTimeout(timeout);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.closed) return Promise.reject(this.#closedErrorFor(method));
+    if (signal?.aborted) return Promise.reject(new CallCancelledError(method, signal.reason));
+
+    const id = this.#nextId++;
+    const message = { jsonrpc: '2.0', id, method };
+    if (params !== undefined) message.params = params;
+
+    return new Promise((resolve, reject) => {
+      let timer;
+      let offProgress;
+      const onAbort = () => this.#giveUp(id, new CallCancelledError(method, signal.reason));
+      const entry = {
+        method,
+        resolve,
+        reject,
+        dispose: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          offProgress?.();
+        },
+      };
+      this.#pending.set(id, entry);
+      // Registered before sending: the host may report progress before send() returns.
+      if (onProgress) offProgress = this.onProgress(id, onProgress);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (timeout !== undefined) {
+        timer = setTimeout(() => this.#giveUp(id, new CallTimeoutError(method, timeout)), timeout);
+      }
+      try {
+        this.#send(message);
+      } catch (error) {
+        this.#settle(id)?.reject(error);
+      }
+    });
+  }
+
+  /** Send a notification: no id, no reply. Throws ConnectionClosedError once closed. */
+  notify(method, params) {
+    checkMethod(method);
+    checkParams(params);
+    if (this.closed) throw this.#closedErrorFor(method);
+    const message = { jsonrpc: '2.0', method };
+    if (params !== undefined) message.params = params;
+    this.#send(message);
+  }
+
+  /** Handle the host's notifications named `method`. Returns a function that unsubscribes. */
+  on(method, handler) {
+    checkMethod(method);
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    return addTo(this.#handlers, method, handler);
+  }
+
+  /** Handle `$/progress` values for `token` (a call's id, or a token passed in `$meta`). */
+  onProgress(token, handler) {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    return addTo(this.#progress, token, handler);
+  }
+
+  /** Called once when the connection closes, with the error pending calls rejected with. */
+  onClose(listener) {
+    if (this.#closedError) {
+      queueMicrotask(() => listener(this.#closedError));
+      return () => {};
+    }
+    this.#closeListeners.add(listener);
+    return () => this.#closeListeners.delete(listener);
+  }
+
+  /**
+   * Stop sending and close the transport; resolves with whatever the transport's close()
+   * resolves with (the Node transport: the exit code). Calls already in flight may still
+   * get their responses; whatever is pending when the transport closes rejects.
+   */
+  close() {
+    this.#closing = true;
+    try {
+      return Promise.resolve(this.#transport.close());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #send(message) {
+    this.#trace?.('send', message);
+    this.#transport.send(message);
+  }
+
+  /** Stop waiting for call `id`: tell the host, then reject. */
+  #giveUp(id, error) {
+    const entry = this.#settle(id);
+    if (!entry) return;
+    if (!this.#closedError) {
+      try {
+        this.#send({ jsonrpc: '2.0', method: CANCEL_METHOD, params: { id } });
+      } catch {
+        // The transport is going away; the close path reports that.
+      }
+    }
+    entry.reject(error);
+  }
+
+  /** Remove a pending call and its listeners; returns it, or undefined if already settled. */
+  #settle(id) {
+    const entry = this.#pending.get(id);
+    if (!entry) return undefined;
+    this.#pending.delete(id);
+    entry.dispose();
+    return entry;
+  }
+
+  #receive(message) {
+    this.#trace?.('receive', message);
+    if (Array.isArray(message)) {
+      for (const item of message) this.#receiveOne(item);
+    } else {
+      this.#receiveOne(message);
+    }
+  }
+
+  #receiveOne(message) {
+    if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+      this.#report(new Error(`ignored a message that is not a JSON-RPC object: ${JSON.stringify(message)}`));
+      return;
+    }
+    if (typeof message.method === 'string') {
+      if (message.id === undefined || message.id === null) this.#dispatchNotification(message);
+      else this.#refuseRequest(message);
+      return;
+    }
+    if ('result' in message || 'error' in message) {
+      const entry = this.#settle(message.id);
+      // An unknown id is a call we gave up on (cancelled, timed out) or a host bug: ignore it.
+      if (!entry) {
+        if (message.id === null && message.error) {
+          this.#report(RpcError.fromResponse(message.error));
+        }
+        return;
+      }
+      if ('error' in message) entry.reject(RpcError.fromResponse(message.error));
+      else entry.resolve(message.result);
+      return;
+    }
+    this.#report(new Error(`ignored a message that is neither a response nor a notification: ${JSON.stringify(message)}`));
+  }
+
+  #dispatchNotification({ method, params }) {
+    if (method === PROGRESS_METHOD && params && typeof params === 'object') {
+      for (const handler of this.#progress.get(params.token) ?? []) {
+        this.#invoke(handler, params.value, method);
+      }
+    }
+    for (const handler of this.#handlers.get(method) ?? []) {
+      this.#invoke(handler, params, method);
+    }
+  }
+
+  /** This client serves no methods; answer so the host is not left waiting. */
+  #refuseRequest({ id, method }) {
+    try {
+      this.#send({
+        jsonrpc: '2.0',
+        id,
+        error: { code: ErrorCodes.MethodNotFound, message: `client does not handle ${method}` },
+      });
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  #invoke(handler, params, method) {
+    try {
+      handler(params, method);
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  #report(error) {
+    try {
+      this.#onError(error);
+    } catch {
+      // An error reporter that throws must not break message dispatch.
+    }
+  }
+
+  #handleClose(cause) {
+    if (this.#closedError) return;
+    this.#closedError =
+      cause instanceof ConnectionClosedError
+        ? cause
+        : new ConnectionClosedError(cause ? `connection closed: ${cause.message}` : 'connection closed', cause ? { cause } : undefined);
+    this.#unsubscribeTransport();
+    for (const id of [...this.#pending.keys()]) this.#settle(id).reject(this.#closedError);
+    this.#progress.clear();
+    for (const listener of this.#closeListeners) {
+      try {
+        listener(this.#closedError);
+      } catch (error) {
+        this.#report(error);
+      }
+    }
+    this.#closeListeners.clear();
+  }
+
+  #closedErrorFor(method) {
+    return this.#closedError ?? new ConnectionClosedError(`cannot send ${method}: the client is closing`);
+  }
+}
+
+function addTo(map, key, handler) {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  // Wrapped so subscribing the same function twice gives two independent subscriptions.
+  const entry = (...args) => handler(...args);
+  set.add(entry);
+  return () => {
+    set.delete(entry);
+    if (set.size === 0 && map.get(key) === set) map.delete(key);
+  };
+}
+
+function checkMethod(method) {
+  if (typeof method !== 'string' || method === '') throw new TypeError('method must be a non-empty string');
+}
+
+function checkParams(params) {
+  // JSON-RPC 2.0: params, when present, is an object (by name) or an array (by position).
+  if (params !== undefined && (params === null || typeof params !== 'object')) {
+    throw new TypeError('params must be an object, an array, or undefined');
+  }
+}
+
+function checkTimeout(timeout) {
+  if (timeout === undefined || timeout === null || timeout === Infinity) return undefined;
+  // setTimeout fires at once for delays past 2**31 - 1 ms, so refuse them rather than surprise.
+  if (typeof timeout !== 'number' || !(timeout >= 0) || timeout > MAX_TIMEOUT) {
+    throw new TypeError(`timeout must be a number of milliseconds from 0 to ${MAX_TIMEOUT}`);
+  }
+  return timeout;
+}
+
+function defaultOnError(error) {
+  console.error('[bridge client]', error);
+}

@@ -1,0 +1,142 @@
+// Types for "@bridge-rpc/client": the transport-free JSON-RPC 2.0 client.
+
+/** Undoes a subscription. Calling it more than once is harmless. */
+export type Unsubscribe = () => void;
+
+/** JSON-RPC params: by name (object) or by position (array). */
+export type Params = Record<string, unknown> | unknown[];
+
+export interface RequestMessage {
+  jsonrpc: '2.0';
+  id: number | string;
+  method: string;
+  params?: Params;
+}
+
+export interface NotificationMessage {
+  jsonrpc: '2.0';
+  method: string;
+  params?: Params;
+}
+
+export interface ErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+export interface ResponseMessage {
+  jsonrpc: '2.0';
+  id: number | string | null;
+  result?: unknown;
+  error?: ErrorObject;
+}
+
+export type Message = RequestMessage | NotificationMessage | ResponseMessage;
+
+/**
+ * What RpcClient needs from a transport: move whole, already-parsed messages.
+ * Framing, processes and sockets are the transport's business.
+ */
+export interface Transport {
+  /** Write one message. May throw once the transport is closed. */
+  send(message: Message): void;
+  /** Deliver each incoming message: an object, or an array for a batch reply. */
+  onMessage(listener: (message: unknown) => void): Unsubscribe;
+  /** Called once when the connection is gone, with an Error saying why if known. */
+  onClose(listener: (error?: Error) => void): Unsubscribe;
+  /** Begin closing; RpcClient.close() resolves with what this returns (or resolves to). */
+  close(): unknown;
+}
+
+export interface ClientOptions {
+  /** Default per-call timeout in ms; none if omitted. */
+  timeout?: number;
+  /** Sees every message sent and received, for logging and debugging. */
+  trace?: (direction: 'send' | 'receive', message: unknown) => void;
+  /** Errors that belong to no call: a throwing handler, a malformed message. Default: console.error. */
+  onError?: (error: Error) => void;
+}
+
+export interface CallOptions {
+  /** Aborting sends `$/cancelRequest` and rejects the call with CallCancelledError. */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds before the call sends `$/cancelRequest` and rejects with CallTimeoutError.
+   * Defaults to the client's `timeout`; null means none even if the client has one.
+   */
+  timeout?: number | null;
+  /** Receives the `value` of each `$/progress` whose token is this call's id. */
+  onProgress?: (value: any) => void;
+}
+
+/** The progress value bridge's built-in handlers (e.g. `demo.count`) report. */
+export interface StepProgress {
+  done: number;
+  total: number;
+}
+
+export declare class RpcClient {
+  constructor(transport: Transport, options?: ClientOptions);
+  /** True once close() was called or the transport closed. */
+  readonly closed: boolean;
+  /** Send a request; resolves with its result. */
+  call<R = any>(method: string, params?: Params, options?: CallOptions): Promise<R>;
+  /** Send a notification (no reply). Throws ConnectionClosedError once closed. */
+  notify(method: string, params?: Params): void;
+  /** Handle the host's notifications named `method`. */
+  on<P = any>(method: string, handler: (params: P, method: string) => void): Unsubscribe;
+  /** Handle `$/progress` values for a token (a call id, or a token sent in `$meta.progressToken`). */
+  onProgress<V = any>(token: number | string, handler: (value: V) => void): Unsubscribe;
+  /** Called once when the connection closes, with the error pending calls rejected with. */
+  onClose(listener: (error: ConnectionClosedError) => void): Unsubscribe;
+  /** Stop sending and close the transport. In-flight calls may still complete. */
+  close(): Promise<unknown>;
+}
+
+export declare const ErrorCodes: Readonly<{
+  ParseError: -32700;
+  InvalidRequest: -32600;
+  MethodNotFound: -32601;
+  InvalidParams: -32602;
+  InternalError: -32603;
+  RequestTimeout: -32001;
+  MessageTooLarge: -32002;
+  RequestCancelled: -32800;
+  ServerCancelled: -32802;
+}>;
+
+/** The host answered with a JSON-RPC error object. */
+export declare class RpcError extends Error {
+  constructor(code: number, message: string, data?: unknown);
+  readonly name: 'RpcError';
+  readonly code: number;
+  /** For -32602 Invalid params: `{ errors: [{ loc, msg, type }] }`. */
+  readonly data?: any;
+  static fromResponse(error: unknown): RpcError;
+}
+
+/** The call's AbortSignal fired. `name` is "AbortError"; `cause` is the signal's reason. */
+export declare class CallCancelledError extends Error {
+  constructor(method: string, reason?: unknown);
+  readonly name: 'AbortError';
+  readonly method: string;
+}
+
+/** The call's timeout passed. `name` is "TimeoutError". */
+export declare class CallTimeoutError extends Error {
+  constructor(method: string, timeout: number);
+  readonly name: 'TimeoutError';
+  readonly method: string;
+  readonly timeout: number;
+}
+
+/** The connection closed before the call got its response. */
+export declare class ConnectionClosedError extends Error {
+  constructor(message?: string, options?: { cause?: unknown });
+  readonly name: 'ConnectionClosedError';
+  /** Set by the Node transport: the host's exit code (null if killed by a signal). */
+  exitCode?: number | null;
+  /** Set by the Node transport: the signal that ended the host, if any. */
+  signal?: string | null;
+}

@@ -1,0 +1,64 @@
+// Types for "@bridge-rpc/client/node": spawn a bridge host and talk to it over stdio.
+
+import type { ChildProcess } from 'node:child_process';
+import { RpcClient, type ClientOptions } from './index.js';
+
+export * from './index.js';
+
+/** The params of the host's `$/ready` notification. */
+export interface ReadyInfo {
+  /** The app's name ("bridge-builtins" when serving the built-in handlers). */
+  name?: string;
+  /** The bridge host's version. */
+  version: string;
+  appVersion?: string;
+  pid: number;
+  framing: string;
+  capabilities: {
+    batch?: boolean;
+    cancel?: string;
+    progress?: string;
+    discover?: string;
+    [key: string]: unknown;
+  };
+  limits?: { maxMessageBytes?: number; maxInflight?: number; maxBatch?: number; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+export interface SpawnOptions extends ClientOptions {
+  /** The executable, e.g. a Python interpreter. */
+  command: string;
+  /** E.g. `['-m', 'bridge', 'serve', 'myapp:app']`. */
+  args?: string[];
+  /**
+   * Merged over process.env. BRIDGE_FRAMING is set to "ndjson" unless given here (the
+   * transport only speaks NDJSON). Leave BRIDGE_READY alone: spawnSidecar waits for `$/ready`.
+   */
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** Milliseconds to wait for `$/ready` before killing the process and rejecting. Default 10000. */
+  readyTimeout?: number;
+  /**
+   * Milliseconds close() waits after ending stdin before SIGTERM (then SIGKILL 2 s later).
+   * Default 10000: longer than the host's own shutdown grace (BRIDGE_SHUTDOWN_GRACE, 5 s),
+   * after which it answers still-running calls with -32802 and exits 0 by itself.
+   */
+  closeTimeout?: number;
+  /** Each line the host writes to stderr. Default: written to process.stderr prefixed "[bridge] ". */
+  onStderr?: ((line: string) => void) | null;
+}
+
+/** An RpcClient bound to a spawned host process. */
+export declare class SidecarClient extends RpcClient {
+  /** The `$/ready` params. */
+  readonly ready: ReadyInfo;
+  readonly process: ChildProcess;
+  /**
+   * End stdin so the host finishes in-flight work and exits; after `closeTimeout` ms
+   * SIGTERM, then SIGKILL. Resolves with the exit code (null if ended by a signal).
+   */
+  close(): Promise<number | null>;
+}
+
+/** Spawn a host; resolves once it sent `$/ready`, rejects if it exits or times out first. */
+export declare function spawnSidecar(options: SpawnOptions): Promise<SidecarClient>;

@@ -1,0 +1,162 @@
+#!/usr/bin/env node
+// A tour of the JavaScript client against examples/app.py (a small note store): spawn the
+// Python host, call it, catch an error, receive an event, watch progress, cancel a slow call,
+// close. Run from anywhere:
+//
+//     node examples/demo.mjs
+//
+// BRIDGE_PYTHON picks the interpreter (default: the repository's .venv, else python3).
+// Exits 0 if everything behaved as expected, 1 otherwise.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CallCancelledError, CallTimeoutError, RpcError, spawnSidecar } from '../client_js/src/node.js';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+// "module:attr" of the app to serve; without it the host serves its built-in demo.* handlers.
+const hostArgs = ['-m', 'bridge', 'serve', 'examples.app:app'];
+
+const color = process.stdout.isTTY && !process.env.NO_COLOR;
+const paint = (code) => (text) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
+const bold = paint('1');
+const dim = paint('2');
+const green = paint('32');
+const red = paint('31');
+
+function pythonCommand() {
+  if (process.env.BRIDGE_PYTHON) return process.env.BRIDGE_PYTHON;
+  const venv =
+    process.platform === 'win32' ? join(repoRoot, '.venv', 'Scripts', 'python.exe') : join(repoRoot, '.venv', 'bin', 'python');
+  return existsSync(venv) ? venv : 'python3';
+}
+
+function section(title) {
+  console.log(`\n${bold(title)}`);
+}
+
+function show(label, value) {
+  console.log(`  ${label.padEnd(22)} ${typeof value === 'string' ? value : JSON.stringify(value)}`);
+}
+
+/** Stop the demo if something did not behave as documented. */
+function expect(condition, what) {
+  if (!condition) throw new Error(`unexpected: ${what}`);
+}
+
+/** Run `promise`, expecting it to reject with an instance of `type`; returns the error. */
+async function expectRejection(promise, type) {
+  try {
+    const value = await promise;
+    throw new Error(`unexpected: expected ${type.name}, got the result ${JSON.stringify(value)}`);
+  } catch (error) {
+    if (!(error instanceof type)) throw error;
+    return error;
+  }
+}
+
+async function main() {
+  const command = pythonCommand();
+  section(`Starting the host: ${command} ${hostArgs.join(' ')}`);
+  const client = await spawnSidecar({
+    command,
+    args: hostArgs,
+    cwd: repoRoot,
+    // The host logs to stderr; stdout belongs to the protocol.
+    onStderr: (line) => console.log(dim(`  host stderr │ ${line}`)),
+  });
+
+  try {
+    const { name, appVersion, version, pid, framing, capabilities } = client.ready;
+    show('ready:', `${name} ${appVersion} on bridge ${version}, pid ${pid}, framing ${framing}`);
+    show('capabilities:', capabilities);
+
+    section('Calls');
+    const sum = await client.call('math.add', { a: 1, b: 2 });
+    show('math.add {a:1, b:2}', sum);
+    expect(sum === 3, `math.add returned ${sum}`);
+
+    const positional = await client.call('math.add', [40, 2]);
+    show('math.add [40, 2]', positional);
+    expect(positional === 42, `math.add returned ${positional}`);
+
+    const notes = await client.call('notes.list');
+    for (const note of notes) show(`note ${note.id}`, `${note.title}: ${note.body} [${note.tags.join(', ')}]`);
+    expect(Array.isArray(notes) && notes.length >= 1, 'notes.list returned no notes');
+
+    section('Events: the host sends notifications, on() receives them');
+    const changed = [];
+    const unsubscribe = client.on('notes.changed', (params) => {
+      changed.push(params);
+      show('event notes.changed', params);
+    });
+    const note = await client.call('notes.create', { note: { title: 'Buy milk', body: 'oat', tags: ['shopping'] } });
+    show('notes.create', `note ${note.id} created at ${note.created}`);
+    unsubscribe();
+    await client.call('notes.create', { note: { title: 'Not watched' } });
+    show('after unsubscribe', `${changed.length} event received (the second create was not seen)`);
+    expect(changed.length === 1 && changed[0].id === note.id, `received ${JSON.stringify(changed)}`);
+
+    section('Errors are RpcError with a code, a message and data');
+    const notFound = await expectRejection(client.call('notes.get', { id: 999 }), RpcError);
+    show('notes.get {id:999}', `code ${notFound.code}: ${notFound.message}`);
+    show('  data', notFound.data);
+    expect(notFound.code === 4004, `notes.get gave code ${notFound.code}`);
+
+    const invalid = await expectRejection(client.call('notes.create', { note: { title: '' } }), RpcError);
+    show('notes.create title ""', `code ${invalid.code}`);
+    for (const { loc, msg } of invalid.data.errors) show(`  field ${loc.join('.')}`, msg);
+    expect(invalid.code === -32602, `invalid params gave code ${invalid.code}`);
+
+    const missing = await expectRejection(client.call('notes.delete', { id: 1 }), RpcError);
+    show('notes.delete', `code ${missing.code}: ${missing.message}`);
+    expect(missing.code === -32601, `unknown method gave code ${missing.code}`);
+
+    section('Progress: notes.digest reports as it goes');
+    const steps = [];
+    const digest = await client.call(
+      'notes.digest',
+      { rounds: 400_000 },
+      {
+        onProgress: ({ done, total }) => {
+          steps.push(done);
+          const filled = Math.round((20 * done) / total);
+          show(`progress`, `[${'#'.repeat(filled)}${'.'.repeat(20 - filled)}] ${done}/${total}`);
+        },
+      },
+    );
+    show('notes.digest result', `${digest.slice(0, 16)}…`);
+    expect(typeof digest === 'string' && steps.length > 0, `digest ${digest} with ${steps.length} progress steps`);
+
+    section('Cancellation: abort a slow call, or give it a timeout');
+    const controller = new AbortController();
+    const started = Date.now();
+    // Stands in for a user pressing "Cancel" half a second in.
+    setTimeout(() => controller.abort(), 500);
+    const cancelled = await expectRejection(
+      client.call('notes.sync', { seconds: 30 }, { signal: controller.signal }),
+      CallCancelledError,
+    );
+    show('notes.sync 30 s', `${cancelled.name} after ${Date.now() - started} ms: ${cancelled.message}`);
+
+    const timedOut = await expectRejection(client.call('notes.sync', { seconds: 30 }, { timeout: 300 }), CallTimeoutError);
+    show('notes.sync, timeout', `${timedOut.name}: ${timedOut.message}`);
+
+    const stillThere = await client.call('math.add', [2, 2]);
+    show('math.add afterwards', stillThere);
+    expect(stillThere === 4, 'the host did not answer after cancellation');
+  } finally {
+    section('Closing');
+    const exitCode = await client.close();
+    show('host exit code', exitCode);
+    expect(exitCode === 0, `the host exited with ${exitCode}`);
+  }
+}
+
+main().then(
+  () => console.log(`\n${green('Demo finished: everything behaved as expected.')}`),
+  (error) => {
+    console.error(`\n${red('Demo failed:')} ${error.stack ?? error}`);
+    process.exitCode = 1;
+  },
+);
