@@ -124,6 +124,7 @@ class Connection:
         try:
             if self._encode is not None:
                 self._send_ready()
+            threading.Thread(target=_prepare_all, args=(list(self._methods.values()),), name="bridge-warm", daemon=True).start()
             with self._read_scope:
                 await self._read_loop()
             self.stopping = True
@@ -224,20 +225,20 @@ class Connection:
     ) -> Reply | None:
         """Start the call ``msg`` asks for; return an immediate reply if there is one."""
         method = msg.get("method")
-        has_id = "id" in msg
-        id = msg.get("id")
-        if has_id and (type(id) not in _ID_TYPES):
-            return self._invalid(msg, "id must be a string, a number or null", _NO_ID)
+        id = msg.get("id", _NO_ID)
+        has_id = id is not _NO_ID
+        if has_id and type(id) not in _ID_TYPES:
+            return self._invalid("id must be a string, a number or null", _NO_ID)
         if type(method) is not str or msg.get("jsonrpc") != "2.0":
             if method is None and ("result" in msg or "error" in msg) and msg.get("jsonrpc") == "2.0":
                 log.debug("ignoring a response from the client: %r", id)
                 return None
-            return self._invalid(msg, "not a JSON-RPC 2.0 request", id if has_id else _NO_ID)
-        params = msg.get("params")
-        if params is not None and type(params) is not dict and type(params) is not list:
-            return self._invalid(msg, "params must be an object or an array", id if has_id else _NO_ID)
-        if "params" in msg and params is None:
-            return self._invalid(msg, "params must be an object or an array", id if has_id else _NO_ID)
+            return self._invalid("not a JSON-RPC 2.0 request", id)
+        params = msg.get("params", _NO_ID)
+        if params is _NO_ID:
+            params = None
+        elif type(params) is not dict and type(params) is not list:
+            return self._invalid("params must be an object or an array", id)
         target = self._methods.get(method)
         if target is None:
             if not has_id:
@@ -287,7 +288,8 @@ class Connection:
                     kwargs[method.context_param] = Context(self, method.name, id if has_id else None, call, token)
                 if method.timeout is not None:
                     call.timer = self._loop.call_later(method.timeout, call.cancel, E.REQUEST_TIMEOUT)  # type: ignore[union-attr]
-                reply = {"jsonrpc": "2.0", "id": id, "result": await method.invoke(kwargs)}
+                result = await (method.func(**kwargs) if method.is_async else method.invoke(kwargs))
+                reply = {"jsonrpc": "2.0", "id": id, "result": result}
             except E.BridgeError as exc:
                 reply = {"jsonrpc": "2.0", "id": id, "error": exc.to_dict()}
             except Exception as exc:
@@ -449,7 +451,7 @@ class Connection:
     def _error(id: Any, code: int, message: str | None = None, data: Any = None) -> Reply:
         return {"jsonrpc": "2.0", "id": None if id is _NO_ID else id, "error": E.error_object(code, message, data)}
 
-    def _invalid(self, msg: dict[str, Any], why: str, id: Any) -> Reply:
+    def _invalid(self, why: str, id: Any) -> Reply:
         log.warning("bad input: %s", why)
         return self._error(id, E.INVALID_REQUEST, None, {"reason": why})
 
@@ -460,6 +462,15 @@ class Connection:
             message = f"Internal error: {type(exc).__name__}: {exc}"
             data["traceback"] = traceback.format_exception(exc)
         return self._error(id, E.INTERNAL_ERROR, message, data)
+
+
+def _prepare_all(methods: list[Method]) -> None:
+    """Build every params model off the loop, right after ``$/ready``: the first calls find them built."""
+    for method in methods:
+        try:
+            method.prepare()
+        except Exception as exc:  # the call itself will report it
+            log.warning("%s: cannot build its params model: %s", method.name, exc)
 
 
 def _serialisable(message: Any) -> bool:

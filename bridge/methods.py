@@ -115,26 +115,24 @@ class Method:
         return await to_thread.run_sync(functools.partial(self.func, **kwargs), abandon_on_cancel=True)
 
     def prepare(self) -> type[BaseModel]:
-        """Build (once) the pydantic model of the params."""
+        """Build (once) the pydantic model of the params; safe to race from two threads."""
         if self._model is None:
             from pydantic import ConfigDict, Field, create_model
 
             fields: dict[str, Any] = {}
+            renames: dict[str, str] = {}
             for i, p in enumerate(self.params):
                 default = ... if p.default is _EMPTY else p.default
                 if _is_safe_field_name(p.name):
                     fields[p.name] = (p.annotation, default)
                 else:
                     safe = f"param_{i}"
-                    self._renames[safe] = p.name
+                    renames[safe] = p.name
                     fields[safe] = (p.annotation, Field(default, alias=p.name))
-            config = ConfigDict(
-                extra="forbid", arbitrary_types_allowed=True, protected_namespaces=(),
-                populate_by_name=False,
-            )
-            self._model = create_model(  # type: ignore[call-overload]
-                _model_name(self.name), __config__=config, **fields
-            )
+            config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
+            model = create_model(_model_name(self.name), __config__=config, **fields)  # type: ignore[call-overload]
+            self._renames = renames
+            self._model = model
         return self._model
 
     def __repr__(self) -> str:
