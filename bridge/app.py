@@ -98,7 +98,7 @@ class Bridge:
         return func
 
     def notify(self, method: str, params: Any = None) -> None:
-        """Send the connected client a notification; call from the event loop's thread."""
+        """Send the connected client a notification (an event); safe from any thread."""
         if self.connection is None:
             raise RuntimeError("the app is not serving a connection")
         self.connection.notify(method, params)

@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-inflight", type=int, help=f"calls running at once before input is paused (env {env['max_inflight']}; default 128)")
     serve.add_argument("--max-message-bytes", type=int, help=f"largest message accepted (env {env['max_message_bytes']}; default 32 MiB)")
     serve.add_argument("--max-batch", type=int, help=f"most entries in a batch array (env {env['max_batch']}; default 1000)")
+    serve.add_argument("--max-threads", type=int,
+                       help=f"worker threads for sync handlers (env {env['max_threads']}; default 40)")
     serve.add_argument("--loop", choices=["auto", "asyncio", "uvloop"],
                        help=f"event loop; auto is uvloop where installed (env {env['loop']}; default auto)")
     serve.add_argument("--shutdown-grace", type=float, help=f"seconds in-flight calls get at shutdown (env {env['shutdown_grace']}; default 5)")
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             framing=args.framing, log_level=args.log_level, debug=args.debug, ready=args.ready,
             max_inflight=args.max_inflight, max_message_bytes=args.max_message_bytes,
             max_batch=args.max_batch, shutdown_grace=args.shutdown_grace, loop=args.loop,
+            max_threads=args.max_threads,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -374,11 +374,18 @@ class Connection:
             self.stop()
 
     def notify(self, method: str, params: Any = None) -> None:
-        """Send a notification to the client (from the event loop's thread)."""
+        """Send the client a notification; safe from any thread, in order per thread."""
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             message["params"] = params
-        self._write(message)
+        if self._loop is None or threading.get_ident() == self.loop_thread:
+            self._write(message)
+            return
+        frame = self._frame(message)  # serialised here, so the caller may reuse params at once
+        try:
+            self._loop.call_soon_threadsafe(self._queue, frame)
+        except RuntimeError:  # the loop has closed: the host is gone
+            pass
 
     def _send_ready(self) -> None:
         if self._ready_sent:
@@ -402,18 +409,21 @@ class Connection:
             "limits": {"maxMessageBytes": s.max_message_bytes, "maxInflight": s.max_inflight, "maxBatch": s.max_batch},
         })
 
-    def _write_reply(self, reply: Reply) -> None:
-        self._write(reply)
-
     def _write(self, message: Any) -> None:
-        """Queue one whole frame; it goes out with the rest of this loop turn's output."""
-        if self.closed:
-            return
+        """Queue one message; it goes out with the rest of this loop turn's output."""
+        self._queue(self._frame(message))
+
+    def _frame(self, message: Any) -> bytes:
         try:
             body = dumps(message)
         except (TypeError, orjson.JSONEncodeError) as exc:
             body = self._unserialisable(message, exc)
-        self._out.append((self._encode or ENCODERS["ndjson"])(body))
+        return (self._encode or ENCODERS["ndjson"])(body)
+
+    def _queue(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        self._out.append(frame)
         if not self._flush_pending:
             self._flush_pending = True
             if self._loop is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,13 +47,7 @@ class Context:
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send the client a notification (an event) now."""
-        conn = self._conn
-        if threading.get_ident() == conn.loop_thread:
-            conn.notify(method, params)
-        else:
-            from anyio import from_thread
-
-            from_thread.run_sync(conn.notify, method, params)
+        self._conn.notify(method, params)
 
     def progress(self, value: Any = None, /, **fields: Any) -> None:
         """Report progress as LSP does: ``$/progress`` with ``{token, value}``.

@@ -27,6 +27,7 @@ class Settings:
     max_inflight: int = field(default=128, metadata={"env": "BRIDGE_MAX_INFLIGHT"})
     max_message_bytes: int = field(default=32 * 1024 * 1024, metadata={"env": "BRIDGE_MAX_MESSAGE_BYTES"})
     max_batch: int = field(default=1000, metadata={"env": "BRIDGE_MAX_BATCH"})
+    max_threads: int = field(default=40, metadata={"env": "BRIDGE_MAX_THREADS"})
     shutdown_grace: float = field(default=5.0, metadata={"env": "BRIDGE_SHUTDOWN_GRACE"})
     loop: LoopOption = field(default="auto", metadata={"env": "BRIDGE_LOOP"})
 
@@ -37,7 +38,7 @@ class Settings:
             raise ValueError(f"loop must be auto, asyncio or uvloop, not {self.loop!r}")
         if self.log_level.lower() not in _LOG_LEVELS:
             raise ValueError(f"log level must be one of {', '.join(_LOG_LEVELS)}, not {self.log_level!r}")
-        for name in ("max_inflight", "max_message_bytes", "max_batch"):
+        for name in ("max_inflight", "max_message_bytes", "max_batch", "max_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.shutdown_grace < 0:

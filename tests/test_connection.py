@@ -295,3 +295,52 @@ async def test_cancel_in_the_same_read_as_its_request() -> None:
     )
     [reply] = await exchange(slow_app(), chunk)
     assert reply["id"] == 1 and reply["error"]["code"] == -32800
+
+
+async def test_nothing_is_left_behind() -> None:
+    app = slow_app()
+
+    @app.method
+    def sync_ok(x: int) -> int:
+        return x
+
+    writer = MemoryWriter()
+    reader = MemoryReader([lines(
+        {"jsonrpc": "2.0", "id": 1, "method": "wait"},
+        {"jsonrpc": "2.0", "id": 2, "method": "too_slow"},
+        {"jsonrpc": "2.0", "id": 3, "method": "sync_ok", "params": [3]},
+        {"jsonrpc": "2.0", "id": 4, "method": "sync_ok", "params": ["x"]},
+        [{"jsonrpc": "2.0", "id": 5, "method": "sync_ok", "params": [5]}, {"jsonrpc": "2.0", "method": "sync_ok", "params": [6]}],
+        {"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 1}},
+        {"jsonrpc": "2.0", "id": 6, "method": "missing"},
+    ), b"not json\n"])
+    conn = Connection(app, Settings(ready=False, framing="ndjson"), reader, writer)
+    await conn.run()
+    replies = [orjson.loads(x) for x in bytes(writer.data).splitlines()]
+    assert len(replies) == 7  # 1, 2, 3, 4, the batch, 6, the parse error
+    assert (conn._inflight, conn._calls, conn._by_id, conn._tasks, conn._out) == (0, set(), {}, set(), [])
+
+
+async def test_notify_from_any_thread_keeps_order() -> None:
+    import threading
+
+    app = Bridge()
+
+    @app.method
+    async def from_thread(ctx: Context) -> str:
+        def work() -> None:
+            for i in range(100):
+                app.notify("tick", i)
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        await anyio.to_thread.run_sync(thread.join)
+        return "done"
+
+    writer = MemoryWriter()
+    conn = Connection(app, Settings(ready=False, framing="ndjson"), MemoryReader([lines({"jsonrpc": "2.0", "id": 1, "method": "from_thread"})]), writer)
+    app.connection = conn
+    await conn.run()
+    out = [orjson.loads(x) for x in bytes(writer.data).splitlines()]
+    assert [m["params"] for m in out if m.get("method") == "tick"] == list(range(100))
+    assert out[-1] == {"jsonrpc": "2.0", "id": 1, "result": "done"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import signal
+import subprocess
 import time
 
 import orjson
@@ -221,3 +223,25 @@ def test_signal_after_eof_cancels_in_flight_calls_at_once():
         assert host.reply(1)["error"]["code"] == -32802
         assert host.wait() == 0
         assert time.monotonic() - started < 3  # well inside the 5 s grace period
+
+
+def test_debug_logs_each_call_with_its_timing():
+    with Host(env={"BRIDGE_DEBUG": "1"}) as host:
+        host.recv()
+        assert host.call("demo.add", [1, 2], id=41)["result"] == 3
+        host.close_stdin()
+        assert host.wait() == 0
+    assert re.search(rb"demo\.add id=41 \d+\.\d+ ms ok", host.stderr)
+
+
+def test_console_script_is_installed():
+    import shutil
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "bridge"
+    if not script.exists():
+        script = shutil.which("bridge")
+    assert script, "the bridge console script is not on PATH"
+    proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and proc.stdout.startswith("bridge ")
