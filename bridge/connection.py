@@ -172,6 +172,8 @@ class Connection:
         feed = self._decoder.feed
         handle = self._handle_frame
         drain = self._drain
+        transport = getattr(self._writer, "transport", None)
+        backed_up = transport.get_write_buffer_size if transport is not None else lambda: 1
         while True:
             data = await read(READ_CHUNK)
             if not data:
@@ -186,7 +188,8 @@ class Connection:
                     while self._inflight >= self._max_inflight:
                         await self._wait_for_room()
                 handle(frame)
-            await drain()  # output backed up: read no more until the client catches up
+            if backed_up():  # read no more until the client catches up with our output
+                await drain()
 
     def _handle_frame(self, frame: bytes | FrameError) -> None:
         if type(frame) is FrameError:

@@ -119,6 +119,22 @@ class LspDecoder:
                 pos += dropped
             elif self._resyncing:
                 data, pos = self._resync(data, pos)
+            elif not self._head and data.startswith(b"Content-Length: ", pos):
+                # The usual case, one header and often the whole body in this chunk.
+                end = data.find(b"\r\n\r\n", pos + 16)
+                digits = data[pos + 16 : end]
+                if end < 0 or not digits.isdigit() or int(digits) > self.max_bytes:
+                    data, pos = self._read_header(data, pos, out)
+                    continue
+                length = int(digits)
+                pos = end + 4
+                if pos + length <= len(data):
+                    out.append(data[pos : pos + length])
+                    pos += length
+                elif length:
+                    self._need = length
+                else:
+                    out.append(b"")
             else:
                 data, pos = self._read_header(data, pos, out)
         return out
