@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 import traceback
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import anyio
@@ -27,6 +28,7 @@ from . import errors as E
 from .context import Context
 from .discovery import discover_method
 from .framing import ENCODERS, FrameError, decoder
+from .stdio import Pump
 
 if TYPE_CHECKING:
     from .app import Bridge
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridge")
 
-READ_CHUNK = 1 << 18
 _DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _NO_ID = object()  # the id slot of a reply that must carry id null
 _ID_TYPES = (str, int, float, type(None))
@@ -44,7 +45,17 @@ Reply = dict[str, Any]
 
 
 class Reader(Protocol):
+    """Anything with an async ``read``; the connection pumps it (files, terminals, tests)."""
+
     async def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Input(Protocol):
+    """A source that pushes bytes into ``conn.feed`` and ends with ``conn.eof()`` (pipes)."""
+
+    def attach(self, conn: Connection) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
 
 
 class Writer(Protocol):
@@ -86,10 +97,10 @@ def dumps(obj: Any) -> bytes:
 class Connection:
     """Serves ``app`` on one reader/writer pair until EOF or ``stop()``."""
 
-    def __init__(self, app: Bridge, settings: Settings, reader: Reader, writer: Writer) -> None:
+    def __init__(self, app: Bridge, settings: Settings, reader: Reader | Input, writer: Writer) -> None:
         self.app = app
         self.settings = settings
-        self._reader = reader
+        self._input: Input = reader if hasattr(reader, "attach") else Pump(reader)  # type: ignore[assignment,arg-type]
         self._writer = writer
         self._decoder = decoder(settings.framing, settings.max_message_bytes)
         self._encode: Callable[[bytes], bytes] | None = (
@@ -108,7 +119,11 @@ class Connection:
         self._out: list[bytes] = []
         self._flush_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._read_scope = anyio.CancelScope()
+        self._backlog: deque[bytes | FrameError] = deque()  # frames read while no call slot was free
+        self._input_paused = False
+        self._output_blocked = False
+        self._eof = False
+        self._input_done = anyio.Event()
         self._ready_sent = not settings.ready
         self.loop_thread = threading.get_ident()
         self.closed = False
@@ -122,13 +137,16 @@ class Connection:
         self.loop_thread = threading.get_ident()
         self._loop = asyncio.get_running_loop()
         try:
-            if self._encode is not None:
-                self._send_ready()
-            threading.Thread(target=_prepare_all, args=(list(self._methods.values()),), name="bridge-warm", daemon=True).start()
-            with self._read_scope:
-                await self._read_loop()
-            self.stopping = True
-            await self._finish_calls()
+            async with anyio.create_task_group() as tg:
+                self.task_group = tg
+                if self._encode is not None:
+                    self._send_ready()
+                threading.Thread(target=_prepare_all, args=(list(self._methods.values()),), name="bridge-warm", daemon=True).start()
+                self._input.attach(self)
+                await self._input_done.wait()
+                self.stopping = True
+                await self._finish_calls()
+                tg.cancel_scope.cancel()  # an input pump still blocked in read
         finally:
             for task in self._tasks:  # only what is stuck writing to a reader that went away
                 task.cancel()
@@ -138,8 +156,14 @@ class Connection:
 
     def stop(self) -> None:
         """Stop reading input; in-flight calls get the grace period to finish."""
+        if self.stopping:
+            return
         self.stopping = True
-        self._read_scope.cancel()
+        self._input.pause()
+        for frame in self._backlog:  # read but never started: say so
+            self._refuse(frame)
+        self._backlog.clear()
+        self._input_done.set()
 
     def hurry(self) -> None:
         """Cancel every running call now (each replies SERVER_CANCELLED) and stop."""
@@ -167,29 +191,70 @@ class Connection:
 
     # ---- input ----------------------------------------------------------
 
-    async def _read_loop(self) -> None:
-        read = self._reader.read
-        feed = self._decoder.feed
+    def feed(self, data: bytes) -> None:
+        """Bytes from the client. Runs in the input's callback and never waits: when every
+        call slot is taken, frames wait in the backlog and the input is paused."""
+        if self.stopping:
+            return
+        frames = self._decoder.feed(data)
+        if self._encode is None and self._decoder.framing is not None:
+            self._encode = ENCODERS[self._decoder.framing]
+            self._send_ready()
+        if self._backlog:
+            self._backlog.extend(frames)
+            return
         handle = self._handle_frame
-        drain = self._drain
-        transport = getattr(self._writer, "transport", None)
-        backed_up = transport.get_write_buffer_size if transport is not None else lambda: 1
-        while True:
-            data = await read(READ_CHUNK)
-            if not data:
-                log.info("input closed; finishing %d call(s)", self._inflight)
+        limit = self._max_inflight
+        for i, frame in enumerate(frames):
+            if self._inflight >= limit:
+                self._backlog.extend(frames[i:])
+                self._update_input()
                 return
-            frames = feed(data)
-            if self._encode is None and self._decoder.framing is not None:
-                self._encode = ENCODERS[self._decoder.framing]
-                self._send_ready()
-            for frame in frames:
-                if self._inflight >= self._max_inflight:
-                    while self._inflight >= self._max_inflight:
-                        await self._wait_for_room()
-                handle(frame)
-            if backed_up():  # read no more until the client catches up with our output
-                await drain()
+            handle(frame)
+
+    def eof(self) -> None:
+        """The client closed its end of the input."""
+        if not self._eof:
+            self._eof = True
+            log.info("input closed; finishing %d call(s)", self._inflight + len(self._backlog))
+            if not self._backlog:
+                self._input_done.set()
+
+    def output_paused(self) -> None:
+        """The output pipe is full: read nothing more until the client catches up."""
+        self._output_blocked = True
+        self._update_input()
+
+    def output_resumed(self) -> None:
+        self._output_blocked = False
+        self._update_input()
+
+    def _update_input(self) -> None:
+        paused = bool(self._backlog) or self._output_blocked or self.stopping
+        if paused != self._input_paused:
+            self._input_paused = paused
+            (self._input.pause if paused else self._input.resume)()
+
+    def _take_backlog(self) -> None:
+        """A call slot came free: start what waits in the backlog, then read on."""
+        backlog = self._backlog
+        handle = self._handle_frame
+        while backlog and self._inflight < self._max_inflight:
+            handle(backlog.popleft())
+        if not backlog:
+            if self._eof:
+                self._input_done.set()
+            self._update_input()
+
+    def _refuse(self, frame: bytes | FrameError) -> None:
+        """Answer a request that was read but will never run (the host is stopping)."""
+        try:
+            message = orjson.loads(frame) if type(frame) is bytes else None
+        except orjson.JSONDecodeError:
+            return
+        for msg in message if type(message) is list else [message]:
+            if type(msg) is dict and "method" in msg and type(msg.get("id", [])) in _ID_TYPES:
+                self._write(self._error(msg["id"], E.SERVER_CANCELLED))
 
     def _handle_frame(self, frame: bytes | FrameError) -> None:
         if type(frame) is FrameError:
@@ -323,8 +388,10 @@ class Connection:
             self._release()
 
     def _release(self) -> None:
-        """One call (or batch) is done, its reply written: let the reader go on."""
+        """One call (or batch) is done: wake whoever waits for a slot."""
         self._inflight -= 1
+        if self._backlog:
+            self._take_backlog()
         if self._room is not None:
             self._room.set()
             self._room = None
@@ -361,13 +428,6 @@ class Connection:
             log.debug("$/cancelRequest for %r, which is not running", id)
 
     # ---- output ---------------------------------------------------------
-
-    async def _drain(self) -> None:
-        """Wait while the output pipe is full; a vanished reader ends the connection."""
-        try:
-            await self._writer.drain()
-        except ConnectionError:
-            self.output_lost()
 
     def output_lost(self) -> None:
         """The client stopped reading our output: nothing more can be delivered."""

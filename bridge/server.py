@@ -56,10 +56,10 @@ def _loop_options(settings: Settings) -> dict[str, bool]:
 async def serve(app: Bridge, settings: Settings, in_fd: int, out_fd: int) -> int:
     """The host's whole lifetime as one task group: signals beside the connection."""
     anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_threads
-    conn_box: list[Connection] = []
-    reader, writer = await open_streams(in_fd, out_fd, lambda: conn_box and conn_box[0].output_lost())
-    conn = Connection(app, settings, reader, writer)
-    conn_box.append(conn)
+    streams = await open_streams(in_fd, out_fd)
+    writer = streams.writer
+    conn = Connection(app, settings, streams.input, writer)
+    streams.bind(conn)
     try:
         await run_hooks(app.startup_hooks)
     except Exception:

@@ -1,4 +1,4 @@
-"""stdin/stdout as the protocol's private pipes.
+"""stdin/stdout as the protocol's private pipes, and the inputs that feed a connection.
 
 ``take_stdio`` moves the protocol's file descriptors aside, points fd 0 at
 /dev/null and fd 1 at stderr, so neither a stray ``print()`` nor a child
@@ -11,7 +11,13 @@ import asyncio
 import os
 import stat
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .connection import Connection, Reader
+
+READ_CHUNK = 1 << 18
+PIPE_BYTES = 1 << 20
 
 
 def take_stdio() -> tuple[int, int]:
@@ -35,16 +41,104 @@ def take_stdio() -> tuple[int, int]:
     return proto_in, proto_out
 
 
-class _WriterProtocol(asyncio.streams.FlowControlMixin):
-    """Flow control for the output pipe, and a callback when the reader goes away."""
+class PipeInput(asyncio.Protocol):
+    """A pipe read by asyncio's transport, handing each chunk straight to ``conn.feed``:
+    no reader task, no intermediate buffer."""
 
-    def __init__(self, on_lost: Callable[[], None]) -> None:
-        super().__init__()
-        self._on_lost = on_lost
+    def __init__(self) -> None:
+        self._conn: Connection | None = None
+        self._transport: asyncio.ReadTransport | None = None
+        self._early: list[bytes] = []  # what arrived before a connection was attached
+        self._early_eof = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self.pause()  # until a connection is attached
+
+    def attach(self, conn: Connection) -> None:
+        self._conn = conn
+        for data in self._early:
+            conn.feed(data)
+        self._early.clear()
+        if self._early_eof:
+            conn.eof()
+        else:
+            self.resume()
+
+    def pause(self) -> None:
+        if self._transport is not None and self._transport.is_reading():
+            self._transport.pause_reading()
+
+    def resume(self) -> None:
+        if self._transport is not None and not self._transport.is_reading() and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self._conn is None:
+            self._early.append(data)
+        else:
+            self._conn.feed(data)
+
+    def eof_received(self) -> bool:
+        self.connection_lost(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is None:
+            self._early_eof = True
+        else:
+            self._conn.eof()
+
+
+class Pump:
+    """Any async reader (a file, a terminal, a test's memory stream), read by a task."""
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+        self._open: asyncio.Event | None = None
+
+    def attach(self, conn: Connection) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+        conn.task_group.start_soon(self._run, conn)
+
+    def pause(self) -> None:
+        if self._open is not None:
+            self._open.clear()
+
+    def resume(self) -> None:
+        if self._open is not None:
+            self._open.set()
+
+    async def _run(self, conn: Connection) -> None:
+        while True:
+            await self._open.wait()  # type: ignore[union-attr]
+            data = await self._reader.read(READ_CHUNK)
+            if not data:
+                conn.eof()
+                return
+            conn.feed(data)
+
+
+class _WriterProtocol(asyncio.streams.FlowControlMixin):
+    """Flow control for the output pipe, told to the connection."""
+
+    conn: Connection | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.conn is not None:
+            self.conn.output_paused()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.conn is not None:
+            self.conn.output_resumed()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self._on_lost()
+        if self.conn is not None:
+            self.conn.output_lost()
 
 
 class BlockingReader:
@@ -56,7 +150,7 @@ class BlockingReader:
     async def read(self, n: int = -1) -> bytes:
         from anyio import to_thread
 
-        return await to_thread.run_sync(os.read, self._fd, n if n > 0 else 1 << 16, abandon_on_cancel=True)
+        return await to_thread.run_sync(os.read, self._fd, n if n > 0 else READ_CHUNK, abandon_on_cancel=True)
 
 
 class BlockingWriter:
@@ -81,9 +175,6 @@ class BlockingWriter:
         return self._closed
 
 
-PIPE_BYTES = 1 << 20
-
-
 def _grow_pipe(fd: int) -> None:
     """Ask Linux for a 1 MiB pipe buffer (default 64 KiB): fewer wake-ups for large messages."""
     try:
@@ -99,32 +190,39 @@ def _is_pipe(fd: int) -> bool:
     return (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) and sys.platform != "win32"
 
 
-async def open_streams(
-    in_fd: int, out_fd: int, on_output_lost: Callable[[], None]
-) -> tuple[asyncio.StreamReader | BlockingReader, asyncio.StreamWriter | BlockingWriter]:
-    """Async reader and writer over the protocol's descriptors.
+class Streams:
+    """The protocol's input and output, opened; ``bind`` tells them which connection to inform."""
+
+    def __init__(self, input: Any, writer: Any, writer_protocol: _WriterProtocol | None) -> None:
+        self.input = input
+        self.writer = writer
+        self._writer_protocol = writer_protocol
+
+    def bind(self, conn: Connection) -> None:
+        if self._writer_protocol is not None:
+            self._writer_protocol.conn = conn
+
+
+async def open_streams(in_fd: int, out_fd: int) -> Streams:
+    """Async input and output over the protocol's descriptors.
 
     Pipes and sockets get asyncio's non-blocking transports (with flow control
     both ways); files and terminals, whose O_NONBLOCK flag would leak to other
     processes, get blocking I/O instead.
     """
     loop = asyncio.get_running_loop()
-    reader: asyncio.StreamReader | BlockingReader
-    writer: asyncio.StreamWriter | BlockingWriter
+    input: Any
+    writer: Any
+    protocol: _WriterProtocol | None = None
     if _is_pipe(in_fd):
         _grow_pipe(in_fd)
-        reader = asyncio.StreamReader(limit=1 << 18)
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", buffering=0)
-        )
+        _, input = await loop.connect_read_pipe(PipeInput, os.fdopen(in_fd, "rb", buffering=0))
     else:
-        reader = BlockingReader(in_fd)
+        input = BlockingReader(in_fd)
     if _is_pipe(out_fd):
         _grow_pipe(out_fd)
-        transport, protocol = await loop.connect_write_pipe(
-            lambda: _WriterProtocol(on_output_lost), os.fdopen(out_fd, "wb", buffering=0)
-        )
+        transport, protocol = await loop.connect_write_pipe(_WriterProtocol, os.fdopen(out_fd, "wb", buffering=0))
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
     else:
         writer = BlockingWriter(out_fd)
-    return reader, writer
+    return Streams(input, writer, protocol)
