@@ -53,17 +53,16 @@ class PipeInput(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
-        self.pause()  # until a connection is attached
 
     def attach(self, conn: Connection) -> None:
         self._conn = conn
+        if not self._early_eof:
+            self.resume()  # first: feeding what came early may pause again
         for data in self._early:
             conn.feed(data)
         self._early.clear()
         if self._early_eof:
             conn.eof()
-        else:
-            self.resume()
 
     def pause(self) -> None:
         if self._transport is not None and self._transport.is_reading():
@@ -74,8 +73,9 @@ class PipeInput(asyncio.Protocol):
             self._transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        if self._conn is None:
+        if self._conn is None:  # (uvloop starts reading even if connection_made paused)
             self._early.append(data)
+            self.pause()
         else:
             self._conn.feed(data)
 

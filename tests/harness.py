@@ -93,7 +93,9 @@ def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[byt
 class Host:
     """The real ``python -m bridge serve`` over pipes, read by a thread so every wait has a timeout."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, framing: str = "ndjson") -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, framing: str = "ndjson", read: bool = True
+    ) -> None:
         import queue
         import threading
 
@@ -106,8 +108,13 @@ class Host:
             threading.Thread(target=self._pump_stdout, daemon=True),
             threading.Thread(target=self._pump_stderr, daemon=True),
         ]
-        for thread in self._threads:
-            thread.start()
+        self._threads[1].start()
+        if read:
+            self.start_reading()
+
+    def start_reading(self) -> None:
+        """Begin reading the host's stdout (a test of backpressure starts late)."""
+        self._threads[0].start()
 
     def _pump_stdout(self) -> None:
         from bridge.framing import decoder
@@ -182,7 +189,8 @@ class Host:
             self.proc.kill()
             self.proc.wait(5)
         for thread in self._threads:
-            thread.join(5)
+            if thread.is_alive():
+                thread.join(5)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 stream.close()  # type: ignore[union-attr]

@@ -245,3 +245,31 @@ def test_console_script_is_installed():
     assert script, "the bridge console script is not on PATH"
     proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and proc.stdout.startswith("bridge ")
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_client_that_stops_reading_cannot_make_the_host_buffer_without_bound(loop):
+    import threading
+
+    n, value = 20000, "x" * 1024  # ~21 MiB each way, far beyond the pipes' buffers
+    payload = b"".join(
+        orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "demo.echo", "params": {"value": value}}) + b"\n"
+        for i in range(n)
+    )
+    with Host(read=False, env={"BRIDGE_LOOP": loop}) as host:
+        baseline = _rss_kib(host.proc.pid)
+        writer = threading.Thread(target=host.send_raw, args=(payload,), daemon=True)
+        writer.start()
+        writer.join(timeout=3)  # an observation window: with no reader, the writer must stay blocked
+        assert writer.is_alive(), "the host took all input although nobody read its output"
+        assert _rss_kib(host.proc.pid) - baseline < 64 * 1024
+        host.start_reading()
+        assert host.recv()["method"] == "$/ready"
+        ids = {host.recv()["id"] for _ in range(n)}
+        writer.join(timeout=30)
+        assert ids == set(range(n))
