@@ -380,9 +380,10 @@ class Connection:
                 outcome = "ok" if "result" in reply else f"error {reply['error']['code']}"
                 log.debug("%s id=%r %.3f ms %s", method.name, id, (time.perf_counter() - start) * 1e3, outcome)
             if has_id:
-                emit(reply)
-                if self._inflight == 1:  # nothing to coalesce with: save the caller a loop turn
-                    self._flush()
+                if self._inflight == 1 and not self._out and emit is self._emit:
+                    self._send_now(self._frame(reply))  # nothing to coalesce with: spare a loop turn
+                else:
+                    emit(reply)
         finally:
             self._tasks.discard(call.task)  # type: ignore[arg-type]
             self._release()
@@ -497,10 +498,14 @@ class Connection:
     def _flush(self) -> None:
         self._flush_pending = False
         out = self._out
-        if not out:
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self._send_now(data)
+
+    def _send_now(self, data: bytes) -> None:
+        if self.closed:
             return
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
         if self._writer.is_closing():
             self.output_lost()
             return
