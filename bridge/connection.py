@@ -252,9 +252,14 @@ class Connection:
             message = orjson.loads(frame) if type(frame) is bytes else None
         except orjson.JSONDecodeError:
             return
-        for msg in message if type(message) is list else [message]:
-            if type(msg) is dict and "method" in msg and type(msg.get("id", [])) in _ID_TYPES:
-                self._write(self._error(msg["id"], E.SERVER_CANCELLED))
+        batch = message if type(message) is list else [message]
+        replies = [
+            self._error(msg["id"], E.SERVER_CANCELLED)
+            for msg in batch
+            if type(msg) is dict and "method" in msg and type(msg.get("id", [])) in _ID_TYPES
+        ]
+        if replies:
+            self._write(replies if type(message) is list else replies[0])
 
     def _handle_frame(self, frame: bytes | FrameError) -> None:
         if type(frame) is FrameError:

@@ -344,3 +344,19 @@ async def test_notify_from_any_thread_keeps_order() -> None:
     out = [orjson.loads(x) for x in bytes(writer.data).splitlines()]
     assert [m["params"] for m in out if m.get("method") == "tick"] == list(range(100))
     assert out[-1] == {"jsonrpc": "2.0", "id": 1, "result": "done"}
+
+
+async def test_stop_answers_what_was_read_but_never_started() -> None:
+    started = anyio.Event()
+    writer = MemoryWriter()
+    waiting = [{"jsonrpc": "2.0", "id": i, "method": "wait"} for i in range(3)]
+    reader = MemoryReader([lines(*waiting, [{"jsonrpc": "2.0", "id": "b", "method": "wait"}])], keep_open=True)
+    conn = Connection(slow_app(started), Settings(ready=False, framing="ndjson", max_inflight=1, shutdown_grace=0), reader, writer)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(conn.run)
+        await started.wait()
+        conn.stop()
+    out = [orjson.loads(x) for x in bytes(writer.data).splitlines()]
+    singles = {m["id"]: m["error"]["code"] for m in out if isinstance(m, dict)}
+    assert singles == {0: -32802, 1: -32802, 2: -32802}  # 0 ran and was cancelled; 1 and 2 never started
+    assert [m for m in out if isinstance(m, list)] == [[{"jsonrpc": "2.0", "id": "b", "error": {"code": -32802, "message": "Server cancelled the request"}}]]
