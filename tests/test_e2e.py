@@ -273,3 +273,43 @@ def test_a_client_that_stops_reading_cannot_make_the_host_buffer_without_bound(l
         ids = {host.recv()["id"] for _ in range(n)}
         writer.join(timeout=30)
         assert ids == set(range(n))
+
+
+def test_host_exits_when_its_parent_is_killed():
+    """The parent dies without closing anything: the pipe's EOF must end the host."""
+    import os
+    import sys
+
+    from harness import ROOT, python
+
+    parent_code = (
+        "import subprocess, sys\n"
+        f"p = subprocess.Popen([{python()!r}, '-m', 'bridge', 'serve', 'tests.e2e_app:app', '--framing', 'ndjson'],"
+        " stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
+        "p.stdin.write(b'{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"slow\",\"params\":{\"seconds\":60}}\\n'); p.stdin.flush()\n"
+        "sys.stdout.write(str(p.pid) + '\\n'); sys.stdout.flush()\n"
+        "p.stdout.readline()\n"  # $/ready: the host is serving
+        "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+        "import time; time.sleep(600)\n"
+    )
+    env = {**os.environ, "BRIDGE_SHUTDOWN_GRACE": "0.5"}
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        host_pid = int(parent.stdout.readline())
+        assert parent.stdout.readline().strip() == "ready"
+        parent.kill()  # SIGKILL: no cleanup runs in the parent
+        parent.wait(5)
+        deadline = time.monotonic() + 10  # the grace period is 0.5 s, then the 60 s call is cancelled
+        while time.monotonic() < deadline:
+            try:
+                os.kill(host_pid, 0)
+            except ProcessLookupError:
+                return
+            try:  # reap it if it became our child (it does not: init adopts it)
+                os.waitpid(host_pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"host {host_pid} outlived its parent")
+    finally:
+        parent.kill()
