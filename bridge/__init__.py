@@ -22,10 +22,6 @@ from .settings import Settings
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bridge",
-    "BridgeError",
-    "Context",
-    "Settings",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
@@ -35,5 +31,9 @@ __all__ = [
     "REQUEST_CANCELLED",
     "REQUEST_TIMEOUT",
     "SERVER_CANCELLED",
+    "Bridge",
+    "BridgeError",
+    "Context",
+    "Settings",
     "__version__",
 ]

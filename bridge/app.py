@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar, overload
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .methods import Method
 
@@ -74,7 +75,7 @@ class Bridge:
     ) -> Method:
         """Register ``func`` under ``name`` (default: the function's name)."""
         name = name or func.__name__
-        if name.startswith("rpc.") or name.startswith("$/"):
+        if name.startswith(("rpc.", "$/")):
             raise ValueError(f"method names starting with 'rpc.' or '$/' are reserved: {name!r}")
         if name in self.methods:
             other = self.methods[name].func

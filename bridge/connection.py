@@ -19,7 +19,8 @@ import threading
 import time
 import traceback
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import orjson
@@ -67,7 +68,7 @@ class Writer(Protocol):
 class Call:
     """One running call: its task, and why it was cancelled, if it was."""
 
-    __slots__ = ("task", "cancel_code", "timer", "started")
+    __slots__ = ("cancel_code", "started", "task", "timer")
 
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None

@@ -19,7 +19,7 @@ class Context:
     the worker threads sync handlers run in.
     """
 
-    __slots__ = ("id", "method", "progress_token", "_conn", "_call")
+    __slots__ = ("_call", "_conn", "id", "method", "progress_token")
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ _HEADER_START = re.compile(rb"(?i)content-length[ \t]*:")
 class FrameError:
     """Something in the byte stream that is not a message; the decoder has moved past it."""
 
-    __slots__ = ("too_large", "reason")
+    __slots__ = ("reason", "too_large")
 
     def __init__(self, reason: str, *, too_large: bool = False) -> None:
         self.reason = reason

@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .context import Context
 from .errors import INVALID_PARAMS, BridgeError
@@ -36,8 +37,17 @@ class Method:
     """A handler and what bridge learned from its signature."""
 
     __slots__ = (
-        "name", "func", "is_async", "timeout", "description", "params",
-        "param_names", "context_param", "return_type", "_model", "_renames",
+        "_model",
+        "_renames",
+        "context_param",
+        "description",
+        "func",
+        "is_async",
+        "name",
+        "param_names",
+        "params",
+        "return_type",
+        "timeout",
     )
 
     def __init__(
@@ -147,7 +157,7 @@ def _invalid(method: str, errors: list[Any]) -> BridgeError:
     return BridgeError(INVALID_PARAMS, f"Invalid params for {method}: {where}: {first['msg']}{more}", {"errors": errors})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _base_model_attrs() -> frozenset[str]:
     from pydantic import BaseModel
 

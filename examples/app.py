@@ -40,7 +40,7 @@ def seed() -> None:
 
 
 def save_note(note: NoteIn) -> Note:
-    saved = Note(id=len(notes) + 1, created=dt.datetime.now(dt.timezone.utc), **note.model_dump())
+    saved = Note(id=len(notes) + 1, created=dt.datetime.now(dt.UTC), **note.model_dump())
     notes[saved.id] = saved
     return saved
 

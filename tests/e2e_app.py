@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-
 from typing import Any
 
 import anyio
@@ -58,7 +57,7 @@ def spec_app() -> Bridge:
         return minuend - subtrahend
 
     @app.method
-    async def sum(a: int, b: int, c: int) -> int:  # noqa: A001
+    async def sum(a: int, b: int, c: int) -> int:
         return a + b + c
 
     @app.method

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import anyio
 import orjson
-import pytest
 
 from bridge import Bridge, Settings
 from bridge.connection import Connection

@@ -6,11 +6,11 @@ import pytest
 
 jsonrpcserver = pytest.importorskip("jsonrpcserver")
 
-from jsonrpcserver import Error, InvalidParams, Result, Success  # noqa: E402
+from harness import exchange, lines
+from jsonrpcserver import Error, InvalidParams, Result, Success
 
-from bridge import Bridge  # noqa: E402
-from bridge.compat.jsonrpcserver import include_jsonrpcserver  # noqa: E402
-from harness import exchange, lines  # noqa: E402
+from bridge import Bridge
+from bridge.compat.jsonrpcserver import include_jsonrpcserver
 
 pytestmark = pytest.mark.anyio
 

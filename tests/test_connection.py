@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import orjson
 import pytest
+from e2e_app import spec_app
+from harness import MemoryReader, MemoryWriter, exchange, lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import Bridge, BridgeError, Context, Settings
+from bridge import Bridge, Context, Settings
 from bridge.connection import Connection
-
-from e2e_app import spec_app
-from harness import MemoryReader, MemoryWriter, exchange, lines
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +70,7 @@ SPEC = [
 
 def canonical(reply: Any) -> Any:
     if isinstance(reply, list):
-        return sorted((orjson.dumps(strip(r), option=orjson.OPT_SORT_KEYS) for r in reply))
+        return sorted(orjson.dumps(strip(r), option=orjson.OPT_SORT_KEYS) for r in reply)
     return strip(reply)
 
 
@@ -240,9 +240,9 @@ async def test_reading_pauses_at_the_inflight_bound() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(conn.run)
         while running < 3:
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         for _ in range(20):  # give the reader every chance to overrun the bound
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         assert running == 3
         assert reader.pending() == 10 - 3 - 1  # 3 running, 1 frame read and waiting for room
         gate.set()
@@ -273,7 +273,7 @@ async def test_writes_carry_whole_frames_and_coalesce() -> None:
     async def chatty(ctx: Context) -> int:
         for i in range(50):
             ctx.notify("tick", {"i": i})
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         return 1
 
     writer = MemoryWriter()

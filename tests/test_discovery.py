@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 import pytest
+from harness import ROOT, exchange, lines, python
 from pydantic import BaseModel
 
 from bridge import Bridge, Context
-from harness import ROOT, exchange, lines, python
 
 pytestmark = pytest.mark.anyio
 

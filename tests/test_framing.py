@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.framing import (
-    MAX_HEADER_BYTES, AutoDecoder, FrameError, LspDecoder, NdjsonDecoder, encode_lsp, encode_ndjson,
+    MAX_HEADER_BYTES,
+    AutoDecoder,
+    FrameError,
+    LspDecoder,
+    NdjsonDecoder,
+    encode_lsp,
+    encode_ndjson,
 )
 
 json_values = st.recursive(

@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 import anyio
 import pytest
+from harness import exchange, lines
 from pydantic import BaseModel, Field
 
 from bridge import Bridge, BridgeError, Context
-from harness import exchange, lines
 
 pytestmark = pytest.mark.anyio
 
@@ -68,7 +68,7 @@ async def test_dataclass_datetime_enum_uuid_results() -> None:
 
     @app.method
     def stamp() -> Stamp:
-        return Stamp(dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc), Color.RED, u)
+        return Stamp(dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC), Color.RED, u)
 
     result = (await one(app, "stamp"))["result"]
     assert result == {"at": "2024-05-06T07:08:09+00:00", "color": "red", "id": str(u)}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from harness import ROOT, python
 
 from bridge import Settings
 from bridge.cli import load_app
-from harness import ROOT, python
 
 
 def test_defaults() -> None:
@@ -35,7 +35,7 @@ def test_bad_values_are_clear_errors(env) -> None:
 
 
 def test_every_setting_has_an_environment_variable_and_a_flag() -> None:
-    help_text = subprocess.run([python(), "-m", "bridge", "serve", "--help"], cwd=ROOT, capture_output=True, text=True).stdout
+    help_text = subprocess.run([python(), "-m", "bridge", "serve", "--help"], check=False, cwd=ROOT, capture_output=True, text=True).stdout
     flags = {"ready": "--no-ready"}
     for name, env in Settings.env_names().items():
         assert env in help_text
@@ -44,7 +44,7 @@ def test_every_setting_has_an_environment_variable_and_a_flag() -> None:
 
 def test_bad_flag_value_exits_2_with_a_message() -> None:
     proc = subprocess.run(
-        [python(), "-m", "bridge", "serve", "--max-inflight", "0"], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        [python(), "-m", "bridge", "serve", "--max-inflight", "0"], check=False, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
     assert proc.returncode == 2 and "max_inflight" in proc.stderr
 
@@ -58,5 +58,5 @@ def test_load_app_forms() -> None:
 
 
 def test_version() -> None:
-    out = subprocess.run([python(), "-m", "bridge", "--version"], cwd=ROOT, capture_output=True, text=True).stdout
+    out = subprocess.run([python(), "-m", "bridge", "--version"], check=False, cwd=ROOT, capture_output=True, text=True).stdout
     assert out.startswith("bridge 0.")
