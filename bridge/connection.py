@@ -250,7 +250,7 @@ class Connection:
     def _refuse(self, frame: bytes | FrameError) -> None:
         """Answer a request that was read but will never run (the host is stopping)."""
         try:
-            message = orjson.loads(frame) if type(frame) is bytes else None
+            message = orjson.loads(frame) if isinstance(frame, bytes) else None
         except orjson.JSONDecodeError:
             return
         batch = message if type(message) is list else [message]
@@ -263,7 +263,7 @@ class Connection:
             self._write(replies if type(message) is list else replies[0])
 
     def _handle_frame(self, frame: bytes | FrameError) -> None:
-        if type(frame) is FrameError:
+        if isinstance(frame, FrameError):
             log.warning("bad input: %s", frame.reason)
             if frame.too_large:
                 self._emit(self._error(None, E.MESSAGE_TOO_LARGE, None, {"limit": self.settings.max_message_bytes}))

@@ -87,26 +87,29 @@ class Method:
 
     def bind(self, params: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
         """Keyword arguments for the handler, validated; BridgeError(INVALID_PARAMS) if not."""
-        if type(params) is list:
+        named: dict[str, Any]
+        if isinstance(params, list):
             if len(params) > len(self.param_names):
                 raise BridgeError(
                     INVALID_PARAMS,
                     f"{self.name} takes at most {len(self.param_names)} positional params, got {len(params)}",
                 )
-            params = dict(zip(self.param_names, params))
+            named = dict(zip(self.param_names, params))
         elif params is None:
-            params = {}
+            named = {}
         elif "$meta" in params:
-            params = {k: v for k, v in params.items() if k != "$meta"}
+            named = {k: v for k, v in params.items() if k != "$meta"}
+        else:
+            named = params
         if not self.param_names:
-            if params:
+            if named:
                 raise _invalid(self.name, [
-                    {"loc": [k], "msg": "Unexpected param", "type": "extra_forbidden"} for k in params
+                    {"loc": [k], "msg": "Unexpected param", "type": "extra_forbidden"} for k in named
                 ])
             return {}
         model = self._model or self.prepare()
         try:
-            values = model.model_validate(params).__dict__
+            values = model.model_validate(named).__dict__
         except Exception as exc:
             errors = getattr(exc, "errors", None)
             if errors is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Literal
 
 FramingOption = Literal["auto", "ndjson", "lsp"]
@@ -45,9 +46,10 @@ class Settings:
             raise ValueError("shutdown_grace must not be negative")
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then ``BRIDGE_*`` variables, then ``overrides`` that are not None."""
-        env = os.environ if env is None else env
+        if env is None:
+            env = os.environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             raw = env.get(f.metadata["env"])
