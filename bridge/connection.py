@@ -363,6 +363,8 @@ class Connection:
                 if method.timeout is not None:
                     call.timer = self._loop.call_later(method.timeout, call.cancel, E.REQUEST_TIMEOUT)  # type: ignore[union-attr]
                 result = await (method.func(**kwargs) if method.is_async else method.invoke(kwargs))
+                if method.shapes_result:
+                    result = method.shape(result)
                 reply = {"jsonrpc": "2.0", "id": id, "result": result}
             except E.BridgeError as exc:
                 reply = {"jsonrpc": "2.0", "id": id, "error": exc.to_dict()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,8 @@ class Method:
         "param_names",
         "params",
         "return_type",
+        "shapes_result",
+        "_result_adapter",
         "timeout",
     )
 
@@ -82,6 +85,8 @@ class Method:
         self.params = tuple(params)
         self.param_names = tuple(p.name for p in params)
         self.return_type = hints.get("return", Any)
+        self.shapes_result = _needs_shaping(self.return_type)
+        self._result_adapter: Any = None
         self._model: type[BaseModel] | None = None
         self._renames: dict[str, str] = {}
 
@@ -127,6 +132,16 @@ class Method:
 
         return await to_thread.run_sync(functools.partial(self.func, **kwargs), abandon_on_cancel=True)
 
+    def shape(self, result: Any) -> Any:
+        """The result as its return annotation describes it (a parent model drops a subclass's
+        extra fields), in JSON types. Only called when the annotation names such types."""
+        adapter = self._result_adapter
+        if adapter is None:
+            from pydantic import TypeAdapter
+
+            adapter = self._result_adapter = TypeAdapter(self.return_type)
+        return adapter.dump_python(result, mode="json", warnings=False)
+
     def prepare(self) -> type[BaseModel]:
         """Build (once) the pydantic model of the params; safe to race from two threads."""
         if self._model is None:
@@ -150,6 +165,25 @@ class Method:
 
     def __repr__(self) -> str:
         return f"Method({self.name!r})"
+
+
+_PLAIN = frozenset({int, float, str, bool, bytes, type(None), list, dict, tuple, set, frozenset})
+_CONTAINERS = frozenset({list, dict, tuple, set, frozenset, typing.Union, types.UnionType})
+
+
+def _needs_shaping(annotation: Any) -> bool:
+    """Whether a result annotated so needs pydantic to shape it (models, dataclasses, enums...),
+    as opposed to plain JSON types that orjson writes as they are."""
+    if annotation is Any or annotation is None or annotation in _PLAIN:
+        return False
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _needs_shaping(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        return False
+    if origin in _CONTAINERS:
+        return any(_needs_shaping(arg) for arg in typing.get_args(annotation) if arg is not Ellipsis)
+    return True
 
 
 def _invalid(method: str, errors: list[Any]) -> BridgeError:

@@ -71,7 +71,7 @@ async def test_dataclass_datetime_enum_uuid_results() -> None:
         return Stamp(dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC), Color.RED, u)
 
     result = (await one(app, "stamp"))["result"]
-    assert result == {"at": "2024-05-06T07:08:09+00:00", "color": "red", "id": str(u)}
+    assert result == {"at": "2024-05-06T07:08:09Z", "color": "red", "id": str(u)}
 
 
 async def test_unknown_missing_and_extra_params() -> None:
@@ -251,3 +251,45 @@ async def test_annotated_param_descriptions_and_constraints() -> None:
     assert app.methods["page"].params[0].description == "items per page"
     assert (await one(app, "page", {"size": 500}))["error"]["data"]["errors"][0]["type"] == "less_than_equal"
     assert (await one(app, "page"))["result"] == 10
+
+
+class Public(BaseModel):
+    name: str
+
+
+class Private(Public):
+    password: str
+
+
+async def test_the_return_annotation_shapes_the_result() -> None:
+    app = Bridge()
+
+    @app.method
+    async def user() -> Public:
+        return Private(name="ada", password="secret")
+
+    @app.method
+    async def users() -> list[Public] | None:
+        return [Private(name="a", password="x"), {"name": "b"}]
+
+    @app.method
+    async def when() -> dt.datetime:
+        return dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+
+    @app.method
+    async def untyped():
+        return Private(name="c", password="shown: no annotation to shape by")
+
+    assert (await one(app, "user"))["result"] == {"name": "ada"}
+    assert (await one(app, "users"))["result"] == [{"name": "a"}, {"name": "b"}]
+    assert (await one(app, "when"))["result"] == "2024-01-02T03:04:05Z"
+    assert (await one(app, "untyped"))["result"] == {"name": "c", "password": "shown: no annotation to shape by"}
+
+
+def test_plain_annotations_skip_shaping() -> None:
+    from bridge.methods import _needs_shaping
+
+    for plain in (int, str, list[int], dict[str, Any], Any, None, int | None, tuple[int, ...], Annotated[int, "x"]):
+        assert not _needs_shaping(plain), plain
+    for shaped in (Point, list[Point], dict[str, Point], Point | None, dt.datetime, Color, Stamp):
+        assert _needs_shaping(shaped), shaped
