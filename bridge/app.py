@@ -39,7 +39,13 @@ class Bridge:
 
     @overload
     def method(
-        self, name: str | None = None, /, *, timeout: float | None = None, description: str | None = None
+        self,
+        name: str | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        description: str | None = None,
     ) -> Callable[[F], F]: ...
 
     def method(
@@ -48,11 +54,14 @@ class Bridge:
         /,
         *,
         timeout: float | None = None,
+        idempotent: bool = False,
         description: str | None = None,
     ) -> Any:
         """Register a handler: ``@app.method``, ``@app.method("ns.name")``, ``@app.method(timeout=5)``.
 
         ``timeout`` (seconds) cancels the handler and answers with REQUEST_TIMEOUT.
+        ``idempotent`` tells clients a call may be retried safely (after a crash, say);
+        it is listed in ``$/ready`` and ``rpc.discover``.
         The handler's docstring is its description unless ``description`` is given.
         """
         if callable(name_or_func):
@@ -60,7 +69,7 @@ class Bridge:
             return name_or_func
 
         def decorator(func: F) -> F:
-            self.add_method(func, name_or_func, timeout=timeout, description=description)
+            self.add_method(func, name_or_func, timeout=timeout, idempotent=idempotent, description=description)
             return func
 
         return decorator
@@ -71,6 +80,7 @@ class Bridge:
         name: str | None = None,
         *,
         timeout: float | None = None,
+        idempotent: bool = False,
         description: str | None = None,
     ) -> Method:
         """Register ``func`` under ``name`` (default: the function's name)."""
@@ -84,7 +94,7 @@ class Bridge:
             )
         if timeout is not None and timeout <= 0:
             raise ValueError(f"{name}: timeout must be positive")
-        method = Method(func, name, timeout=timeout, description=description)
+        method = Method(func, name, timeout=timeout, idempotent=idempotent, description=description)
         self.methods[name] = method
         return method
 

@@ -479,6 +479,7 @@ class Connection:
                 "discover": "rpc.discover",
             },
             "limits": {"maxMessageBytes": s.max_message_bytes, "maxInflight": s.max_inflight, "maxBatch": s.max_batch},
+            "idempotent": sorted(name for name, m in self._methods.items() if m.idempotent),
         })
 
     def _write(self, message: Any) -> None:

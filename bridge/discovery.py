@@ -39,6 +39,8 @@ def openrpc(app: Bridge) -> dict[str, Any]:
             "result": {"name": "result", "schema": result_schema},
             "paramStructure": "either",
         }
+        if method.idempotent:
+            doc["x-idempotent"] = True
         if method.description:
             summary, _, rest = method.description.partition("\n")
             doc["summary"] = summary.strip()

@@ -43,6 +43,7 @@ class Method:
         "context_param",
         "description",
         "func",
+        "idempotent",
         "is_async",
         "name",
         "param_names",
@@ -59,6 +60,7 @@ class Method:
         name: str,
         *,
         timeout: float | None = None,
+        idempotent: bool = False,
         description: str | None = None,
     ) -> None:
         if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
@@ -67,6 +69,7 @@ class Method:
         self.func = func
         self.is_async = inspect.iscoroutinefunction(func)
         self.timeout = timeout
+        self.idempotent = idempotent
         self.description = description if description is not None else inspect.getdoc(func)
         try:
             hints = typing.get_type_hints(func, include_extras=True)

@@ -14,25 +14,25 @@ app = Bridge("bridge-builtins", "0.1.0", description="Built-in handlers of the b
 DEMO_FAILURE = 1001
 
 
-@app.method("system.ping")
+@app.method("system.ping", idempotent=True)
 async def ping() -> str:
     """Answer "pong": a liveness check."""
     return "pong"
 
 
-@app.method("demo.echo")
+@app.method("demo.echo", idempotent=True)
 async def echo(value: Any = None) -> Any:
     """Return ``value`` unchanged."""
     return value
 
 
-@app.method("demo.add")
+@app.method("demo.add", idempotent=True)
 async def add(a: int, b: int) -> int:
     """Add two integers."""
     return a + b
 
 
-@app.method("demo.sleep")
+@app.method("demo.sleep", idempotent=True)
 async def sleep(seconds: float, ctx: Context) -> float:
     """Sleep for ``seconds`` (cancel it with $/cancelRequest), then return them."""
     if seconds < 0:
@@ -41,7 +41,7 @@ async def sleep(seconds: float, ctx: Context) -> float:
     return seconds
 
 
-@app.method("demo.count")
+@app.method("demo.count", idempotent=True)
 async def count(n: int, ctx: Context, delay: float = 0.0) -> int:
     """Count to ``n``, reporting each step as $/progress ``{done, total}``; return ``n``."""
     for done in range(1, n + 1):

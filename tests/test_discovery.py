@@ -78,3 +78,19 @@ def test_cli_discover_prints_the_document() -> None:
     out = subprocess.run([python(), "-m", "bridge", "discover"], cwd=ROOT, capture_output=True, check=True).stdout
     doc = orjson.loads(out)
     assert "demo.add" in {m["name"] for m in doc["methods"]}
+
+
+async def test_idempotent_methods_are_declared() -> None:
+    app = Bridge()
+
+    @app.method("a.get", idempotent=True)
+    async def get() -> int:
+        return 1
+
+    @app.method("a.put")
+    async def put() -> None: ...
+
+    out = await exchange(app, lines({"jsonrpc": "2.0", "id": 1, "method": "rpc.discover"}), ready=True)
+    assert out[0]["params"]["idempotent"] == ["a.get"]
+    methods = {m["name"]: m for m in out[1]["result"]["methods"]}
+    assert methods["a.get"]["x-idempotent"] is True and "x-idempotent" not in methods["a.put"]
