@@ -6,10 +6,16 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .methods import Method
+
+from .methods import Method, MethodOptions
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .connection import Connection
+    from .middleware import Middleware
+    from .middleware.circuit import CircuitBreaker
+    from .middleware.ratelimit import RateLimit
     from .settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,10 +31,24 @@ class Bridge:
     ...     return a + b
     """
 
-    def __init__(self, name: str = "bridge-app", version: str = "0.0.0", *, description: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "bridge-app",
+        version: str = "0.0.0",
+        *,
+        description: str | None = None,
+        timeout: float | None = None,
+        rate_limit: RateLimit | None = None,
+        circuit: CircuitBreaker | None = None,
+    ) -> None:
+        """``timeout``, ``rate_limit`` and ``circuit`` are defaults for every method."""
         self.name = name
         self.version = version
         self.description = description
+        self.timeout = timeout
+        self.rate_limit = rate_limit
+        self.circuit = circuit
+        self.middleware: list[Middleware] = []
         self.methods: dict[str, Method] = {}
         self.startup_hooks: list[Hook] = []
         self.shutdown_hooks: list[Hook] = []
@@ -38,51 +58,28 @@ class Bridge:
     def method(self, func: F, /) -> F: ...
 
     @overload
-    def method(
-        self,
-        name: str | None = None,
-        /,
-        *,
-        timeout: float | None = None,
-        idempotent: bool = False,
-        description: str | None = None,
-    ) -> Callable[[F], F]: ...
+    def method(self, name: str | None = None, /, **options: Unpack[MethodOptions]) -> Callable[[F], F]: ...
 
-    def method(
-        self,
-        name_or_func: Any = None,
-        /,
-        *,
-        timeout: float | None = None,
-        idempotent: bool = False,
-        description: str | None = None,
-    ) -> Any:
+    def method(self, name_or_func: Any = None, /, **options: Unpack[MethodOptions]) -> Any:
         """Register a handler: ``@app.method``, ``@app.method("ns.name")``, ``@app.method(timeout=5)``.
 
-        ``timeout`` (seconds) cancels the handler and answers with REQUEST_TIMEOUT.
-        ``idempotent`` tells clients a call may be retried safely (after a crash, say);
-        it is listed in ``$/ready`` and ``rpc.discover``.
-        The handler's docstring is its description unless ``description`` is given.
+        Options (all optional): ``timeout`` in seconds (then REQUEST_TIMEOUT);
+        ``idempotent`` (clients may retry it, listed in ``$/ready`` and ``rpc.discover``);
+        ``rate_limit=RateLimit(...)``; ``circuit=CircuitBreaker(...)``; ``validator``, a
+        function of the validated arguments; ``middleware``, this method's own; and
+        ``description`` (default: the docstring).
         """
         if callable(name_or_func):
             self.add_method(name_or_func)
             return name_or_func
 
         def decorator(func: F) -> F:
-            self.add_method(func, name_or_func, timeout=timeout, idempotent=idempotent, description=description)
+            self.add_method(func, name_or_func, **options)
             return func
 
         return decorator
 
-    def add_method(
-        self,
-        func: Callable[..., Any],
-        name: str | None = None,
-        *,
-        timeout: float | None = None,
-        idempotent: bool = False,
-        description: str | None = None,
-    ) -> Method:
+    def add_method(self, func: Callable[..., Any], name: str | None = None, **options: Unpack[MethodOptions]) -> Method:
         """Register ``func`` under ``name`` (default: the function's name)."""
         name = name or func.__name__
         if name.startswith(("rpc.", "$/")):
@@ -92,11 +89,17 @@ class Bridge:
             raise ValueError(
                 f"method {name!r} is registered twice: {_where(other)} and {_where(func)}"
             )
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"{name}: timeout must be positive")
-        method = Method(func, name, timeout=timeout, idempotent=idempotent, description=description)
+        method = Method(func, name, **options)
         self.methods[name] = method
         return method
+
+    def add_middleware(self, middleware: Middleware) -> Middleware:
+        """Run ``middleware`` (``async (request, call_next)``) around every method's calls.
+
+        Middleware added first runs outermost. Usable as a decorator.
+        """
+        self.middleware.append(middleware)
+        return middleware
 
     def on_startup(self, func: Hook) -> Hook:
         """Run ``func`` (sync or async) before the host reports ``$/ready``."""

@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-batch", type=int, help=f"most entries in a batch array (env {env['max_batch']}; default 1000)")
     serve.add_argument("--max-threads", type=int,
                        help=f"worker threads for sync handlers (env {env['max_threads']}; default 40)")
+    serve.add_argument("--metrics-interval", type=float,
+                       help=f"seconds between $/metrics notifications; 0 is off (env {env['metrics_interval']}; default 0)")
     serve.add_argument("--loop", choices=["auto", "asyncio", "uvloop"],
                        help=f"event loop; auto is uvloop where installed (env {env['loop']}; default auto)")
     serve.add_argument("--shutdown-grace", type=float, help=f"seconds in-flight calls get at shutdown (env {env['shutdown_grace']}; default 5)")
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             framing=args.framing, log_level=args.log_level, debug=args.debug, ready=args.ready,
             max_inflight=args.max_inflight, max_message_bytes=args.max_message_bytes,
             max_batch=args.max_batch, shutdown_grace=args.shutdown_grace, loop=args.loop,
-            max_threads=args.max_threads,
+            max_threads=args.max_threads, metrics_interval=args.metrics_interval,
         )
     except ValueError as exc:
         parser.error(str(exc))

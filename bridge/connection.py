@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
+from time import perf_counter
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -29,11 +29,14 @@ from . import errors as E
 from .context import Context
 from .discovery import discover_method
 from .framing import ENCODERS, FrameError, decoder
+from .methods import Method
+from .metrics import RING, Metrics
+from .middleware import Request
+from .middleware import build as build_pipeline
 from .stdio import Pump
 
 if TYPE_CHECKING:
     from .app import Bridge
-    from .methods import Method
     from .settings import Settings
 
 log = logging.getLogger("bridge")
@@ -43,6 +46,7 @@ _NO_ID = object()  # the id slot of a reply that must carry id null
 _ID_TYPES = (str, int, float, type(None))
 
 Reply = dict[str, Any]
+RING_MASK = RING - 1
 
 
 class Reader(Protocol):
@@ -109,6 +113,11 @@ class Connection:
         )
         self._methods = dict(app.methods)
         self._methods["rpc.discover"] = discover_method(app)
+        self.metrics = Metrics()
+        self._methods["rpc.metrics"] = Method(self._metrics_snapshot, "rpc.metrics")
+        for method in app.methods.values():
+            method.pipeline = build_pipeline(app, method)
+        self._stats = {name: self.metrics.stats(name) for name in self._methods}
         self._max_inflight = settings.max_inflight
         self._debug = settings.debug
         self._log_calls = log.isEnabledFor(logging.DEBUG)
@@ -142,7 +151,11 @@ class Connection:
                 self.task_group = tg
                 if self._encode is not None:
                     self._send_ready()
-                threading.Thread(target=_prepare_all, args=(list(self._methods.values()),), name="bridge-warm", daemon=True).start()
+                threading.Thread(
+                    target=_prepare_all, args=(list(self._methods.values()),), name="bridge-warm", daemon=True
+                ).start()
+                if self.settings.metrics_interval:
+                    tg.start_soon(self._push_metrics, self.settings.metrics_interval)
                 self._input.attach(self)
                 await self._input_done.wait()
                 self.stopping = True
@@ -190,6 +203,15 @@ class Connection:
             room = self._room = anyio.Event()
         await room.wait()
 
+    async def _metrics_snapshot(self) -> dict[str, Any]:
+        """Calls, errors, latency percentiles and more, per method; message rates; uptime."""
+        return self.metrics.snapshot()
+
+    async def _push_metrics(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            self.notify("$/metrics", self.metrics.snapshot())
+
     # ---- input ----------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
@@ -198,6 +220,7 @@ class Connection:
         if self.stopping:
             return
         frames = self._decoder.feed(data)
+        self.metrics.received(len(frames))
         if self._encode is None and self._decoder.framing is not None:
             self._encode = ENCODERS[self._decoder.framing]
             self._send_ready()
@@ -348,23 +371,30 @@ class Connection:
         params: dict[str, Any] | list[Any] | None,
         emit: Callable[[Reply], None],
     ) -> None:
-        start = time.perf_counter() if self._log_calls else 0.0
+        start = perf_counter()
+        stats = self._stats[method.name]
+        stats.inflight += 1
         call.started = True
         reply: Reply | None
         try:
             try:
                 if call.cancel_code is not None:  # cancelled before it began
                     raise asyncio.CancelledError
-                kwargs = method.bind(params)
-                if method.context_param is not None:
-                    meta = params.get("$meta") if type(params) is dict else None
-                    token = meta.get("progressToken") if type(meta) is dict else None
-                    kwargs[method.context_param] = Context(self, method.name, id if has_id else None, call, token)
-                if method.timeout is not None:
-                    call.timer = self._loop.call_later(method.timeout, call.cancel, E.REQUEST_TIMEOUT)  # type: ignore[union-attr]
-                result = await (method.func(**kwargs) if method.is_async else method.invoke(kwargs))
-                if method.shapes_result:
-                    result = method.shape(result)
+                if method.effective_timeout is not None:
+                    call.timer = self._loop.call_later(  # type: ignore[union-attr]
+                        method.effective_timeout, call.cancel, E.REQUEST_TIMEOUT
+                    )
+                if method.pipeline is not None:
+                    result = await method.pipeline(Request(method, id if has_id else None, params, self, call))
+                else:  # no middleware: the same steps, inline
+                    kwargs = method.bind(params)
+                    if method.context_param is not None:
+                        meta = params.get("$meta") if type(params) is dict else None
+                        token = meta.get("progressToken") if type(meta) is dict else None
+                        kwargs[method.context_param] = Context(self, method.name, id if has_id else None, call, token)
+                    result = await (method.func(**kwargs) if method.is_async else method.invoke(kwargs))
+                    if method.shapes_result:
+                        result = method.shape(result)
                 reply = {"jsonrpc": "2.0", "id": id, "result": result}
             except E.BridgeError as exc:
                 reply = {"jsonrpc": "2.0", "id": id, "error": exc.to_dict()}
@@ -376,7 +406,7 @@ class Connection:
                     raise
                 if call.task.cancelling():  # type: ignore[union-attr]
                     call.task.uncancel()  # type: ignore[union-attr]
-                data = {"timeout": method.timeout} if call.cancel_code == E.REQUEST_TIMEOUT else None
+                data = {"timeout": method.effective_timeout} if call.cancel_code == E.REQUEST_TIMEOUT else None
                 reply = self._error(id, call.cancel_code, None, data)
             finally:
                 if call.timer is not None:
@@ -384,9 +414,17 @@ class Connection:
                 if has_id and self._by_id.get(id) is call:
                     del self._by_id[id]
                 self._calls.discard(call)
+            elapsed = perf_counter() - start
+            stats.inflight -= 1
+            stats.calls += 1
+            stats.ring[stats.next] = elapsed
+            stats.next = (stats.next + 1) & RING_MASK
+            error = reply.get("error")
+            if error is not None:
+                stats.error(error["code"])
             if self._log_calls:
-                outcome = "ok" if "result" in reply else f"error {reply['error']['code']}"
-                log.debug("%s id=%r %.3f ms %s", method.name, id, (time.perf_counter() - start) * 1e3, outcome)
+                outcome = "ok" if error is None else f"error {error['code']}"
+                log.debug("%s id=%r %.3f ms %s", method.name, id, elapsed * 1e3, outcome)
             if has_id:
                 if self._inflight == 1 and not self._out and emit is self._emit:
                     self._send_now(self._frame(reply))  # nothing to coalesce with: spare a loop turn

@@ -17,6 +17,8 @@ INTERNAL_ERROR = -32603
 # Implementation-defined server errors (-32099..-32000).
 REQUEST_TIMEOUT = -32001
 MESSAGE_TOO_LARGE = -32002
+RATE_LIMITED = -32003
+CIRCUIT_OPEN = -32004
 
 # LSP codes, so vscode-jsonrpc clients recognise them.
 REQUEST_CANCELLED = -32800
@@ -30,6 +32,8 @@ MESSAGES: dict[int, str] = {
     INTERNAL_ERROR: "Internal error",
     REQUEST_TIMEOUT: "Request timed out",
     MESSAGE_TOO_LARGE: "Message too large",
+    RATE_LIMITED: "Rate limited",
+    CIRCUIT_OPEN: "Circuit open",
     REQUEST_CANCELLED: "Request cancelled",
     SERVER_CANCELLED: "Server cancelled the request",
 }

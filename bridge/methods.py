@@ -10,14 +10,37 @@ import functools
 import inspect
 import types
 import typing
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
 
 from .context import Context
 from .errors import INVALID_PARAMS, BridgeError
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from pydantic import BaseModel
+
+    from .middleware import Middleware, Request
+    from .middleware.circuit import CircuitBreaker
+    from .middleware.ratelimit import RateLimit
+    from .middleware.validation import Validator
+
+
+class MethodOptions(TypedDict, total=False):
+    """What ``@app.method(...)`` accepts besides the name.
+
+    ``rate_limit`` and ``circuit`` default to the app's; pass False to turn the app's off.
+    """
+
+    timeout: float | None
+    idempotent: bool
+    description: str | None
+    rate_limit: RateLimit | Literal[False] | None
+    circuit: CircuitBreaker | Literal[False] | None
+    validator: Validator | None
+    middleware: Sequence[Middleware]
 
 _EMPTY = inspect.Parameter.empty
 _UNSUPPORTED_KINDS = {
@@ -42,34 +65,44 @@ class Method:
         "_renames",
         "context_param",
         "description",
+        "circuit",
+        "effective_timeout",
         "func",
         "idempotent",
         "is_async",
+        "middleware",
         "name",
         "param_names",
         "params",
+        "pipeline",
+        "rate_limit",
         "return_type",
         "shapes_result",
         "_result_adapter",
         "timeout",
+        "validator",
     )
 
-    def __init__(
-        self,
-        func: Callable[..., Any],
-        name: str,
-        *,
-        timeout: float | None = None,
-        idempotent: bool = False,
-        description: str | None = None,
-    ) -> None:
+    def __init__(self, func: Callable[..., Any], name: str, **options: Unpack[MethodOptions]) -> None:
         if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
             raise TypeError(f"{name}: generator handlers need the streaming middleware")
+        unknown = set(options) - set(MethodOptions.__annotations__)
+        if unknown:
+            raise TypeError(f"{name}: unknown method option(s): {', '.join(sorted(unknown))}")
         self.name = name
         self.func = func
         self.is_async = inspect.iscoroutinefunction(func)
-        self.timeout = timeout
-        self.idempotent = idempotent
+        self.timeout = options.get("timeout")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError(f"{name}: timeout must be positive")
+        self.effective_timeout = self.timeout
+        self.idempotent = options.get("idempotent", False)
+        self.rate_limit = options.get("rate_limit")
+        self.circuit = options.get("circuit")
+        self.validator = options.get("validator")
+        self.middleware = tuple(options.get("middleware", ()))
+        self.pipeline: Callable[[Request], Awaitable[Any]] | None = None
+        description = options.get("description")
         self.description = description if description is not None else inspect.getdoc(func)
         try:
             hints = typing.get_type_hints(func, include_extras=True)

@@ -31,6 +31,7 @@ class Settings:
     max_threads: int = field(default=40, metadata={"env": "BRIDGE_MAX_THREADS"})
     shutdown_grace: float = field(default=5.0, metadata={"env": "BRIDGE_SHUTDOWN_GRACE"})
     loop: LoopOption = field(default="auto", metadata={"env": "BRIDGE_LOOP"})
+    metrics_interval: float = field(default=0.0, metadata={"env": "BRIDGE_METRICS_INTERVAL"})
 
     def __post_init__(self) -> None:
         if self.framing not in ("auto", "ndjson", "lsp"):
@@ -42,6 +43,8 @@ class Settings:
         for name in ("max_inflight", "max_message_bytes", "max_batch", "max_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.metrics_interval < 0:
+            raise ValueError("metrics_interval must not be negative")
         if self.shutdown_grace < 0:
             raise ValueError("shutdown_grace must not be negative")
 

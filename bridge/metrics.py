@@ -1,0 +1,107 @@
+"""Counters kept by the connection for every call: cheap enough to leave on.
+
+Per method: calls, errors, in flight, latency percentiles over the last 1,024 calls,
+errors by code (rate-limited and circuit-open calls among them); and for the host:
+messages per second now and at peak, uptime.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from typing import Any
+
+from . import errors as E
+
+RING = 1024  # a power of two: the ring index wraps with a mask
+
+
+class MethodStats:
+    """One method's counters and its recent latencies (seconds).
+
+    The connection updates the fields inline on every call (``calls``, ``inflight``,
+    ``ring[next]``), so recording costs a few attribute writes; errors go through ``error``.
+    """
+
+    __slots__ = ("calls", "errors", "inflight", "codes", "ring", "next")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.errors = 0
+        self.inflight = 0
+        self.codes: dict[int, int] = {}
+        self.ring = array("d", bytes(8 * RING))
+        self.next = 0
+
+    def record(self, seconds: float, error_code: int | None = None) -> None:
+        """Count one finished call (what the connection does inline)."""
+        self.calls += 1
+        self.ring[self.next] = seconds
+        self.next = (self.next + 1) & (RING - 1)
+        if error_code is not None:
+            self.error(error_code)
+
+    def error(self, code: int) -> None:
+        self.errors += 1
+        self.codes[code] = self.codes.get(code, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        recent = sorted(self.ring[: min(self.calls, RING)])
+        latency = {
+            f"p{q}": round(recent[min(len(recent) - 1, int(len(recent) * q / 100))] * 1e3, 3) if recent else None
+            for q in (50, 95, 99)
+        }
+        return {
+            "calls": self.calls,
+            "errors": self.errors,
+            "inflight": self.inflight,
+            "latencyMs": latency,
+            "rateLimited": self.codes.get(E.RATE_LIMITED, 0),
+            "circuitOpen": self.codes.get(E.CIRCUIT_OPEN, 0),
+            "errorsByCode": {str(code): n for code, n in sorted(self.codes.items())},
+        }
+
+
+class Metrics:
+    """The host's metrics: a ``MethodStats`` per method and the message rate."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.methods: dict[str, MethodStats] = {}
+        self.messages = 0
+        self._second = int(self.started)
+        self._this_second = 0
+        self._last_rate = 0
+        self.peak_rate = 0
+
+    def stats(self, method: str) -> MethodStats:
+        stats = self.methods.get(method)
+        if stats is None:
+            stats = self.methods[method] = MethodStats()
+        return stats
+
+    def received(self, count: int) -> None:
+        """``count`` messages arrived (called once per chunk read)."""
+        self.messages += count
+        second = int(time.monotonic())
+        if second != self._second:
+            self._roll(second)
+        self._this_second += count
+
+    def _roll(self, second: int) -> None:
+        self._last_rate = self._this_second if second == self._second + 1 else 0
+        self.peak_rate = max(self.peak_rate, self._this_second)
+        self._second = second
+        self._this_second = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        second = int(time.monotonic())
+        if second != self._second:
+            self._roll(second)
+        return {
+            "uptimeSeconds": round(time.monotonic() - self.started, 3),
+            "messages": self.messages,
+            "messagesPerSecond": self._last_rate,
+            "peakMessagesPerSecond": max(self.peak_rate, self._this_second),
+            "methods": {name: stats.snapshot() for name, stats in sorted(self.methods.items())},
+        }

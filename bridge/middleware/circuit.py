@@ -1,0 +1,89 @@
+"""``CircuitBreaker``: stop calling a method that keeps failing, try again after a cool-down."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..errors import CIRCUIT_OPEN, INTERNAL_ERROR, REQUEST_TIMEOUT, BridgeError
+from . import Next, Request
+
+#: Errors that count as the method failing (not the caller's fault).
+FAILURE_CODES = frozenset({INTERNAL_ERROR, REQUEST_TIMEOUT})
+
+
+class CircuitBreaker:
+    """Closed: calls pass. After ``failures`` failures in a row: open, and calls fail fast
+    with CIRCUIT_OPEN (``data.retry_after``). After ``reset_after`` seconds: half-open, one
+    trial call passes; its success closes the circuit, its failure opens it again.
+
+    Failures are exceptions other than BridgeError, and BridgeErrors with the codes in
+    ``failure_codes`` (internal error and timeout by default). One instance used as an app
+    default keeps a circuit per method.
+    """
+
+    def __init__(self, failures: int = 5, reset_after: float = 30.0, *,
+                 failure_codes: frozenset[int] = FAILURE_CODES) -> None:
+        if failures < 1 or reset_after <= 0:
+            raise ValueError("failures must be at least 1 and reset_after positive")
+        self.failures = failures
+        self.reset_after = reset_after
+        self.failure_codes = failure_codes
+        self._circuits: dict[str, _Circuit] = {}
+
+    def state(self, method: str) -> str:
+        """"closed", "open" or "half-open"."""
+        circuit = self._circuits.get(method)
+        return circuit.state(self.reset_after) if circuit else "closed"
+
+    async def __call__(self, request: Request, call_next: Next) -> Any:
+        circuit = self._circuits.get(request.name)
+        if circuit is None:
+            circuit = self._circuits[request.name] = _Circuit()
+        state = circuit.state(self.reset_after)
+        if state == "open" or (state == "half-open" and circuit.trial):
+            retry = max(0.0, circuit.opened + self.reset_after - time.monotonic())
+            raise BridgeError(CIRCUIT_OPEN, None, {"retry_after": round(retry, 3), "method": request.name})
+        if state == "half-open":
+            circuit.trial = True
+        try:
+            result = await call_next(request)
+        except BridgeError as exc:
+            if exc.code in self.failure_codes:
+                self._failed(circuit)
+            else:
+                circuit.succeeded()
+            raise
+        except Exception:
+            self._failed(circuit)
+            raise
+        except BaseException:  # cancelled: says nothing about the method's health
+            circuit.trial = False
+            raise
+        circuit.succeeded()
+        return result
+
+    def _failed(self, circuit: _Circuit) -> None:
+        circuit.trial = False
+        circuit.count += 1
+        if circuit.count >= self.failures or circuit.opened:
+            circuit.opened = time.monotonic()
+
+
+class _Circuit:
+    __slots__ = ("count", "opened", "trial")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.opened = 0.0  # when it last opened; 0 while closed
+        self.trial = False  # a half-open trial call is running
+
+    def state(self, reset_after: float) -> str:
+        if not self.opened:
+            return "closed"
+        return "open" if time.monotonic() - self.opened < reset_after else "half-open"
+
+    def succeeded(self) -> None:
+        self.count = 0
+        self.opened = 0.0
+        self.trial = False

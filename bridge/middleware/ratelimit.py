@@ -1,0 +1,79 @@
+"""``RateLimit``: a token bucket per method, optionally per caller."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import RATE_LIMITED, BridgeError
+from . import Next, Request
+
+
+class RateLimit:
+    """Allow ``rate`` calls per ``per`` seconds, with bursts up to ``burst`` (default ``rate``).
+
+    Over the limit a call is refused with RATE_LIMITED and ``data.retry_after`` (seconds),
+    or, with ``queue=True``, waits its turn (at most ``max_wait`` seconds, then refused).
+    ``key`` splits the bucket: ``"caller"`` gives each caller its own, or a function of the
+    request. One instance used as an app default keeps a bucket per method.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        per: float = 1.0,
+        *,
+        burst: float | None = None,
+        queue: bool = False,
+        max_wait: float = 30.0,
+        key: str | Callable[[Request], Any] | None = None,
+        max_keys: int = 10_000,
+    ) -> None:
+        if rate <= 0 or per <= 0:
+            raise ValueError("rate and per must be positive")
+        self.rate = rate / per  # tokens per second
+        self.burst = float(burst if burst is not None else rate)
+        self.queue = queue
+        self.max_wait = max_wait
+        self.key = key
+        self.max_keys = max_keys
+        self._buckets: dict[Any, list[float]] = {}  # key -> [tokens, last refill]
+
+    async def __call__(self, request: Request, call_next: Next) -> Any:
+        wait = self._take(self._bucket_key(request))
+        if wait:
+            if not self.queue or wait > self.max_wait:
+                self._give_back(self._bucket_key(request))
+                raise BridgeError(RATE_LIMITED, None, {"retry_after": round(wait, 3), "method": request.name})
+            import anyio
+
+            await anyio.sleep(wait)
+        return await call_next(request)
+
+    def _bucket_key(self, request: Request) -> Any:
+        if self.key is None:
+            return request.name
+        if self.key == "caller":
+            caller = request.caller
+            return (request.name, repr(caller) if caller is not None else None)
+        return (request.name, self.key(request))  # type: ignore[operator]
+
+    def _take(self, key: Any) -> float:
+        """Take a token; return 0 if one was there, else how long until it will be (reserved)."""
+        now = time.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_keys:
+                self._buckets.pop(next(iter(self._buckets)))
+            bucket = self._buckets[key] = [self.burst, now]
+        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        bucket[0] = tokens - 1  # may go negative: a queued caller's reservation
+        if tokens >= 1:
+            return 0.0
+        return max((1 - tokens) / self.rate, math.ulp(1.0))
+
+    def _give_back(self, key: Any) -> None:
+        self._buckets[key][0] += 1
