@@ -31,7 +31,9 @@ from .discovery import discover_method
 from .framing import ENCODERS, FrameError, decoder
 from .methods import Method
 from .metrics import RING, Metrics
-from .middleware import Request
+from .cache import CacheStore
+from .cache import default_directory as default_cache_directory
+from .middleware import Request, needs_cache
 from .middleware import build as build_pipeline
 from .stdio import Pump
 
@@ -88,7 +90,7 @@ class Call:
                 self.task.cancel()  # type: ignore[union-attr]
 
 
-def _to_jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:
     """orjson's fallback: pydantic models, and whatever else pydantic can serialise."""
     from pydantic_core import to_jsonable_python
 
@@ -96,7 +98,7 @@ def _to_jsonable(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj, default=_to_jsonable, option=_DUMPS_OPTIONS)
+    return orjson.dumps(obj, default=to_jsonable, option=_DUMPS_OPTIONS)
 
 
 class Connection:
@@ -115,8 +117,11 @@ class Connection:
         self._methods["rpc.discover"] = discover_method(app)
         self.metrics = Metrics()
         self._methods["rpc.metrics"] = Method(self._metrics_snapshot, "rpc.metrics")
+        self.cache: CacheStore | None = None
+        if needs_cache(app):
+            self.cache = CacheStore(settings.cache_dir or default_cache_directory(app.name), settings.cache_size)
         for method in app.methods.values():
-            method.pipeline = build_pipeline(app, method)
+            method.pipeline = build_pipeline(app, method, self.cache)
         self._stats = {name: self.metrics.stats(name) for name in self._methods}
         self._max_inflight = settings.max_inflight
         self._debug = settings.debug
@@ -167,6 +172,8 @@ class Connection:
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=1.0)
             self._flush()
+            if self.cache is not None:
+                self.cache.close()
 
     def stop(self) -> None:
         """Stop reading input; in-flight calls get the grace period to finish."""
@@ -376,6 +383,7 @@ class Connection:
         stats.inflight += 1
         call.started = True
         reply: Reply | None
+        request: Request | None = None
         try:
             try:
                 if call.cancel_code is not None:  # cancelled before it began
@@ -385,7 +393,8 @@ class Connection:
                         method.effective_timeout, call.cancel, E.REQUEST_TIMEOUT
                     )
                 if method.pipeline is not None:
-                    result = await method.pipeline(Request(method, id if has_id else None, params, self, call))
+                    request = Request(method, id if has_id else None, params, self, call)
+                    result = await method.pipeline(request)
                 else:  # no middleware: the same steps, inline
                     kwargs = method.bind(params)
                     if method.context_param is not None:
@@ -422,6 +431,10 @@ class Connection:
             error = reply.get("error")
             if error is not None:
                 stats.error(error["code"])
+            if type(params) is dict and "$meta" in params:
+                meta = params["$meta"]
+                if type(meta) is dict and meta.get("info"):  # the caller asked how its reply came about
+                    reply["$meta"] = {"handlerMs": round(elapsed * 1e3, 3), **((request and request.info) or {})}
             if self._log_calls:
                 outcome = "ok" if error is None else f"error {error['code']}"
                 log.debug("%s id=%r %.3f ms %s", method.name, id, elapsed * 1e3, outcome)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from .middleware import Middleware, Request
+    from .middleware.cache import Cache
     from .middleware.circuit import CircuitBreaker
     from .middleware.ratelimit import RateLimit
     from .middleware.validation import Validator
@@ -41,6 +42,8 @@ class MethodOptions(TypedDict, total=False):
     circuit: CircuitBreaker | Literal[False] | None
     validator: Validator | None
     middleware: Sequence[Middleware]
+    cache: Cache | None
+    invalidates: Sequence[str]
 
 _EMPTY = inspect.Parameter.empty
 _UNSUPPORTED_KINDS = {
@@ -62,6 +65,8 @@ class Method:
 
     __slots__ = (
         "_model",
+        "cache",
+        "invalidates",
         "_renames",
         "context_param",
         "description",
@@ -101,6 +106,8 @@ class Method:
         self.circuit = options.get("circuit")
         self.validator = options.get("validator")
         self.middleware = tuple(options.get("middleware", ()))
+        self.cache = options.get("cache")
+        self.invalidates = tuple(options.get("invalidates", ()))
         self.pipeline: Callable[[Request], Awaitable[Any]] | None = None
         description = options.get("description")
         self.description = description if description is not None else inspect.getdoc(func)

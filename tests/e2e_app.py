@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 
 from bridge import Bridge, Context
+from bridge.middleware.cache import Cache
 
 app = Bridge("e2e")
 
@@ -34,6 +35,12 @@ def polluter() -> str:
 async def slow(seconds: float, ctx: Context) -> str:
     await anyio.sleep(seconds)
     return "done"
+
+
+@app.method(cache=Cache(ttl=3600))
+async def cached_pid(key: str) -> int:
+    """The pid of the process that first computed ``key``: shows a cache hit across restarts."""
+    return os.getpid()
 
 
 @app.on_shutdown

@@ -317,3 +317,20 @@ def test_host_exits_when_its_parent_is_killed():
         raise AssertionError(f"host {host_pid} outlived its parent")
     finally:
         parent.kill()
+
+
+def test_cache_hits_across_a_host_restart(tmp_path):
+    env = {"BRIDGE_CACHE_DIR": str(tmp_path)}
+    pids = []
+    for _ in range(2):
+        with Host(APP, env=env) as host:
+            host.recv()
+            host.send({"jsonrpc": "2.0", "id": 1, "method": "cached_pid", "params": {"key": "k", "$meta": {"info": True}}})
+            reply = host.reply(1)
+            pids.append((host.proc.pid, reply["result"], reply["$meta"]["cached"]))
+            host.close_stdin()
+            assert host.wait() == 0
+    (first_pid, first_result, first_cached), (second_pid, second_result, second_cached) = pids
+    assert first_result == first_pid and first_cached is False
+    assert second_result == first_pid and second_cached is True  # served from disk by the new process
+    assert second_pid != first_pid

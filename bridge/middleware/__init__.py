@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..app import Bridge
+    from ..cache import CacheStore
     from ..connection import Call, Connection
     from ..context import Context
     from ..methods import Method
@@ -28,7 +29,7 @@ class Request:
     declared in ``$meta.caller`` (the Electron helper puts the window there).
     """
 
-    __slots__ = ("method", "id", "params", "meta", "kwargs", "_conn", "_call", "_context")
+    __slots__ = ("method", "id", "params", "meta", "kwargs", "info", "_conn", "_call", "_context")
 
     def __init__(self, method: Method, id: Any, params: dict[str, Any] | list[Any] | None,
                  conn: Connection, call: Call) -> None:
@@ -38,6 +39,7 @@ class Request:
         meta = params.get("$meta") if type(params) is dict else None
         self.meta: dict[str, Any] = meta if type(meta) is dict else {}
         self.kwargs: dict[str, Any] | None = None
+        self.info: dict[str, Any] | None = {} if self.meta.get("info") else None
         self._conn = conn
         self._call = call
         self._context: Context | None = None
@@ -59,6 +61,11 @@ class Request:
             self._context = Context(self._conn, self.method.name, self.id, self._call, self.meta.get("progressToken"))
         return self._context
 
+    def annotate(self, **info: Any) -> None:
+        """Tell a caller that asked (``$meta.info``) something about its reply, e.g. ``cached``."""
+        if self.info is not None:
+            self.info.update(info)
+
     def validate(self) -> dict[str, Any]:
         """Bind and validate the params once; BridgeError(INVALID_PARAMS) if they are wrong."""
         if self.kwargs is None:
@@ -69,12 +76,14 @@ class Request:
         return f"Request({self.method.name!r}, id={self.id!r})"
 
 
-def build(app: Bridge, method: Method) -> Next | None:
+def build(app: Bridge, method: Method, cache_store: CacheStore | None) -> Next | None:
     """The chain ``method``'s calls go through, or None when there is nothing in it.
 
     Order: the app's middleware, the method's own, the circuit breaker, the rate limit,
-    the custom validator; then the handler. Also settles the method's timeout.
+    the custom validator, invalidation, the cache; then the handler. Also settles the
+    method's timeout.
     """
+    from .cache import Invalidate
     from .validation import Validate
 
     method.effective_timeout = method.timeout if method.timeout is not None else app.timeout
@@ -85,7 +94,24 @@ def build(app: Bridge, method: Method) -> Next | None:
             chain.append(chosen)
     if method.validator is not None:
         chain.append(Validate(method.validator))
+    if method.invalidates and cache_store is not None:
+        chain.append(Invalidate(method.invalidates, _methods_by_tag(app), cache_store))
+    if method.cache is not None:
+        method.cache.store = cache_store
+        chain.append(method.cache)
     return compose(chain, _endpoint(method)) if chain else None
+
+
+def needs_cache(app: Bridge) -> bool:
+    return any(m.cache is not None or m.invalidates for m in app.methods.values())
+
+
+def _methods_by_tag(app: Bridge) -> dict[str, list[str]]:
+    tags: dict[str, list[str]] = {}
+    for m in app.methods.values():
+        for tag in m.cache.tags if m.cache is not None else ():
+            tags.setdefault(tag, []).append(m.name)
+    return tags
 
 
 def _endpoint(method: Method) -> Next:

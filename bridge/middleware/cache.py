@@ -1,0 +1,107 @@
+"""``Cache``: replies kept by method and canonical params; ``Invalidate`` for mutating methods."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from . import Next, Request
+
+if TYPE_CHECKING:
+    from ..cache import CacheStore
+
+
+def cache_key(method: str, kwargs: dict[str, Any]) -> str:
+    """The method, then a hash of its validated arguments as canonical JSON (sorted keys),
+    so named-param order and positional-versus-named make no difference."""
+    from ..connection import to_jsonable
+
+    try:
+        canonical = orjson.dumps(kwargs, default=to_jsonable, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # what orjson refuses (integers past 64 bits): the slower, total encoder
+        import json
+
+        canonical = json.dumps(kwargs, default=to_jsonable, sort_keys=True, separators=(",", ":")).encode()
+    return f"{method}\x00{hashlib.blake2b(canonical, digest_size=16).hexdigest()}"
+
+
+class Cache:
+    """Keep a method's replies for ``ttl`` seconds (None: until evicted or invalidated).
+
+    ``tags`` name groups that mutating methods invalidate together. Concurrent identical
+    calls on a miss run the handler once (single flight). Errors are not cached.
+    """
+
+    def __init__(self, ttl: float | None = None, tags: Sequence[str] = ()) -> None:
+        if ttl is not None and ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self.ttl = ttl
+        self.tags = tuple(tags)
+        self.store: CacheStore | None = None  # set when the app starts serving
+        self._flights: dict[str, _Flight] = {}
+
+    async def __call__(self, request: Request, call_next: Next) -> Any:
+        store = self.store
+        if store is None:
+            return await call_next(request)
+        key = cache_key(request.name, request.validate())
+        body = store.get(key)
+        if body is not None:
+            request.annotate(cached=True)
+            return orjson.Fragment(body)
+        flight = self._flights.get(key)
+        if flight is not None:
+            await flight.done.wait()
+            if flight.body is not None:
+                request.annotate(cached=True, shared=True)
+                return orjson.Fragment(flight.body)
+            if flight.error is not None:
+                raise flight.error
+            # the leader was cancelled: this caller runs the handler itself
+        flight = self._flights[key] = _Flight()
+        try:
+            result = await call_next(request)
+            from ..connection import dumps
+
+            request.annotate(cached=False)
+            try:
+                flight.body = dumps(result)
+            except (TypeError, orjson.JSONEncodeError):
+                return result  # not JSON: the reply will say so; nothing to cache
+            store.set(key, flight.body, self.ttl, request.name)
+            return result
+        except Exception as exc:
+            flight.error = exc
+            raise
+        finally:
+            flight.done.set()
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+
+
+class _Flight:
+    __slots__ = ("done", "body", "error")
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.body: bytes | None = None
+        self.error: Exception | None = None
+
+
+class Invalidate:
+    """After a successful call, drop the cached replies of the methods in ``targets``
+    (method names, or tags given to ``Cache``)."""
+
+    def __init__(self, targets: Sequence[str], methods_by_tag: dict[str, list[str]], store: CacheStore) -> None:
+        self.methods = sorted({m for t in targets for m in methods_by_tag.get(t, [t])})
+        self.store = store
+
+    async def __call__(self, request: Request, call_next: Next) -> Any:
+        result = await call_next(request)
+        for method in self.methods:
+            self.store.invalidate(method)
+        return result
