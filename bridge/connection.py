@@ -212,12 +212,28 @@ class Connection:
 
     async def _metrics_snapshot(self) -> dict[str, Any]:
         """Calls, errors, latency percentiles and more, per method; message rates; uptime."""
-        return self.metrics.snapshot()
+        return self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
+        snapshot = self.metrics.snapshot()
+        for name, method in self.app.methods.items():
+            entry = snapshot["methods"].get(name)
+            if entry is None:
+                continue
+            if method.cache is not None:
+                hits, misses = method.cache.hits.get(name, 0), method.cache.misses.get(name, 0)
+                entry["cache"] = {"hits": hits, "misses": misses,
+                                  "hitRate": round(hits / (hits + misses), 4) if hits + misses else None}
+            if method.batch is not None:
+                batches = method.batch.batches
+                entry["batch"] = {"batches": batches,
+                                  "meanSize": round(method.batch.items / batches, 2) if batches else None}
+        return snapshot
 
     async def _push_metrics(self, interval: float) -> None:
         while True:
             await anyio.sleep(interval)
-            self.notify("$/metrics", self.metrics.snapshot())
+            self.notify("$/metrics", self._snapshot())
 
     # ---- input ----------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import operator
 import types
 import typing
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from .middleware import Middleware, Request
+    from .middleware.batch import Batch
     from .middleware.cache import Cache
     from .middleware.circuit import CircuitBreaker
     from .middleware.ratelimit import RateLimit
@@ -44,6 +46,7 @@ class MethodOptions(TypedDict, total=False):
     middleware: Sequence[Middleware]
     cache: Cache | None
     invalidates: Sequence[str]
+    batch: Batch | None
 
 _EMPTY = inspect.Parameter.empty
 _UNSUPPORTED_KINDS = {
@@ -65,6 +68,7 @@ class Method:
 
     __slots__ = (
         "_model",
+        "batch",
         "cache",
         "invalidates",
         "_renames",
@@ -108,6 +112,7 @@ class Method:
         self.middleware = tuple(options.get("middleware", ()))
         self.cache = options.get("cache")
         self.invalidates = tuple(options.get("invalidates", ()))
+        self.batch = options.get("batch")
         self.pipeline: Callable[[Request], Awaitable[Any]] | None = None
         description = options.get("description")
         self.description = description if description is not None else inspect.getdoc(func)
@@ -125,9 +130,11 @@ class Method:
             if p.kind in _UNSUPPORTED_KINDS:
                 raise TypeError(f"{name}: handlers cannot take {_UNSUPPORTED_KINDS[p.kind]} ({p.name})")
             params.append(Param(p.name, annotation, p.default, _param_doc(annotation)))
+        self.return_type = hints.get("return", Any)
+        if self.batch is not None:
+            params, self.return_type = _per_call_view(name, params, self.return_type, self.context_param)
         self.params = tuple(params)
         self.param_names = tuple(p.name for p in params)
-        self.return_type = hints.get("return", Any)
         self.shapes_result = _needs_shaping(self.return_type)
         self._result_adapter: Any = None
         self._model: type[BaseModel] | None = None
@@ -182,7 +189,14 @@ class Method:
         if adapter is None:
             from pydantic import TypeAdapter
 
-            adapter = self._result_adapter = TypeAdapter(self.return_type)
+            try:
+                adapter = self._result_adapter = TypeAdapter(self.return_type)
+            except Exception as exc:  # an annotation pydantic cannot describe: send results as they are
+                import logging
+
+                logging.getLogger("bridge").warning("%s: results not shaped by %r: %s", self.name, self.return_type, exc)
+                self.shapes_result = False
+                return result
         return adapter.dump_python(result, mode="json", warnings=False)
 
     def prepare(self) -> type[BaseModel]:
@@ -208,6 +222,25 @@ class Method:
 
     def __repr__(self) -> str:
         return f"Method({self.name!r})"
+
+
+def _per_call_view(name: str, params: list[Param], returns: Any, context: str | None) -> tuple[list[Param], Any]:
+    """A batched handler takes ``items: list[T]`` and returns ``list[R]``: each call sends one
+    ``T`` (as ``{"items": t}`` or ``[t]``) and gets one ``R``. Return that per-call view."""
+    if context is not None or len(params) != 1 or typing.get_origin(params[0].annotation) is not list:
+        raise TypeError(f"{name}: a batched handler takes exactly one parameter, a list[...] of the calls' items")
+    item = params[0]
+    (item_type,) = typing.get_args(item.annotation) or (Any,)
+    result_type = (typing.get_args(returns) or (Any,))[0] if typing.get_origin(returns) is list else Any
+    return [Param(item.name, item_type, _EMPTY, item.description)], _without_exceptions(result_type)
+
+
+def _without_exceptions(annotation: Any) -> Any:
+    """``R | BridgeError`` -> ``R``: an item that is an exception fails its caller instead."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kept = [a for a in typing.get_args(annotation) if not (isinstance(a, type) and issubclass(a, BaseException))]
+        return functools.reduce(operator.or_, kept) if kept else Any
+    return annotation
 
 
 _PLAIN = frozenset({int, float, str, bool, bytes, type(None), list, dict, tuple, set, frozenset})

@@ -42,6 +42,8 @@ class Cache:
         self.ttl = ttl
         self.tags = tuple(tags)
         self.store: CacheStore | None = None  # set when the app starts serving
+        self.hits: dict[str, int] = {}  # by method
+        self.misses: dict[str, int] = {}
         self._flights: dict[str, _Flight] = {}
 
     async def __call__(self, request: Request, call_next: Next) -> Any:
@@ -51,18 +53,21 @@ class Cache:
         key = cache_key(request.name, request.validate())
         body = store.get(key)
         if body is not None:
+            self.hits[request.name] = self.hits.get(request.name, 0) + 1
             request.annotate(cached=True)
             return orjson.Fragment(body)
         flight = self._flights.get(key)
         if flight is not None:
             await flight.done.wait()
             if flight.body is not None:
+                self.hits[request.name] = self.hits.get(request.name, 0) + 1
                 request.annotate(cached=True, shared=True)
                 return orjson.Fragment(flight.body)
             if flight.error is not None:
                 raise flight.error
             # the leader was cancelled: this caller runs the handler itself
         flight = self._flights[key] = _Flight()
+        self.misses[request.name] = self.misses.get(request.name, 0) + 1
         try:
             result = await call_next(request)
             from ..connection import dumps

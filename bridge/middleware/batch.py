@@ -1,0 +1,86 @@
+"""``Batch``: calls that arrive close together are served by one invocation of the handler."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ..errors import INTERNAL_ERROR, BridgeError
+from . import Next, Request
+
+if TYPE_CHECKING:
+    from ..methods import Method
+
+
+class Batch:
+    """Collect calls for up to ``max_delay`` seconds or ``max_size`` calls, then run the
+    handler once with the list of their items; each caller gets its own result.
+
+    The handler takes ``items: list[T]`` and returns a list of the same length; an item may
+    be an exception (a ``BridgeError`` or any other), which fails only that caller. A
+    handler exception fails every caller in that batch. One instance per method.
+    """
+
+    def __init__(self, max_size: int = 20, max_delay: float = 0.01) -> None:
+        if max_size < 1 or max_delay < 0:
+            raise ValueError("max_size must be at least 1 and max_delay not negative")
+        self.max_size = max_size
+        self.max_delay = max_delay
+        self.batches = 0
+        self.items = 0
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, request: Request, call_next: Next) -> Any:
+        method = request.method
+        item = request.validate()[method.param_names[0]]
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if len(self._pending) >= self.max_size:
+            self._flush(method)
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.max_delay, self._flush, method)
+        return await future  # cancelling this call drops only its own result
+
+    def _flush(self, method: Method) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._pending:
+            taken, self._pending = self._pending[: self.max_size], self._pending[self.max_size :]
+            task = asyncio.get_running_loop().create_task(self._run(method, taken))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, method: Method, taken: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        self.batches += 1
+        self.items += len(taken)
+        try:
+            results = await method.invoke({method.param_names[0]: [item for item, _ in taken]})
+            if not isinstance(results, list) or len(results) != len(taken):
+                raise BridgeError(
+                    INTERNAL_ERROR,
+                    f"{method.name}: the batch handler returned {_describe(results)} for {len(taken)} items",
+                )
+        except BaseException as exc:
+            for _, future in taken:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(taken, results):
+            if future.done():  # its caller went away
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+                continue
+            try:
+                future.set_result(method.shape(result) if method.shapes_result else result)
+            except Exception as exc:  # a result its annotation cannot describe
+                future.set_exception(exc)
+
+
+def _describe(results: Any) -> str:
+    return f"{len(results)} results" if isinstance(results, list) else f"a {type(results).__name__}"
