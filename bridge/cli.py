@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"worker threads for sync handlers (env {env['max_threads']}; default 40)")
     serve.add_argument("--metrics-interval", type=float,
                        help=f"seconds between $/metrics notifications; 0 is off (env {env['metrics_interval']}; default 0)")
+    serve.add_argument("--stream-window", type=int,
+                       help=f"chunks a stream may send before the caller grants more, when it asks for pacing "
+                       f"without a window (env {env['stream_window']}; default 16)")
     serve.add_argument("--cache-dir", help=f"where cached replies persist (env {env['cache_dir']}; "
                        "default: the user cache directory, bridge/<app name>)")
     serve.add_argument("--cache-size", type=int,
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             max_inflight=args.max_inflight, max_message_bytes=args.max_message_bytes,
             max_batch=args.max_batch, shutdown_grace=args.shutdown_grace, loop=args.loop,
             max_threads=args.max_threads, metrics_interval=args.metrics_interval,
-            cache_dir=args.cache_dir, cache_size=args.cache_size,
+            cache_dir=args.cache_dir, cache_size=args.cache_size, stream_window=args.stream_window,
         )
     except ValueError as exc:
         parser.error(str(exc))

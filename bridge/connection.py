@@ -34,6 +34,7 @@ from .metrics import RING, Metrics
 from .cache import CacheStore
 from .cache import default_directory as default_cache_directory
 from .middleware import Request, needs_cache
+from .middleware.stream import Credit
 from .middleware import build as build_pipeline
 from .stdio import Pump
 
@@ -117,6 +118,7 @@ class Connection:
         self._methods["rpc.discover"] = discover_method(app)
         self.metrics = Metrics()
         self._methods["rpc.metrics"] = Method(self._metrics_snapshot, "rpc.metrics")
+        self.streams: dict[Any, Credit] = {}  # running streams by request id
         self.cache: CacheStore | None = None
         if needs_cache(app):
             self.cache = CacheStore(settings.cache_dir or default_cache_directory(app.name), settings.cache_size)
@@ -224,6 +226,8 @@ class Connection:
                 hits, misses = method.cache.hits.get(name, 0), method.cache.misses.get(name, 0)
                 entry["cache"] = {"hits": hits, "misses": misses,
                                   "hitRate": round(hits / (hits + misses), 4) if hits + misses else None}
+            if method.stream is not None:
+                entry["stream"] = dict(method.stream.counts.get(name, {"streams": 0, "chunks": 0, "bytes": 0, "failed": 0}))
             if method.batch is not None:
                 batches = method.batch.batches
                 entry["batch"] = {"batches": batches,
@@ -364,6 +368,8 @@ class Connection:
             if not has_id:
                 if method == "$/cancelRequest":
                     self._on_cancel_request(params)
+                elif method == "$/stream/credit":
+                    self._on_credit(params)
                 elif not method.startswith("$/"):
                     log.debug("notification for unknown method %s", method)
                 return None
@@ -495,6 +501,12 @@ class Connection:
             self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
             self._release()
 
+    def _on_credit(self, params: Any) -> None:
+        stream = self.streams.get(params.get("id")) if type(params) is dict else None
+        credit = params.get("credit") if type(params) is dict else None
+        if stream is not None and type(credit) is int and credit > 0:
+            stream.grant(credit)
+
     def _on_cancel_request(self, params: Any) -> None:
         id = params.get("id") if type(params) is dict else None
         call = self._by_id.get(id)
@@ -505,6 +517,15 @@ class Connection:
 
     # ---- output ---------------------------------------------------------
 
+    async def drain(self) -> None:
+        """Send what is queued and wait while the output pipe is full (for streams)."""
+        if self._out:
+            self._flush()
+        try:
+            await self._writer.drain()
+        except ConnectionError:
+            self.output_lost()
+
     def output_lost(self) -> None:
         """The client stopped reading our output: nothing more can be delivered."""
         if not self.closed:
@@ -512,19 +533,21 @@ class Connection:
             log.warning("output closed by the client; stopping")
             self.stop()
 
-    def notify(self, method: str, params: Any = None) -> None:
-        """Send the client a notification; safe from any thread, in order per thread."""
+    def notify(self, method: str, params: Any = None) -> int:
+        """Send the client a notification; safe from any thread, in order per thread.
+        Returns the size of the frame sent."""
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             message["params"] = params
+        frame = self._frame(message)  # in a worker thread, serialised there: its params may change after
         if self._loop is None or threading.get_ident() == self.loop_thread:
-            self._write(message)
-            return
-        frame = self._frame(message)  # serialised here, so the caller may reuse params at once
-        try:
-            self._loop.call_soon_threadsafe(self._queue, frame)
-        except RuntimeError:  # the loop has closed: the host is gone
-            pass
+            self._queue(frame)
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._queue, frame)
+            except RuntimeError:  # the loop has closed: the host is gone
+                pass
+        return len(frame)
 
     def _send_ready(self) -> None:
         if self._ready_sent:

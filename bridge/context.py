@@ -19,7 +19,7 @@ class Context:
     the worker threads sync handlers run in.
     """
 
-    __slots__ = ("_call", "_conn", "id", "method", "progress_token")
+    __slots__ = ("_call", "_conn", "id", "method", "progress_token", "total")
 
     def __init__(
         self,
@@ -34,6 +34,9 @@ class Context:
         self.progress_token = progress_token if progress_token is not None else id
         self._conn = conn
         self._call = call
+        #: A streaming handler that knows how many items it will yield sets this; each
+        #: ``$/stream`` chunk then carries it as ``total``.
+        self.total: int | None = None
 
     @property
     def cancelled(self) -> bool:

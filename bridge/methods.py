@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .middleware import Middleware, Request
     from .middleware.batch import Batch
     from .middleware.cache import Cache
+    from .middleware.stream import Stream
     from .middleware.circuit import CircuitBreaker
     from .middleware.ratelimit import RateLimit
     from .middleware.validation import Validator
@@ -47,6 +48,7 @@ class MethodOptions(TypedDict, total=False):
     cache: Cache | None
     invalidates: Sequence[str]
     batch: Batch | None
+    stream: Stream | None
 
 _EMPTY = inspect.Parameter.empty
 _UNSUPPORTED_KINDS = {
@@ -87,14 +89,13 @@ class Method:
         "rate_limit",
         "return_type",
         "shapes_result",
+        "stream",
         "_result_adapter",
         "timeout",
         "validator",
     )
 
     def __init__(self, func: Callable[..., Any], name: str, **options: Unpack[MethodOptions]) -> None:
-        if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
-            raise TypeError(f"{name}: generator handlers need the streaming middleware")
         unknown = set(options) - set(MethodOptions.__annotations__)
         if unknown:
             raise TypeError(f"{name}: unknown method option(s): {', '.join(sorted(unknown))}")
@@ -113,6 +114,14 @@ class Method:
         self.cache = options.get("cache")
         self.invalidates = tuple(options.get("invalidates", ()))
         self.batch = options.get("batch")
+        self.stream = options.get("stream")
+        if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+            if self.stream is None:
+                from .middleware.stream import Stream
+
+                self.stream = Stream()
+        elif self.stream is not None:
+            raise TypeError(f"{name}: stream= needs a generator handler (one that yields its items)")
         self.pipeline: Callable[[Request], Awaitable[Any]] | None = None
         description = options.get("description")
         self.description = description if description is not None else inspect.getdoc(func)
@@ -131,6 +140,8 @@ class Method:
                 raise TypeError(f"{name}: handlers cannot take {_UNSUPPORTED_KINDS[p.kind]} ({p.name})")
             params.append(Param(p.name, annotation, p.default, _param_doc(annotation)))
         self.return_type = hints.get("return", Any)
+        if self.stream is not None:  # items go out as they are; the reply only closes the stream
+            self.return_type = dict[str, int]
         if self.batch is not None:
             params, self.return_type = _per_call_view(name, params, self.return_type, self.context_param)
         self.params = tuple(params)

@@ -32,6 +32,7 @@ class Settings:
     shutdown_grace: float = field(default=5.0, metadata={"env": "BRIDGE_SHUTDOWN_GRACE"})
     loop: LoopOption = field(default="auto", metadata={"env": "BRIDGE_LOOP"})
     metrics_interval: float = field(default=0.0, metadata={"env": "BRIDGE_METRICS_INTERVAL"})
+    stream_window: int = field(default=16, metadata={"env": "BRIDGE_STREAM_WINDOW"})
     cache_dir: str = field(default="", metadata={"env": "BRIDGE_CACHE_DIR"})
     cache_size: int = field(default=256 * 1024 * 1024, metadata={"env": "BRIDGE_CACHE_SIZE"})
 
@@ -42,7 +43,7 @@ class Settings:
             raise ValueError(f"loop must be auto, asyncio or uvloop, not {self.loop!r}")
         if self.log_level.lower() not in _LOG_LEVELS:
             raise ValueError(f"log level must be one of {', '.join(_LOG_LEVELS)}, not {self.log_level!r}")
-        for name in ("max_inflight", "max_message_bytes", "max_batch", "max_threads", "cache_size"):
+        for name in ("max_inflight", "max_message_bytes", "max_batch", "max_threads", "cache_size", "stream_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.metrics_interval < 0:

@@ -228,11 +228,15 @@ def test_registration_rules() -> None:
         app.add_method(first, "rpc.mine")
     with pytest.raises(TypeError, match=r"\*args"):
         app.add_method(lambda *args: None, "star")
-    with pytest.raises(TypeError, match="generator"):
+    @app.method
+    async def gen():
+        yield 1
 
-        @app.method
-        async def gen():
-            yield 1
+    assert app.methods["gen"].stream is not None  # a generator handler streams
+    with pytest.raises(TypeError, match="generator"):
+        from bridge.middleware.stream import Stream
+
+        app.add_method(lambda: 1, "not_a_generator", stream=Stream())
 
     @app.method
     async def plain_name() -> None: ...

@@ -101,6 +101,8 @@ def build(app: Bridge, method: Method, cache_store: CacheStore | None) -> Next |
         chain.append(method.cache)
     if method.batch is not None:  # the batcher calls the handler itself
         return compose(chain, lambda request: method.batch(request, _never))  # type: ignore[misc]
+    if method.stream is not None:  # so does the streamer
+        return compose(chain, lambda request: method.stream(request, _never))  # type: ignore[misc]
     return compose(chain, _endpoint(method)) if chain else None
 
 

@@ -1,0 +1,129 @@
+"""``Stream``: a generator handler's items go to the caller in chunks, paced by credit.
+
+The wire protocol (see docs/protocol.md): each chunk is a ``$/stream`` notification
+``{id, seq, items, done, total?}``; the final reply ``{items, chunks}`` closes the stream.
+A caller that sends ``$meta.stream`` gets credit-based flow control: it may be sent only
+as many chunks as it has granted (``$meta.stream.window`` at first, then
+``$/stream/credit {id, credit}``), and the generator is not advanced while it has none.
+Every stream also waits on the pipe: a reader that falls behind stops the generator.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from . import Next, Request
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+
+
+class Stream:
+    """Send a generator's items in chunks of ``chunk_size`` items, or fewer when they pass
+    ``chunk_bytes`` of JSON. One instance may serve several methods."""
+
+    def __init__(self, chunk_size: int = 100, chunk_bytes: int | None = None) -> None:
+        if chunk_size < 1 or (chunk_bytes is not None and chunk_bytes < 1):
+            raise ValueError("chunk_size and chunk_bytes must be positive")
+        self.chunk_size = chunk_size
+        self.chunk_bytes = chunk_bytes
+        self.counts: dict[str, dict[str, int]] = {}  # by method: streams, chunks, bytes, failed
+
+    async def __call__(self, request: Request, call_next: Next) -> Any:
+        method = request.method
+        kwargs = dict(request.validate())
+        context = request.context
+        if method.context_param is not None:
+            kwargs[method.context_param] = context
+        conn: Connection = request._conn
+        counts = self.counts.setdefault(request.name, {"streams": 0, "chunks": 0, "bytes": 0, "failed": 0})
+        counts["streams"] += 1
+        opted = request.meta.get("stream")
+        credit = Credit(opted.get("window", conn.settings.stream_window) if isinstance(opted, dict) else conn.settings.stream_window,
+                        paced=opted is not None)
+        if request.id is not None:
+            conn.streams[request.id] = credit
+        items = _items(method.func(**kwargs))
+        done = seq = 0
+        try:
+            async for chunk in self._chunks(items):
+                await credit.take()
+                message: dict[str, Any] = {"id": request.id, "seq": seq, "items": chunk, "done": done + len(chunk)}
+                if context.total is not None:
+                    message["total"] = context.total
+                counts["bytes"] += conn.notify("$/stream", message)
+                await conn.drain()  # the pipe's own back-pressure
+                done += len(chunk)
+                seq += 1
+                counts["chunks"] += 1
+        except Exception:
+            counts["failed"] += 1
+            raise
+        finally:
+            await items.aclose()
+            if request.id is not None and conn.streams.get(request.id) is credit:
+                del conn.streams[request.id]
+        return {"items": done, "chunks": seq}
+
+    async def _chunks(self, items: AsyncIterator[Any]) -> AsyncIterator[list[Any]]:
+        """Group items; sizes are measured only when ``chunk_bytes`` is set."""
+        from ..connection import dumps
+
+        chunk: list[Any] = []
+        size = 0
+        async for item in items:
+            chunk.append(item)
+            if self.chunk_bytes is not None:
+                size += len(dumps(item)) + 1
+            if len(chunk) >= self.chunk_size or (self.chunk_bytes is not None and size >= self.chunk_bytes):
+                yield chunk
+                chunk, size = [], 0
+        if chunk:
+            yield chunk
+
+
+class Credit:
+    """How many chunks the caller lets us send; unpaced streams always have credit."""
+
+    def __init__(self, window: Any, *, paced: bool) -> None:
+        self.paced = paced
+        self.available = int(window) if isinstance(window, int) and window > 0 else 16
+        self._wake = anyio.Event()
+
+    def grant(self, credit: int) -> None:
+        self.available += credit
+        self._wake.set()
+
+    async def take(self) -> None:
+        if not self.paced:
+            return
+        while self.available <= 0:
+            self._wake = anyio.Event()
+            await self._wake.wait()
+        self.available -= 1
+
+
+def _items(produced: Any) -> Any:
+    """An async iterator over an async or sync generator's items (sync ones step in a thread)."""
+    if inspect.isasyncgen(produced):
+        return produced
+    if isinstance(produced, Iterator):
+        return _from_sync(produced)
+    raise TypeError(f"a streaming handler must be a generator, got {type(produced).__name__}")
+
+
+async def _from_sync(gen: Iterator[Any]) -> AsyncIterator[Any]:
+    from anyio import to_thread
+
+    done = object()
+    try:
+        while (item := await to_thread.run_sync(next, gen, done)) is not done:
+            yield item
+    finally:
+        close = getattr(gen, "close", None)
+        if close is not None:
+            await to_thread.run_sync(close)
