@@ -10,7 +10,11 @@ from typing import Any
 import anyio
 
 from bridge import Bridge, Context
+from bridge.middleware.batch import Batch
 from bridge.middleware.cache import Cache
+from bridge.middleware.circuit import CircuitBreaker
+from bridge.middleware.ratelimit import RateLimit
+from bridge.middleware.stream import Stream
 
 app = Bridge("e2e")
 
@@ -41,6 +45,49 @@ async def slow(seconds: float, ctx: Context) -> str:
 async def cached_pid(key: str) -> int:
     """The pid of the process that first computed ``key``: shows a cache hit across restarts."""
     return os.getpid()
+
+
+@app.method(rate_limit=RateLimit(5, per=3600))
+async def scarce() -> str:
+    return "ok"
+
+
+batch_sizes: list[int] = []
+
+
+@app.method(batch=Batch(max_size=20, max_delay=0.02))
+async def square(values: list[int]) -> list[int]:
+    batch_sizes.append(len(values))
+    return [v * v for v in values]
+
+
+@app.method
+async def batch_count() -> list[int]:
+    return batch_sizes
+
+
+@app.method(stream=Stream(chunk_size=1000))
+async def export(n: int, width: int, ctx: Context):
+    ctx.total = n
+    pad = "x" * width
+    for i in range(n):
+        yield f"{i:08d}{pad}"
+
+
+health = {"up": True}
+
+
+@app.method(circuit=CircuitBreaker(failures=2, reset_after=0.3))
+async def fragile() -> str:
+    if not health["up"]:
+        raise RuntimeError("down")
+    return "up"
+
+
+@app.method
+async def set_health(up: bool) -> bool:
+    health["up"] = up
+    return up
 
 
 @app.on_shutdown

@@ -94,12 +94,14 @@ class Host:
     """The real ``python -m bridge serve`` over pipes, read by a thread so every wait has a timeout."""
 
     def __init__(
-        self, *args: str, env: dict[str, str] | None = None, framing: str = "ndjson", read: bool = True
+        self, *args: str, env: dict[str, str] | None = None, framing: str = "ndjson", read: bool = True,
+        keep_raw: bool = True,
     ) -> None:
         import queue
         import threading
 
         self.framing = framing
+        self.keep_raw = keep_raw
         self.proc = spawn(*args, "--framing", framing, env=env) if framing != "auto" else spawn(*args, env=env)
         self.messages: queue.Queue[Any] = queue.Queue()
         self.raw = bytearray()
@@ -121,7 +123,8 @@ class Host:
 
         dec = decoder("auto", 1 << 30)
         while chunk := self.proc.stdout.read1(1 << 16):  # type: ignore[union-attr]
-            self.raw += chunk
+            if self.keep_raw:
+                self.raw += chunk
             for body in dec.feed(chunk):
                 self.messages.put(orjson.loads(body))
         self.messages.put(EOFError())
