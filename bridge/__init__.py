@@ -3,25 +3,63 @@
 What an app may import is all here; every other module is free to change.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .app import Bridge
 from .context import Context
 from .errors import (
+    CIRCUIT_OPEN,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
     MESSAGE_TOO_LARGE,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
+    RATE_LIMITED,
     REQUEST_CANCELLED,
     REQUEST_TIMEOUT,
     SERVER_CANCELLED,
     BridgeError,
 )
+from .middleware import Middleware, Request
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .middleware.batch import Batch
+    from .middleware.cache import Cache
+    from .middleware.circuit import CircuitBreaker
+    from .middleware.ratelimit import RateLimit
+    from .middleware.stream import Stream
+
+# The built-in middleware is imported on first use, to keep the host's start-up short.
+_LAZY = {
+    "Batch": "batch",
+    "Cache": "cache",
+    "CircuitBreaker": "circuit",
+    "RateLimit": "ratelimit",
+    "Stream": "stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".middleware.{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'bridge' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CIRCUIT_OPEN",
+    "RATE_LIMITED",
+    "Batch",
+    "Cache",
+    "CircuitBreaker",
+    "Middleware",
+    "RateLimit",
+    "Request",
+    "Stream",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
     "INVALID_REQUEST",

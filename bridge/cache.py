@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 log = logging.getLogger("bridge.cache")
 
@@ -22,6 +24,8 @@ class CacheStore:
     """Cached reply bodies (JSON bytes) by key, each tagged with its method."""
 
     def __init__(self, directory: str | Path | None, size_limit: int, memory_items: int = MEMORY_ITEMS) -> None:
+        from pathlib import Path
+
         from cachetools import TLRUCache
 
         self.directory = Path(directory) if directory else None

@@ -31,15 +31,14 @@ from .discovery import discover_method
 from .framing import ENCODERS, FrameError, decoder
 from .methods import Method
 from .metrics import RING, Metrics
-from .cache import CacheStore
-from .cache import default_directory as default_cache_directory
 from .middleware import Request, needs_cache
-from .middleware.stream import Credit
 from .middleware import build as build_pipeline
 from .stdio import Pump
 
 if TYPE_CHECKING:
     from .app import Bridge
+    from .cache import CacheStore
+    from .middleware.stream import Credit
     from .settings import Settings
 
 log = logging.getLogger("bridge")
@@ -121,7 +120,9 @@ class Connection:
         self.streams: dict[Any, Credit] = {}  # running streams by request id
         self.cache: CacheStore | None = None
         if needs_cache(app):
-            self.cache = CacheStore(settings.cache_dir or default_cache_directory(app.name), settings.cache_size)
+            from .cache import CacheStore, default_directory
+
+            self.cache = CacheStore(settings.cache_dir or default_directory(app.name), settings.cache_size)
         for method in app.methods.values():
             method.pipeline = build_pipeline(app, method, self.cache)
         self._stats = {name: self.metrics.stats(name) for name in self._methods}

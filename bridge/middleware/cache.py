@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,8 @@ if TYPE_CHECKING:
 def cache_key(method: str, kwargs: dict[str, Any]) -> str:
     """The method, then a hash of its validated arguments as canonical JSON (sorted keys),
     so named-param order and positional-versus-named make no difference."""
+    import hashlib
+
     from ..connection import to_jsonable
 
     try:
