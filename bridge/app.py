@@ -117,6 +117,16 @@ class Bridge:
             raise RuntimeError("the app is not serving a connection")
         self.connection.notify(method, params)
 
+    def invalidate(self, *targets: str) -> None:
+        """Drop cached replies of these methods, or of every method with these cache tags."""
+        cache = self.connection.cache if self.connection is not None else None
+        if cache is None:
+            return
+        tagged = {tag: [m.name for m in self.methods.values() if m.cache is not None and tag in m.cache.tags]
+                  for tag in targets}
+        for method in sorted({m for t in targets for m in (tagged[t] or [t])}):
+            cache.invalidate(method)
+
     def serve(self, settings: Settings | None = None, **overrides: Any) -> int:
         """Serve this app on stdin/stdout until EOF or a signal; returns the exit code."""
         from .server import run

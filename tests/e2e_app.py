@@ -47,6 +47,27 @@ async def cached_pid(key: str) -> int:
     return os.getpid()
 
 
+lookups = {"count": 0}
+
+
+@app.method(cache=Cache(tags=["lookups"]))
+async def lookup(key: str) -> dict[str, int]:
+    lookups["count"] += 1
+    await anyio.sleep(0.05)  # long enough for identical calls to overlap
+    return {"count": lookups["count"]}
+
+
+@app.method(invalidates=["lookups"])
+async def change() -> bool:
+    return True
+
+
+@app.method
+async def forget(key: str) -> bool:
+    app.invalidate("lookup")
+    return True
+
+
 @app.method(rate_limit=RateLimit(5, per=3600))
 async def scarce() -> str:
     return "ok"

@@ -83,3 +83,15 @@ def test_the_circuit_opens_and_closes():
             time.sleep(0.05)
         assert reply == {"jsonrpc": "2.0", "id": "probe", "result": "up"}
         assert time.monotonic() - opened >= 0.25
+
+
+def test_single_flight_and_invalidation(tmp_path):
+    with Host(APP, env={"BRIDGE_CACHE_DIR": str(tmp_path)}) as host:
+        host.recv()
+        host.send(*[{"jsonrpc": "2.0", "id": i, "method": "lookup", "params": {"key": "k"}} for i in range(20)])
+        assert {host.recv()["result"]["count"] for _ in range(20)} == {1}  # twenty callers, one run
+        assert host.call("change", id="c")["result"] is True  # declared: invalidates the "lookups" tag
+        assert host.call("lookup", {"key": "k"}, id="a")["result"] == {"count": 2}
+        assert host.call("lookup", {"key": "k"}, id="b")["result"] == {"count": 2}
+        assert host.call("forget", {"key": "k"}, id="f")["result"] is True  # app.invalidate by method
+        assert host.call("lookup", {"key": "k"}, id="d")["result"] == {"count": 3}
