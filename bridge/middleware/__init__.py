@@ -49,6 +49,11 @@ class Request:
         return self.method.name
 
     @property
+    def connection(self) -> Connection:
+        """The connection the call came on (to send notifications, wait for the pipe)."""
+        return self._conn
+
+    @property
     def caller(self) -> Any:
         return self.meta.get("caller")
 

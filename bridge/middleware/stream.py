@@ -39,7 +39,7 @@ class Stream:
         context = request.context
         if method.context_param is not None:
             kwargs[method.context_param] = context
-        conn: Connection = request._conn
+        conn: Connection = request.connection
         counts = self.counts.setdefault(request.name, {"streams": 0, "chunks": 0, "bytes": 0, "failed": 0})
         counts["streams"] += 1
         opted = request.meta.get("stream")
