@@ -117,6 +117,7 @@ class Connection:
         self._methods["rpc.discover"] = discover_method(app)
         self.metrics = Metrics()
         self._methods["rpc.metrics"] = Method(self._metrics_snapshot, "rpc.metrics")
+        self._methods["rpc.ping"] = Method(_pong, "rpc.ping", idempotent=True)
         self.streams: dict[Any, Credit] = {}  # running streams by request id
         self.cache: CacheStore | None = None
         if needs_cache(app):
@@ -640,6 +641,11 @@ class Connection:
             message = f"Internal error: {type(exc).__name__}: {exc}"
             data["traceback"] = traceback.format_exception(exc)
         return self._error(id, E.INTERNAL_ERROR, message, data)
+
+
+async def _pong() -> str:
+    """Answer "pong": every host has it, for health checks."""
+    return "pong"
 
 
 def _prepare_all(methods: list[Method]) -> None:

@@ -360,3 +360,8 @@ async def test_stop_answers_what_was_read_but_never_started() -> None:
     singles = {m["id"]: m["error"]["code"] for m in out if isinstance(m, dict)}
     assert singles == {0: -32802, 1: -32802, 2: -32802}  # 0 ran and was cancelled; 1 and 2 never started
     assert [m for m in out if isinstance(m, list)] == [[{"jsonrpc": "2.0", "id": "b", "error": {"code": -32802, "message": "Server cancelled the request"}}]]
+
+
+async def test_every_host_answers_rpc_ping() -> None:
+    [reply] = await exchange(Bridge(), lines({"jsonrpc": "2.0", "id": 1, "method": "rpc.ping"}))
+    assert reply == {"jsonrpc": "2.0", "id": 1, "result": "pong"}

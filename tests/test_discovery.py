@@ -91,6 +91,6 @@ async def test_idempotent_methods_are_declared() -> None:
     async def put() -> None: ...
 
     out = await exchange(app, lines({"jsonrpc": "2.0", "id": 1, "method": "rpc.discover"}), ready=True)
-    assert out[0]["params"]["idempotent"] == ["a.get"]
+    assert out[0]["params"]["idempotent"] == ["a.get", "rpc.ping"]
     methods = {m["name"]: m for m in out[1]["result"]["methods"]}
     assert methods["a.get"]["x-idempotent"] is True and "x-idempotent" not in methods["a.put"]
