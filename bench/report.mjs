@@ -55,16 +55,16 @@ export function computeRatios(results, reference) {
   });
 }
 
-function fx(x) {
+export function fx(x) {
   return x === null || x === undefined ? '-' : `${x.toFixed(2)}x`;
 }
 
-function num(x, d = 0) {
+export function num(x, d = 0) {
   if (x === null || x === undefined) return '-';
   return x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 }
 
-function table(header, rows) {
+export function table(header, rows) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
   const line = (cells) => `| ${cells.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`;
   return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');

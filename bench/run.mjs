@@ -15,13 +15,13 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
+import { SMALL, clockTicks, encodeRing, latencyBlock, pipelinedBlock, replyValue, split } from './calls.mjs';
+import { REPO, childEnv, machineInfo, resolvePython } from './env.mjs';
 import { FRAMERS } from './framing.mjs';
 import { computeRatios, report, round, summary } from './report.mjs';
-import { Server, fmtExit, withTimeout } from './server.mjs';
+import { Server, withTimeout } from './server.mjs';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MiB = 1 << 20;
-const SMALL = 'hello, bridge';
 
 const PROFILES = {
   full: {
@@ -78,29 +78,6 @@ const log = (...a) => console.error('[bench]', ...a);
 
 // ---------------------------------------------------------------- environment
 
-function resolvePython() {
-  const venv = path.join(REPO, '.venv', 'bin', 'python');
-  const given = process.env.BRIDGE_PYTHON || (existsSync(venv) ? venv : 'python3');
-  // Run what the interpreter calls itself, so wrappers (pyenv shims) add no start-up time.
-  const out = execFileSync(given, ['-c', 'import sys, platform; print(sys.executable); print(platform.python_version())'])
-    .toString().trim().split('\n');
-  return { given, exe: out[0], version: out[1] };
-}
-
-/**
- * The environment servers run in. PYTHONDONTWRITEBYTECODE would make every start-up
- * recompile bridge from source, and PYTHONUNBUFFERED changes stdout buffering; an app
- * spawning its sidecar sets neither, so both are dropped unless --keep-env.
- */
-function childEnv(opts) {
-  const env = { ...process.env };
-  if (!opts.keepEnv) {
-    delete env.PYTHONDONTWRITEBYTECODE;
-    delete env.PYTHONUNBUFFERED;
-  }
-  return env;
-}
-
 /** A python with pygls installed, in its own venv (made on first use), or why not. */
 function pyglsPython(py, opts) {
   const dir = process.env.BENCH_PYGLS_VENV || path.join(os.tmpdir(), 'bridge-bench-pygls');
@@ -127,20 +104,6 @@ function pyglsPython(py, opts) {
     if (!v) return { skip: `pygls does not import from ${dir}` };
   }
   return { exe, version: v };
-}
-
-function machineInfo(py) {
-  const cpus = os.cpus();
-  return {
-    date: new Date().toISOString(),
-    cpus: cpus.length,
-    cpuModel: cpus[0]?.model ?? null,
-    memGiB: round(os.totalmem() / 2 ** 30, 1),
-    platform: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    python: py.version,
-    pythonExe: py.exe,
-  };
 }
 
 function serverSpecs(opts, py, env) {
@@ -181,12 +144,6 @@ function serverSpecs(opts, py, env) {
 
 // ---------------------------------------------------------------- measurements
 
-function replyValue(msg) {
-  if (msg.error) throw new Error(`error reply: ${JSON.stringify(msg.error).slice(0, 300)}`);
-  // The floor sends the request itself back, so its value is still in params.
-  return 'result' in msg ? msg.result : msg.params?.value;
-}
-
 /** One spawn: send a call at once; time $/ready (if the server sends one) and the reply. */
 async function startupOnce(spec, opts) {
   const s = new Server(spec, opts).start();
@@ -214,82 +171,6 @@ function timeCommand(argv, env) {
     c.on('error', reject);
     c.on('exit', (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`${argv.join(' ')} exited with ${code}`))));
   });
-}
-
-async function latencyBlock(s, n, nextId) {
-  const times = [];
-  for (let i = 0; i < n; i++) {
-    const [msg, ms] = await s.call(nextId(), SMALL);
-    if (replyValue(msg) !== SMALL) throw new Error(`bad echo ${JSON.stringify(msg).slice(0, 200)}`);
-    times.push(ms * 1000);
-  }
-  return times;
-}
-
-/**
- * Pre-encoded request frames for pipelining: ids base..base+count-1 back to back, so a
- * batch is one slice of one Buffer and the driver builds no strings per call. Ids are
- * reused round-robin; count is many times the window, so no two outstanding calls share one.
- */
-function encodeRing(frame, base, count) {
-  const value = JSON.stringify(SMALL);
-  const bufs = [];
-  for (let i = 0; i < count; i++) {
-    bufs.push(Buffer.from(frame(`{"jsonrpc":"2.0","id":${base + i},"method":"echo","params":{"value":${value}}}`)));
-  }
-  const offsets = [0];
-  for (const b of bufs) offsets.push(offsets[offsets.length - 1] + b.length);
-  return { base, count, offsets, buf: Buffer.concat(bufs) };
-}
-
-/** n small calls with up to `window` outstanding, topped up in batches after each read. */
-function pipelinedBlock(s, ring, n, window) {
-  return new Promise((resolve, reject) => {
-    const minBatch = Math.max(1, window >> 2);
-    const { base, count, offsets, buf } = ring;
-    let sent = 0;
-    let done = 0;
-    let bad = 0;
-    const fill = () => {
-      const room = Math.min(window - (sent - done), n - sent);
-      if (room <= 0 || (room < minBatch && sent + room < n)) return;
-      const from = sent % count;
-      const to = from + room;
-      if (to <= count) {
-        s.write(buf.subarray(offsets[from], offsets[to]));
-      } else {
-        s.write(buf.subarray(offsets[from], offsets[count]));
-        s.write(buf.subarray(0, offsets[to - count]));
-      }
-      sent += room;
-    };
-    const finish = (err) => {
-      s.onReply = null;
-      s.afterChunk = null;
-      if (err) reject(err);
-      else resolve({ elapsedMs: performance.now() - t0, bad });
-    };
-    s.onReply = (msg) => {
-      if (msg === null) return finish(new Error(`server exited (${fmtExit(s.exit)})`));
-      if (!(msg.id >= base && msg.id < base + count) || msg.error || replyValue(msg) !== SMALL) bad++;
-      if (++done === n) finish(null);
-    };
-    s.afterChunk = fill;
-    const t0 = performance.now();
-    fill();
-  });
-}
-
-let CLK_TCK = null;
-function clockTicks() {
-  if (CLK_TCK === null) {
-    try {
-      CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-    } catch {
-      CLK_TCK = 100;
-    }
-  }
-  return CLK_TCK;
 }
 
 function makePayload(size) {
@@ -347,13 +228,6 @@ async function eachServer(entries, phase, fn) {
       e.server?.kill();
     }
   }
-}
-
-/** Splits n into `rounds` near-equal positive parts. */
-function split(n, rounds) {
-  const parts = [];
-  for (let r = 0; r < rounds; r++) parts.push(Math.floor((n * (r + 1)) / rounds) - Math.floor((n * r) / rounds));
-  return parts.filter((x) => x > 0);
 }
 
 async function runAll(specs, opts, cfg, env, py) {

@@ -107,9 +107,14 @@ export class Server {
     }), timeoutMs, 'waiting for $/ready');
   }
 
-  /** One request, resolved with [reply, round-trip ms]. */
-  call(id, value, timeoutMs = 30000) {
-    const body = `{"jsonrpc":"2.0","id":${id},"method":"echo","params":{"value":${JSON.stringify(value)}}}`;
+  /** One call of `method` (echo) with {value}, resolved with [reply, round-trip ms]. */
+  call(id, value, timeoutMs = 30000, method = 'echo') {
+    return this.request(id, method, { value }, timeoutMs);
+  }
+
+  /** One request with any params, resolved with [reply, round-trip ms]. */
+  request(id, method, params, timeoutMs = 30000) {
+    const body = `{"jsonrpc":"2.0","id":${id},"method":${JSON.stringify(method)}${params === undefined ? '' : `,"params":${JSON.stringify(params)}`}}`;
     return this.roundTrip(id, () => this.write(this.frame(body)), timeoutMs);
   }
 
