@@ -24,22 +24,27 @@ class CacheStore:
     """Cached reply bodies (JSON bytes) by key, each tagged with its method."""
 
     def __init__(self, directory: str | Path | None, size_limit: int, memory_items: int = MEMORY_ITEMS) -> None:
+        import threading
         from pathlib import Path
 
-        from cachetools import TLRUCache
+        from cachetools import LRUCache
 
         self.directory = Path(directory) if directory else None
         self.size_limit = size_limit
-        self._memory: Any = TLRUCache(maxsize=memory_items, ttu=lambda _key, value, _now: value[1])
+        # The memory tier holds (body, expires_at) by key, expiry on time.monotonic(); the disk
+        # tier keeps diskcache's own. (cachetools' LRUCache.get is 4x quicker than its TLRUCache.)
+        self._memory: Any = LRUCache(maxsize=memory_items)
         self._disk: Any = None
         self._disk_failed = self.directory is None
-
-    # The memory tier holds (body, expires_at) with time.monotonic() expiry; disk uses diskcache's own.
+        self._opening = threading.Lock()
+        self._writes: Any = None  # one worker thread: disk writes in order, off the event loop
 
     def get(self, key: str) -> bytes | None:
         hit = self._memory.get(key)
         if hit is not None:
-            return hit[0]
+            if hit[1] > time.monotonic():
+                return hit[0]
+            self._memory.pop(key, None)
         disk = self._open()
         if disk is None:
             return None
@@ -56,44 +61,73 @@ class CacheStore:
 
     def set(self, key: str, body: bytes, ttl: float | None, method: str) -> None:
         self._memory[key] = (body, time.monotonic() + ttl if ttl else float("inf"))
-        disk = self._open()
-        if disk is not None:
-            try:
-                disk.set(key, body, expire=ttl, tag=method)
-            except Exception as exc:
-                self._give_up(exc)
+        self._write("set", key, body, expire=ttl, tag=method)
 
     def invalidate(self, method: str) -> None:
-        """Drop every cached reply of ``method``."""
+        """Drop every cached reply of ``method``, now: a read right after must not find one
+        on disk (so this waits for the writes queued before it)."""
         prefix = method + "\x00"
         for key in [k for k in self._memory.keys() if k.startswith(prefix)]:
             self._memory.pop(key, None)
-        disk = self._open()
-        if disk is not None:
-            try:
-                disk.evict(method)
-            except Exception as exc:
-                self._give_up(exc)
+        self._now("evict", method)
 
     def clear(self) -> None:
         self._memory.clear()
+        self._now("clear")
+
+    def _now(self, operation: str, *args: Any) -> None:
+        self.flush()
         disk = self._open()
         if disk is not None:
             try:
-                disk.clear()
+                getattr(disk, operation)(*args)
             except Exception as exc:
                 self._give_up(exc)
 
+    def flush(self) -> None:
+        """Wait for the disk writes queued so far."""
+        if self._writes is not None:
+            self._writes.submit(lambda: None).result()
+
     def close(self) -> None:
+        if self._writes is not None:
+            self._writes.shutdown(wait=True)
+            self._writes = None
         if self._disk is not None:
             self._disk.close()
+
+    def open(self) -> None:
+        """Open the disk tier now (from a worker thread, say) rather than on first use."""
+        self._open()
+
+    def _write(self, operation: str, *args: Any, **kwargs: Any) -> None:
+        if self._disk_failed:
+            return
+        if self._writes is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bridge-cache")
+
+        def write() -> None:
+            disk = self._open()
+            if disk is not None:
+                try:
+                    getattr(disk, operation)(*args, **kwargs)
+                except Exception as exc:
+                    self._give_up(exc)
+
+        self._writes.submit(write)
 
     @property
     def persistent(self) -> bool:
         return self._open() is not None
 
     def _open(self) -> Any:
-        if self._disk is None and not self._disk_failed:
+        if self._disk is not None or self._disk_failed:
+            return self._disk
+        with self._opening:
+            if self._disk is not None or self._disk_failed:
+                return self._disk
             try:
                 import diskcache
 

@@ -161,7 +161,7 @@ class Connection:
                 if self._encode is not None:
                     self._send_ready()
                 threading.Thread(
-                    target=_prepare_all, args=(list(self._methods.values()),), name="bridge-warm", daemon=True
+                    target=_prepare_all, args=(list(self._methods.values()), self.cache), name="bridge-warm", daemon=True
                 ).start()
                 if self.settings.metrics_interval:
                     tg.start_soon(self._push_metrics, self.settings.metrics_interval)
@@ -648,8 +648,11 @@ async def _pong() -> str:
     return "pong"
 
 
-def _prepare_all(methods: list[Method]) -> None:
-    """Build every params model off the loop, right after ``$/ready``: the first calls find them built."""
+def _prepare_all(methods: list[Method], cache: CacheStore | None) -> None:
+    """Build every params model (and open the cache) off the loop, right after ``$/ready``:
+    the first calls find them ready."""
+    if cache is not None:
+        cache.open()
     for method in methods:
         try:
             method.prepare()

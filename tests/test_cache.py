@@ -138,6 +138,7 @@ def test_store_size_limit_evicts(tmp_path) -> None:
     body = b"x" * 32 * 1024
     for i in range(64):
         store.set(f"m\x00{i}", body, None, "m")
+    store.flush()
     assert store._disk.volume() < 1024 * 1024  # 2 MiB written, the disk tier stayed near its limit
     store.close()
 

@@ -140,12 +140,72 @@ def _endpoint(method: Method) -> Next:
     return run
 
 
+class Step:
+    """A middleware that acts only before and after the call, never replacing its result.
+
+    Subclasses define ``before`` (which may return an awaitable to wait on) and ``after``;
+    ``__call__`` makes each an ordinary middleware, and ``compose`` runs a run of them as one
+    layer rather than one awaited layer each (most of a middleware's cost is the layer).
+    """
+
+    def before(self, request: Request) -> Awaitable[Any] | None:
+        return None
+
+    def after(self, request: Request, error: BaseException | None) -> None:
+        return None
+
+    async def __call__(self, request: Request, call_next: Next) -> Any:
+        waiting = self.before(request)
+        if waiting is not None:
+            await waiting
+        try:
+            result = await call_next(request)
+        except BaseException as exc:
+            self.after(request, exc)
+            raise
+        self.after(request, None)
+        return result
+
+
 def compose(middleware: Sequence[Middleware], endpoint: Next) -> Next:
     """One callable running ``middleware`` in order around ``endpoint``."""
+    layers: list[Middleware | list[Step]] = []
+    for mw in middleware:
+        if isinstance(mw, Step):
+            if layers and isinstance(layers[-1], list):
+                layers[-1].append(mw)
+            else:
+                layers.append([mw])
+        else:
+            layers.append(mw)
     handler = endpoint
-    for mw in reversed(middleware):
-        handler = _link(mw, handler)
+    for layer in reversed(layers):
+        handler = _fuse(layer, handler) if isinstance(layer, list) else _link(layer, handler)
     return handler
+
+
+def _fuse(steps: list[Step], call_next: Next) -> Next:
+    """Steps run as nested middleware would, in one coroutine."""
+    count = len(steps)
+
+    async def run(request: Request) -> Any:
+        entered = 0
+        try:
+            while entered < count:
+                waiting = steps[entered].before(request)
+                if waiting is not None:
+                    await waiting
+                entered += 1
+            result = await call_next(request)
+        except BaseException as exc:
+            for step in reversed(steps[:entered]):
+                step.after(request, exc)
+            raise
+        for step in reversed(steps):
+            step.after(request, None)
+        return result
+
+    return run
 
 
 def _link(mw: Middleware, call_next: Next) -> Next:

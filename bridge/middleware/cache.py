@@ -3,31 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from . import Next, Request
+from ..connection import dumps, to_jsonable
+from . import Next, Request, Step
 
 if TYPE_CHECKING:
     from ..cache import CacheStore
 
 
+_KEY_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
 def cache_key(method: str, kwargs: dict[str, Any]) -> str:
-    """The method, then a hash of its validated arguments as canonical JSON (sorted keys),
-    so named-param order and positional-versus-named make no difference."""
-    import hashlib
-
-    from ..connection import to_jsonable
-
+    """The method, then its validated arguments as canonical JSON (sorted keys; hashed when
+    long), so named-param order and positional-versus-named make no difference."""
     try:
-        canonical = orjson.dumps(kwargs, default=to_jsonable, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        canonical = orjson.dumps(kwargs, default=to_jsonable, option=_KEY_OPTIONS)
     except TypeError:  # what orjson refuses (integers past 64 bits): the slower, total encoder
-        import json
-
         canonical = json.dumps(kwargs, default=to_jsonable, sort_keys=True, separators=(",", ":")).encode()
-    return f"{method}\x00{hashlib.blake2b(canonical, digest_size=16).hexdigest()}"
+    if len(canonical) <= 200:
+        return f"{method}\x00{canonical.decode()}"
+    return f"{method}\x00#{hashlib.blake2b(canonical, digest_size=16).hexdigest()}"
 
 
 class Cache:
@@ -71,8 +73,6 @@ class Cache:
         self.misses[request.name] = self.misses.get(request.name, 0) + 1
         try:
             result = await call_next(request)
-            from ..connection import dumps
-
             request.annotate(cached=False)
             try:
                 flight.body = dumps(result)
@@ -98,7 +98,7 @@ class _Flight:
         self.error: Exception | None = None
 
 
-class Invalidate:
+class Invalidate(Step):
     """After a successful call, drop the cached replies of the methods in ``targets``
     (method names, or tags given to ``Cache``)."""
 
@@ -106,8 +106,7 @@ class Invalidate:
         self.methods = sorted({m for t in targets for m in methods_by_tag.get(t, [t])})
         self.store = store
 
-    async def __call__(self, request: Request, call_next: Next) -> Any:
-        result = await call_next(request)
-        for method in self.methods:
-            self.store.invalidate(method)
-        return result
+    def after(self, request: Request, error: BaseException | None) -> None:
+        if error is None:
+            for method in self.methods:
+                self.store.invalidate(method)

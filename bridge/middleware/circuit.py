@@ -6,13 +6,13 @@ import time
 from typing import Any
 
 from ..errors import CIRCUIT_OPEN, INTERNAL_ERROR, REQUEST_TIMEOUT, BridgeError
-from . import Next, Request
+from . import Request, Step
 
 #: Errors that count as the method failing (not the caller's fault).
 FAILURE_CODES = frozenset({INTERNAL_ERROR, REQUEST_TIMEOUT})
 
 
-class CircuitBreaker:
+class CircuitBreaker(Step):
     """Closed: calls pass. After ``failures`` failures in a row: open, and calls fail fast
     with CIRCUIT_OPEN (``data.retry_after``). After ``reset_after`` seconds: half-open, one
     trial call passes; its success closes the circuit, its failure opens it again.
@@ -36,32 +36,31 @@ class CircuitBreaker:
         circuit = self._circuits.get(method)
         return circuit.state(self.reset_after) if circuit else "closed"
 
-    async def __call__(self, request: Request, call_next: Next) -> Any:
+    def before(self, request: Request) -> None:
         circuit = self._circuits.get(request.name)
         if circuit is None:
             circuit = self._circuits[request.name] = _Circuit()
+        if not circuit.opened:
+            return
         state = circuit.state(self.reset_after)
-        if state == "open" or (state == "half-open" and circuit.trial):
+        if state == "open" or circuit.trial:
             retry = max(0.0, circuit.opened + self.reset_after - time.monotonic())
             raise BridgeError(CIRCUIT_OPEN, None, {"retry_after": round(retry, 3), "method": request.name})
-        if state == "half-open":
-            circuit.trial = True
-        try:
-            result = await call_next(request)
-        except BridgeError as exc:
-            if exc.code in self.failure_codes:
+        circuit.trial = True  # half-open: this call is the trial
+
+    def after(self, request: Request, error: BaseException | None) -> None:
+        circuit = self._circuits[request.name]
+        if error is None:
+            circuit.succeeded()
+        elif isinstance(error, BridgeError):
+            if error.code in self.failure_codes:
                 self._failed(circuit)
             else:
                 circuit.succeeded()
-            raise
-        except Exception:
+        elif isinstance(error, Exception):
             self._failed(circuit)
-            raise
-        except BaseException:  # cancelled: says nothing about the method's health
+        else:  # cancelled: says nothing about the method's health
             circuit.trial = False
-            raise
-        circuit.succeeded()
-        return result
 
     def _failed(self, circuit: _Circuit) -> None:
         circuit.trial = False
@@ -84,6 +83,7 @@ class _Circuit:
         return "open" if time.monotonic() - self.opened < reset_after else "half-open"
 
     def succeeded(self) -> None:
-        self.count = 0
-        self.opened = 0.0
-        self.trial = False
+        if self.count or self.opened:
+            self.count = 0
+            self.opened = 0.0
+            self.trial = False

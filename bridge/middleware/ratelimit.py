@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from collections.abc import Awaitable
+
 from ..errors import RATE_LIMITED, BridgeError
-from . import Next, Request
+from . import Request, Step
 
 
-class RateLimit:
+class RateLimit(Step):
     """Allow ``rate`` calls per ``per`` seconds, with bursts up to ``burst`` (default ``rate``).
 
     Over the limit a call is refused with RATE_LIMITED and ``data.retry_after`` (seconds),
@@ -41,16 +43,17 @@ class RateLimit:
         self.max_keys = max_keys
         self._buckets: dict[Any, list[float]] = {}  # key -> [tokens, last refill]
 
-    async def __call__(self, request: Request, call_next: Next) -> Any:
-        wait = self._take(self._bucket_key(request))
-        if wait:
-            if not self.queue or wait > self.max_wait:
-                self._give_back(self._bucket_key(request))
-                raise BridgeError(RATE_LIMITED, None, {"retry_after": round(wait, 3), "method": request.name})
-            import anyio
+    def before(self, request: Request) -> Awaitable[Any] | None:
+        key = self._bucket_key(request)
+        wait = self._take(key)
+        if not wait:
+            return None
+        if not self.queue or wait > self.max_wait:
+            self._give_back(key)
+            raise BridgeError(RATE_LIMITED, None, {"retry_after": round(wait, 3), "method": request.name})
+        import anyio
 
-            await anyio.sleep(wait)
-        return await call_next(request)
+        return anyio.sleep(wait)
 
     def _bucket_key(self, request: Request) -> Any:
         if self.key is None:
