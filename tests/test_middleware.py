@@ -248,3 +248,33 @@ async def test_metrics_are_pushed_when_enabled() -> None:
         reader.close()
     pushed = [orjson.loads(x) for x in bytes(writer.data).splitlines()]
     assert pushed[0]["method"] == "$/metrics" and "uptimeSeconds" in pushed[0]["params"]
+
+
+async def test_async_validators_and_steps_as_plain_middleware() -> None:
+    from bridge.middleware.validation import Validate
+
+    app = Bridge()
+
+    async def positive(kwargs: dict[str, Any]) -> None:
+        await anyio.sleep(0)
+        if kwargs["n"] <= 0:
+            raise ValueError("n must be positive")
+
+    seen: list[str] = []
+
+    @app.add_middleware
+    async def log(request: Request, call_next) -> Any:  # an app middleware between built-in steps
+        seen.append(request.name)
+        return await call_next(request)
+
+    @app.method(validator=positive, middleware=[Validate()])
+    async def f(n: int) -> int:
+        return n
+
+    out = {r["id"]: r for r in await exchange(app, lines(
+        {"jsonrpc": "2.0", "id": 1, "method": "f", "params": [2]},
+        {"jsonrpc": "2.0", "id": 2, "method": "f", "params": [-1]},
+    ))}
+    assert out[1]["result"] == 2
+    assert out[2]["error"]["code"] == -32602 and "n must be positive" in out[2]["error"]["message"]
+    assert seen == ["f", "f"]

@@ -32,30 +32,24 @@ class Validate(Step):
             return None
         if self._is_async:
             return self._check_async(request, kwargs)
-        with _as_invalid(request):
-            self._apply(request, self.validator(kwargs))
+        try:
+            replaced = self.validator(kwargs)
+        except ValueError as exc:
+            raise _invalid(request, exc) from None
+        if isinstance(replaced, dict):
+            request.kwargs = replaced
         return None
 
     async def _check_async(self, request: Request, kwargs: dict[str, Any]) -> None:
-        with _as_invalid(request):
-            self._apply(request, await self.validator(kwargs))  # type: ignore[misc]
-
-    @staticmethod
-    def _apply(request: Request, replaced: Any) -> None:
+        try:
+            replaced = await self.validator(kwargs)  # type: ignore[misc]
+        except ValueError as exc:
+            raise _invalid(request, exc) from None
         if isinstance(replaced, dict):
             request.kwargs = replaced
 
 
-class _as_invalid:
-    """A validator's ValueError becomes INVALID_PARAMS with its message."""
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
-        if isinstance(exc, ValueError):
-            raise BridgeError(INVALID_PARAMS, f"Invalid params for {self.request.name}: {exc}",
-                              {"errors": [{"loc": [], "msg": str(exc), "type": "value_error"}]}) from None
+def _invalid(request: Request, exc: ValueError) -> BridgeError:
+    """A validator's ValueError as INVALID_PARAMS with its message."""
+    return BridgeError(INVALID_PARAMS, f"Invalid params for {request.name}: {exc}",
+                       {"errors": [{"loc": [], "msg": str(exc), "type": "value_error"}]})
