@@ -135,8 +135,30 @@ export declare class CallTimeoutError extends Error {
 export declare class ConnectionClosedError extends Error {
   constructor(message?: string, options?: { cause?: unknown });
   readonly name: 'ConnectionClosedError';
-  /** Set by the Node transport: the host's exit code (null if killed by a signal). */
+  /** Set by the Node and Tauri transports: the host's exit code (null if killed by a signal). */
   exitCode?: number | null;
-  /** Set by the Node transport: the signal that ended the host, if any. */
-  signal?: string | null;
+  /** The signal that ended the host, if any: its name from the Node transport, its number from Tauri's. */
+  signal?: string | number | null;
+}
+
+/** The params of the host's `$/ready` notification, which every transport waits for. */
+export interface ReadyInfo {
+  /** The app's name ("bridge-builtins" when serving the built-in handlers). */
+  name?: string;
+  /** The bridge host's version. */
+  version: string;
+  appVersion?: string;
+  pid: number;
+  framing: string;
+  capabilities: {
+    batch?: boolean;
+    cancel?: string;
+    progress?: string;
+    discover?: string;
+    [key: string]: unknown;
+  };
+  limits?: { maxMessageBytes?: number; maxInflight?: number; maxBatch?: number; [key: string]: unknown };
+  /** Names of the methods declared idempotent (safe to retry). */
+  idempotent?: string[];
+  [key: string]: unknown;
 }

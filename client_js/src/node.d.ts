@@ -2,8 +2,10 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { RpcClient, type ClientOptions } from './index.js';
+import type { HealthOptions, RestartOptions, RestartPolicy, Supervisor } from './supervisor.js';
 
 export * from './index.js';
+export * from './supervisor.js';
 
 /** The params of the host's `$/ready` notification. */
 export interface ReadyInfo {
@@ -53,6 +55,10 @@ export declare class SidecarClient extends RpcClient {
   /** The `$/ready` params. */
   readonly ready: ReadyInfo;
   readonly process: ChildProcess;
+  /** The last lines the host wrote to stderr (at most 20), oldest first. */
+  readonly stderrTail: string[];
+  /** Stop the host at once with `signal` (default SIGKILL); pending calls reject as the process closes. */
+  kill(signal?: NodeJS.Signals | number): boolean;
   /**
    * End stdin so the host finishes in-flight work and exits; after `closeTimeout` ms
    * SIGTERM, then SIGKILL. Resolves with the exit code (null if ended by a signal).
@@ -62,3 +68,19 @@ export declare class SidecarClient extends RpcClient {
 
 /** Spawn a host; resolves once it sent `$/ready`, rejects if it exits or times out first. */
 export declare function spawnSidecar(options: SpawnOptions): Promise<SidecarClient>;
+
+export interface SuperviseOptions extends SpawnOptions {
+  /** A policy name or options; default exponential backoff from 500 ms, at most 5 restarts a minute. */
+  restart?: RestartPolicy | RestartOptions;
+  /** Ping the host every `interval` ms and kill it after `failures` timeouts in a row; `false` turns it off. */
+  health?: HealthOptions | false;
+  /** Calls that may wait for the host to (re)start. Default 1000. */
+  maxQueued?: number;
+}
+
+/**
+ * A Supervisor over hosts spawned with these options; it starts the first one right away
+ * (on the next microtask, so onState() listeners added at once see `starting`). Calls made
+ * before the host is ready are queued; `await supervisor.whenReady()` to wait for it.
+ */
+export declare function superviseSidecar(options: SuperviseOptions): Supervisor;

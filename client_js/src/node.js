@@ -4,8 +4,10 @@ import { spawn } from 'node:child_process';
 import { RpcClient } from './client.js';
 import { ConnectionClosedError } from './errors.js';
 import { LineSplitter, encodeLine } from './ndjson.js';
+import { Supervisor } from './supervisor.js';
 
 export * from './index.js';
+export { HEALTH_DEFAULTS, QueueFullError, RESTART_DEFAULTS, SidecarCrashedError, Supervisor, restartDelay } from './supervisor.js';
 
 const STDERR_TAIL_LINES = 20;
 const SIGTERM_GRACE_MS = 2000;
@@ -28,6 +30,39 @@ export class SidecarClient extends RpcClient {
   get process() {
     return this.#transport.child;
   }
+
+  /** The last lines the host wrote to stderr (at most 20), oldest first. */
+  get stderrTail() {
+    return this.#transport.stderrLines();
+  }
+
+  /** Stop the host at once with `signal` (default SIGKILL); pending calls reject as the process closes. */
+  kill(signal = 'SIGKILL') {
+    return this.process.kill(signal);
+  }
+}
+
+/**
+ * A Supervisor for hosts spawned with these spawnSidecar() options; it starts the first one
+ * right away. Calls made before the host is ready wait in its queue; `await supervisor.whenReady()`
+ * to wait for it. `restart`, `health`, `maxQueued` and `timeout` go to the Supervisor.
+ */
+export function superviseSidecar({ restart, health, maxQueued, timeout, ...spawnOptions } = {}) {
+  if (typeof spawnOptions.command !== 'string' || spawnOptions.command === '') {
+    throw new TypeError('superviseSidecar: command must be a non-empty string');
+  }
+  const supervisor = new Supervisor({
+    start: () => spawnSidecar(spawnOptions),
+    restart,
+    health,
+    maxQueued,
+    timeout,
+    onError: spawnOptions.onError,
+  });
+  // On the next microtask, so onState() listeners added right after this call see 'starting'.
+  // A failed first start is reported through onState, whenReady() and the calls themselves.
+  queueMicrotask(() => supervisor.start().catch(() => {}));
+  return supervisor;
 }
 
 /**
@@ -171,6 +206,10 @@ class ProcessTransport {
     this.#closeRequested = true;
     this.#closePromise ??= this.#shutdown(timeout);
     return this.#closePromise;
+  }
+
+  stderrLines() {
+    return [...this.#stderrTail];
   }
 
   stderrTail() {

@@ -1,0 +1,307 @@
+// Electron main process: serve an RpcClient to renderer windows over ipcMain.
+// The renderer half is electron-preload.js; the two speak over a few IPC channels named
+// `${channel}:<kind>`. Everything crossing is plain data: Electron's IPC structured-clones
+// every message and throws away an Error's code and data, so errors travel as plain objects
+// ({ name, code, message, data }) and the preload rebuilds them as classes.
+//
+// Channels (renderer -> main):
+//   :call         invoke  { id, method, params, timeout, progress }  -> outcome
+//   :cancel       send    id                     abort that call; the client sends $/cancelRequest
+//   :subscribe    invoke  event                  -> outcome; the window starts getting the event
+//   :unsubscribe  send    event
+//   :reset        send                           the page (re)loaded: drop its calls and events
+// Channels (main -> renderer, webContents.send):
+//   :progress     { id, value }                  a $/progress value of call id
+//   :event        { event, params }              a host notification the window subscribed to
+//
+// Streams (a later addition) fit the same shape: a `:stream` invoke that registers its
+// AbortController in the window's `calls` like `:call` does (so `:cancel` and window teardown
+// already stop it), and `:chunk` / `:end` pushes keyed by the call id like `:progress`.
+
+import { ErrorCodes } from './errors.js';
+
+const MAX_TIMEOUT = 2 ** 31 - 1;
+
+/**
+ * Let renderer windows call `client` (any RpcClient-like object: `call()` and `on()`)
+ * through `ipcMain`, limited to the methods in `allow` and the events in `events`.
+ * Returns a function that removes the IPC handlers, aborts calls still running for
+ * renderers and drops every event subscription.
+ */
+export function exposeToRenderers(
+  client,
+  { ipcMain, allow, events = [], channel = 'bridge', caller = defaultCaller, onError = defaultOnError } = {},
+) {
+  if (!client || typeof client.call !== 'function' || typeof client.on !== 'function') {
+    throw new TypeError('exposeToRenderers: client must have call() and on() (an RpcClient)');
+  }
+  if (!ipcMain || typeof ipcMain.handle !== 'function' || typeof ipcMain.on !== 'function') {
+    throw new TypeError("exposeToRenderers: pass Electron's ipcMain as the ipcMain option");
+  }
+  if (typeof channel !== 'string' || channel === '') throw new TypeError('exposeToRenderers: channel must be a non-empty string');
+  if (typeof caller !== 'function') throw new TypeError('exposeToRenderers: caller must be a function');
+  const methodAllowed = compileAllowlist(allow, 'allow');
+  const eventAllowed = compileAllowlist(events, 'events');
+
+  /** webContents.id -> { contents, calls: Map<id, AbortController>, events: Set<name>, offDestroyed } */
+  const windows = new Map();
+  /** event name -> { windows: Set<webContents.id>, off }: one host subscription per event */
+  const hostEvents = new Map();
+  let disposed = false;
+
+  function windowFor(contents) {
+    let state = windows.get(contents.id);
+    if (!state) {
+      const onDestroyed = () => dropWindow(contents.id);
+      contents.once('destroyed', onDestroyed);
+      state = {
+        contents,
+        calls: new Map(),
+        events: new Set(),
+        offDestroyed: () => contents.removeListener('destroyed', onDestroyed),
+      };
+      windows.set(contents.id, state);
+    }
+    return state;
+  }
+
+  /** Abort the window's calls (each sends $/cancelRequest) and drop its events. */
+  function resetWindow(state) {
+    for (const controller of state.calls.values()) controller.abort();
+    state.calls.clear();
+    for (const name of state.events) leaveEvent(name, state.contents.id);
+    state.events.clear();
+  }
+
+  function dropWindow(id) {
+    const state = windows.get(id);
+    if (!state) return;
+    windows.delete(id);
+    state.offDestroyed();
+    resetWindow(state);
+  }
+
+  function joinEvent(name, id) {
+    let entry = hostEvents.get(name);
+    if (!entry) {
+      entry = { windows: new Set(), off: null };
+      hostEvents.set(name, entry);
+      entry.off = client.on(name, (params) => forwardEvent(name, params));
+    }
+    entry.windows.add(id);
+  }
+
+  function leaveEvent(name, id) {
+    const entry = hostEvents.get(name);
+    if (!entry) return;
+    entry.windows.delete(id);
+    if (entry.windows.size === 0) {
+      hostEvents.delete(name);
+      entry.off?.();
+    }
+  }
+
+  function forwardEvent(name, params) {
+    for (const id of hostEvents.get(name)?.windows ?? []) {
+      const state = windows.get(id);
+      if (state) push(state.contents, `${channel}:event`, { event: name, params });
+    }
+  }
+
+  function push(contents, channelName, payload) {
+    if (contents.isDestroyed()) return;
+    try {
+      contents.send(channelName, payload);
+    } catch (error) {
+      report(error);
+    }
+  }
+
+  function report(error) {
+    try {
+      onError(error);
+    } catch {
+      // A reporter that throws must not break the IPC handlers.
+    }
+  }
+
+  async function handleCall(event, request) {
+    if (disposed || event.sender.isDestroyed()) return failure(closedError());
+    let checked;
+    try {
+      checked = checkRequest(request);
+    } catch (error) {
+      return failure(error);
+    }
+    const { id, method, params, timeout, progress } = checked;
+    if (!methodAllowed(method)) return failure(notAllowed('method', method));
+
+    let identity;
+    try {
+      identity = caller(event);
+    } catch (error) {
+      return failure(error);
+    }
+    const contents = event.sender;
+    const state = windowFor(contents);
+    if (state.calls.has(id)) return failure(new TypeError(`call id ${id} is already in use by this window`));
+    const controller = new AbortController();
+    state.calls.set(id, controller);
+    try {
+      const result = await client.call(method, withCaller(params, identity), {
+        signal: controller.signal,
+        timeout,
+        onProgress: progress ? (value) => push(contents, `${channel}:progress`, { id, value }) : undefined,
+      });
+      return { ok: true, result };
+    } catch (error) {
+      return failure(error);
+    } finally {
+      if (state.calls.get(id) === controller) state.calls.delete(id);
+    }
+  }
+
+  function handleCancel(event, id) {
+    windows.get(event.sender.id)?.calls.get(id)?.abort();
+  }
+
+  function handleSubscribe(event, name) {
+    if (disposed || event.sender.isDestroyed()) return failure(closedError());
+    if (typeof name !== 'string' || name === '') return failure(new TypeError('event must be a non-empty string'));
+    if (!eventAllowed(name)) return failure(notAllowed('event', name));
+    const state = windowFor(event.sender);
+    if (!state.events.has(name)) {
+      state.events.add(name);
+      joinEvent(name, state.contents.id);
+    }
+    return { ok: true };
+  }
+
+  function handleUnsubscribe(event, name) {
+    const state = windows.get(event.sender.id);
+    if (state?.events.delete(name)) leaveEvent(name, state.contents.id);
+  }
+
+  function handleReset(event) {
+    const state = windows.get(event.sender.id);
+    if (state) resetWindow(state);
+  }
+
+  const listeners = {
+    [`${channel}:cancel`]: handleCancel,
+    [`${channel}:unsubscribe`]: handleUnsubscribe,
+    [`${channel}:reset`]: handleReset,
+  };
+  ipcMain.handle(`${channel}:call`, handleCall);
+  ipcMain.handle(`${channel}:subscribe`, handleSubscribe);
+  for (const [name, listener] of Object.entries(listeners)) ipcMain.on(name, listener);
+
+  return function dispose() {
+    if (disposed) return;
+    disposed = true;
+    ipcMain.removeHandler(`${channel}:call`);
+    ipcMain.removeHandler(`${channel}:subscribe`);
+    for (const [name, listener] of Object.entries(listeners)) ipcMain.removeListener(name, listener);
+    for (const id of [...windows.keys()]) dropWindow(id);
+  };
+}
+
+/** The default caller identity: the window's webContents id and the calling frame's URL. */
+export function defaultCaller(event) {
+  return { window: event.sender.id, frame: event.senderFrame?.url ?? event.frameId };
+}
+
+/**
+ * Named params get `$meta.caller`, replacing any `$meta` the page sent (so a page can neither
+ * pass for another window nor redirect progress); positional params go as they are. No
+ * params become `{ $meta }`, which the host strips before validation.
+ */
+function withCaller(params, identity) {
+  if (Array.isArray(params)) return params;
+  const named = {};
+  if (params) {
+    for (const key of Object.keys(params)) if (key !== '$meta') named[key] = params[key];
+  }
+  if (identity !== undefined) named.$meta = { caller: identity };
+  return params === undefined && identity === undefined ? undefined : named;
+}
+
+/** Check a page's request: it comes from a web page, so nothing in it is trusted. */
+function checkRequest(request) {
+  if (request === null || typeof request !== 'object') throw new TypeError('malformed bridge request');
+  const { id, method, params, timeout, progress } = request;
+  if (!Number.isSafeInteger(id) || id < 1) throw new TypeError('malformed bridge request: bad id');
+  if (typeof method !== 'string' || method === '') throw new TypeError('method must be a non-empty string');
+  if (params !== undefined && (params === null || typeof params !== 'object')) {
+    throw new TypeError('params must be an object, an array, or undefined');
+  }
+  if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || timeout > MAX_TIMEOUT)) {
+    throw new TypeError(`timeout must be a number of milliseconds from 0 to ${MAX_TIMEOUT}`);
+  }
+  return { id, method, params, timeout, progress: progress === true };
+}
+
+/**
+ * `names` lists exact names and "prefix.*" patterns ("demo.*" allows "demo.add" and
+ * "demo.x.y", not "demo" itself). Any other use of "*" is refused at setup.
+ */
+function compileAllowlist(names, option) {
+  if (!Array.isArray(names)) {
+    throw new TypeError(`exposeToRenderers: ${option} must be an array of names and "prefix.*" patterns`);
+  }
+  const exact = new Set();
+  const prefixes = [];
+  for (const name of names) {
+    if (typeof name !== 'string' || name === '') throw new TypeError(`exposeToRenderers: ${option} entries must be non-empty strings`);
+    const star = name.indexOf('*');
+    if (star === -1) exact.add(name);
+    else if (star === name.length - 1 && name.endsWith('.*') && name.length > 2) prefixes.push(name.slice(0, -1));
+    else throw new TypeError(`exposeToRenderers: ${option} entry "${name}" is neither a name nor a "prefix.*" pattern`);
+  }
+  return (name) => exact.has(name) || prefixes.some((prefix) => name.length > prefix.length && name.startsWith(prefix));
+}
+
+function notAllowed(kind, name) {
+  const list = kind === 'method' ? 'allow' : 'events';
+  const error = new Error(`${kind} "${name}" is not allowed from renderers (it is not in the ${list} list given to exposeToRenderers)`);
+  error.name = 'RpcError';
+  error.code = ErrorCodes.MethodNotFound;
+  error.data = { [kind]: name, reason: 'not allowed' };
+  return error;
+}
+
+function closedError() {
+  const error = new Error('the bridge is no longer exposed to renderers');
+  error.name = 'ConnectionClosedError';
+  return error;
+}
+
+/** An error as plain data that survives IPC; electron-preload rebuilds the class from `name`. */
+function failure(error) {
+  const encoded = { name: 'Error', message: String(error?.message ?? error) };
+  if (error !== null && typeof error === 'object') {
+    if (typeof error.name === 'string') encoded.name = error.name;
+    if (Number.isInteger(error.code)) encoded.code = error.code;
+    if (error.data !== undefined) encoded.data = toCloneable(error.data);
+    if (typeof error.timeout === 'number') encoded.timeout = error.timeout;
+  }
+  return { ok: false, error: encoded };
+}
+
+/** Error data normally came from JSON; anything else goes through JSON so IPC can clone it. */
+function toCloneable(value) {
+  try {
+    structuredClone(value);
+    return value;
+  } catch {
+    try {
+      return JSON.parse(JSON.stringify(value));
+    } catch {
+      return String(value);
+    }
+  }
+}
+
+function defaultOnError(error) {
+  console.error('[bridge electron]', error);
+}

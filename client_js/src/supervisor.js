@@ -1,0 +1,605 @@
+// Supervision: one client-like object in front of a bridge host that is restarted when it
+// crashes or stops answering health pings. Transport-free: `start` makes each client
+// (the Node entry point's superviseSidecar() passes spawnSidecar).
+
+import { CallCancelledError, CallTimeoutError, ConnectionClosedError, RpcError } from './errors.js';
+
+const MAX_TIMEOUT = 2 ** 31 - 1;
+const POLICIES = ['never', 'immediate', 'fixed', 'backoff'];
+
+/** The restart policy used when `restart` leaves a field out. */
+export const RESTART_DEFAULTS = Object.freeze({
+  policy: 'backoff',
+  delay: 500,
+  maxDelay: 30_000,
+  maxRestarts: 5,
+  window: 60_000,
+});
+
+/** The health check used when `health` leaves a field out. */
+export const HEALTH_DEFAULTS = Object.freeze({
+  interval: 5000,
+  timeout: 5000,
+  failures: 2,
+  method: 'rpc.ping',
+});
+
+/** A call in flight when the host died, and not retried (it is not idempotent, or there was no host to retry on). */
+export class SidecarCrashedError extends ConnectionClosedError {
+  constructor(method, crash, { idempotent = false, unresponsive = false, reason } = {}) {
+    const why = reason ?? (idempotent ? 'the host was not restarted' : `${method} is not idempotent`);
+    const when = describeCrash(crash, unresponsive);
+    super(`${method} was in flight when ${when}; it may or may not have run, and was not retried because ${why}`, { cause: crash });
+    this.name = 'SidecarCrashedError';
+    this.method = method;
+    this.exitCode = crash?.exitCode ?? null;
+    this.signal = crash?.signal ?? null;
+    this.idempotent = idempotent;
+  }
+}
+
+/** A call or notification made while the host is (re)starting, with `maxQueued` already waiting. */
+export class QueueFullError extends Error {
+  constructor(method, limit) {
+    super(`cannot queue ${method}: ${limit} calls are already waiting for the bridge host to start`);
+    this.name = 'QueueFullError';
+    this.method = method;
+    this.limit = limit;
+  }
+}
+
+/**
+ * Milliseconds to wait before restart number `attempt` (1 for the first restart in the window).
+ * `backoff` is exponential with full jitter: uniform in [0, min(maxDelay, delay * 2 ** (attempt - 1))).
+ */
+export function restartDelay(restart, attempt, random = Math.random) {
+  const { policy, delay, maxDelay } = normalizeRestart(restart);
+  switch (policy) {
+    case 'never':
+      return Infinity;
+    case 'immediate':
+      return 0;
+    case 'fixed':
+      return delay;
+    default:
+      return Math.floor(random() * Math.min(maxDelay, delay * 2 ** Math.max(0, attempt - 1)));
+  }
+}
+
+/**
+ * Keeps a bridge host running and presents one client across its restarts.
+ * States: idle → starting → ready → crashed → restarting → starting → ... ; close() → stopping → stopped;
+ * a first start that fails, or too many restarts within `restart.window`, → failed.
+ */
+export class Supervisor {
+  #start;
+  #restart;
+  #health;
+  #maxQueued;
+  #defaultTimeout;
+  #onError;
+
+  #state = 'idle';
+  /**
+   * The live host: `{ client, ready, idempotent, crash, unhealthy, healthFailures, forwards, offClose }`;
+   * null unless ready or stopping.
+   */
+  #session = null;
+  /** Entries waiting for a ready host, in order; settled ones are skipped when flushed. */
+  #queue = [];
+  #queued = 0;
+  #subscriptions = { on: new Map(), onProgress: new Map() };
+  #stateListeners = new Set();
+  #readyWaiters = [];
+  /** When each restart in the current window was scheduled (Date.now()). */
+  #restarts = [];
+  #restartTimer;
+  #healthTimer;
+  #starting = null;
+  #closePromise = null;
+  #failure = null;
+
+  /**
+   * @param options `{ start, restart, health, maxQueued, timeout, onError }`; `start()` resolves
+   *   with a connected client (`call`, `notify`, `on`, `onProgress`, `onClose`, `close`, optional
+   *   `ready` info and `kill()`).
+   */
+  constructor({ start, restart, health, maxQueued = 1000, timeout, onError } = {}) {
+    if (typeof start !== 'function') throw new TypeError('Supervisor: start must be a function that resolves with a client');
+    if (!(Number.isInteger(maxQueued) && maxQueued >= 0) && maxQueued !== Infinity) {
+      throw new TypeError('Supervisor: maxQueued must be a non-negative integer');
+    }
+    this.#start = start;
+    this.#restart = normalizeRestart(restart);
+    this.#health = normalizeHealth(health);
+    this.#maxQueued = maxQueued;
+    this.#defaultTimeout = checkTimeout(timeout);
+    this.#onError = onError ?? defaultOnError;
+  }
+
+  /** `idle`, `starting`, `ready`, `crashed`, `restarting`, `stopping`, `stopped` or `failed`. */
+  get state() {
+    return this.#state;
+  }
+
+  /** The `$/ready` params of the current host, or undefined while there is none. */
+  get ready() {
+    return this.#session?.ready;
+  }
+
+  /** The current host's client (a SidecarClient under Node), or undefined while there is none. */
+  get client() {
+    return this.#session?.client;
+  }
+
+  /** True once close() was called or the supervisor gave up; calls then reject at once. */
+  get closed() {
+    return this.#state === 'stopping' || this.#state === 'stopped' || this.#state === 'failed';
+  }
+
+  /** Start the first host (once); resolves with its ready info, rejects if it cannot start. */
+  start() {
+    if (this.#state === 'idle') this.#launch(0);
+    return this.whenReady();
+  }
+
+  /** Resolves with the ready info once a host is ready (at once if one is); rejects on failed or close. */
+  whenReady() {
+    if (this.#state === 'ready') return Promise.resolve(this.#session.ready);
+    if (this.closed) return Promise.reject(this.#closedError('wait for the bridge host'));
+    return new Promise((resolve, reject) => this.#readyWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Send a request to the current host, or queue it until one is ready. `timeout` counts from
+   * this call, across the queue and any retry. A call in flight when the host dies is retried on
+   * the next host if it is idempotent (`options.idempotent`, else the host's `$/ready` list),
+   * otherwise it rejects with SidecarCrashedError.
+   */
+  call(method, params, { signal, timeout = this.#defaultTimeout, onProgress, idempotent } = {}) {
+    try {
+      checkMethod(method);
+      checkParams(params);
+      timeout = checkTimeout(timeout);
+      if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.closed) return Promise.reject(this.#closedError(`send ${method}`));
+    if (signal?.aborted) return Promise.reject(new CallCancelledError(method, signal.reason));
+    if (this.#state !== 'ready' && this.#queued >= this.#maxQueued) {
+      return Promise.reject(new QueueFullError(method, this.#maxQueued));
+    }
+
+    return new Promise((resolve, reject) => {
+      const entry = { method, params, onProgress, idempotent, signal, resolve, reject, settled: false, queued: false };
+      if (signal) {
+        entry.onAbort = () => this.#abandon(entry, new CallCancelledError(method, signal.reason));
+        signal.addEventListener('abort', entry.onAbort, { once: true });
+      }
+      if (timeout !== undefined) {
+        entry.timer = setTimeout(() => this.#abandon(entry, new CallTimeoutError(method, timeout)), timeout);
+      }
+      if (this.#state === 'ready') this.#send(entry);
+      else this.#enqueue(entry);
+    });
+  }
+
+  /** Send a notification now, or queue it until a host is ready. Throws once closed or when the queue is full. */
+  notify(method, params) {
+    checkMethod(method);
+    checkParams(params);
+    if (this.closed) throw this.#closedError(`send ${method}`);
+    if (this.#state === 'ready') {
+      try {
+        this.#session.client.notify(method, params);
+        return;
+      } catch (error) {
+        // The host died and its close is not reported yet: hold the notification for the next one.
+        if (!(error instanceof ConnectionClosedError)) throw error;
+      }
+    }
+    if (this.#queued >= this.#maxQueued) throw new QueueFullError(method, this.#maxQueued);
+    this.#enqueue({ method, params, notification: true, settled: false, queued: false });
+  }
+
+  /** Handle the host's notifications named `method`, from this host and every later one. */
+  on(method, handler) {
+    checkMethod(method);
+    return this.#subscribe('on', method, handler);
+  }
+
+  /** Handle `$/progress` values for `token` (one sent in `$meta.progressToken`), across restarts. */
+  onProgress(token, handler) {
+    return this.#subscribe('onProgress', token, handler);
+  }
+
+  /** Called with `{ state, ...details }` on every state change. */
+  onState(listener) {
+    if (typeof listener !== 'function') throw new TypeError('listener must be a function');
+    const entry = (event) => listener(event);
+    this.#stateListeners.add(entry);
+    return () => this.#stateListeners.delete(entry);
+  }
+
+  /**
+   * Stop health checks and restarts, reject queued calls with ConnectionClosedError, and close
+   * the current host gracefully (its in-flight calls may finish). Resolves with its exit code.
+   */
+  close() {
+    if (!this.#closePromise) {
+      // Assigned before #shutdown runs, so a 'stopping' listener calling close() gets this promise.
+      let shutdown;
+      this.#closePromise = new Promise((resolve) => {
+        shutdown = resolve;
+      });
+      shutdown(this.#shutdown());
+    }
+    return this.#closePromise;
+  }
+
+  async #shutdown() {
+    this.#setState('stopping');
+    clearTimeout(this.#restartTimer);
+    clearTimeout(this.#healthTimer);
+    this.#rejectWaiting(new ConnectionClosedError('the bridge host supervisor was closed'));
+    let exitCode = null;
+    try {
+      let client = this.#session?.client;
+      if (!client && this.#starting) client = await this.#starting.catch(() => null);
+      if (client) exitCode = await client.close();
+    } finally {
+      if (this.#session) this.#detach(this.#session);
+      this.#setState('stopped', { exitCode });
+    }
+    return exitCode;
+  }
+
+  #launch(attempt) {
+    this.#setState('starting', { attempt });
+    if (this.#state !== 'starting') return;
+    const starting = (this.#starting = Promise.resolve().then(() => this.#start()));
+    starting.then(
+      (client) => {
+        this.#starting = null;
+        // If close() came meanwhile it awaits the same promise and closes this client.
+        if (this.#state === 'starting') this.#attach(client);
+      },
+      (error) => {
+        this.#starting = null;
+        if (this.#state !== 'starting') return;
+        // A host that never once came up is a setup problem (wrong command, import error): no retry.
+        if (attempt === 0) return this.#fail(error);
+        this.#setState('crashed', crashDetails(error, 'start', null));
+        if (this.#state === 'crashed') this.#restartOrFail(error);
+      },
+    );
+  }
+
+  #attach(client) {
+    const ready = client.ready ?? {};
+    const session = {
+      client,
+      ready,
+      idempotent: new Set(Array.isArray(ready.idempotent) ? ready.idempotent : []),
+      crash: null,
+      unhealthy: false,
+      healthFailures: 0,
+      forwards: { on: new Map(), onProgress: new Map() },
+    };
+    this.#session = session;
+    session.offClose = client.onClose((error) => this.#hostClosed(session, error));
+    for (const kind of ['on', 'onProgress']) {
+      for (const key of this.#subscriptions[kind].keys()) this.#forward(session, kind, key);
+    }
+    // Queued calls go first, before anything a 'ready' listener sends.
+    this.#state = 'ready';
+    const queue = this.#queue;
+    this.#queue = [];
+    this.#queued = 0;
+    for (const entry of queue) {
+      if (!entry.settled) this.#send(entry);
+    }
+    this.#setState('ready', { info: ready });
+    if (this.#state !== 'ready') return;
+    for (const waiter of this.#readyWaiters.splice(0)) waiter.resolve(ready);
+    this.#scheduleHealth(session);
+  }
+
+  #detach(session) {
+    if (this.#session === session) this.#session = null;
+    clearTimeout(this.#healthTimer);
+    session.offClose?.();
+    for (const forwards of Object.values(session.forwards)) {
+      for (const off of forwards.values()) off();
+      forwards.clear();
+    }
+  }
+
+  /** The host's connection closed: a crash unless close() asked for it. */
+  #hostClosed(session, error) {
+    if (this.#session !== session || this.#state !== 'ready') return;
+    session.crash = error;
+    this.#detach(session);
+    this.#setState('crashed', crashDetails(error, session.unhealthy ? 'unresponsive' : 'exited', session.client));
+    if (this.#state === 'crashed') this.#restartOrFail(error, session.unhealthy);
+  }
+
+  #restartOrFail(crash, unresponsive = false) {
+    const { policy, window, maxRestarts } = this.#restart;
+    const what = describeCrash(crash, unresponsive);
+    if (policy === 'never') {
+      return this.#fail(new ConnectionClosedError(`${what}, and restarts are off`, { cause: crash }));
+    }
+    const now = Date.now();
+    this.#restarts = this.#restarts.filter((time) => now - time < window);
+    if (this.#restarts.length >= maxRestarts) {
+      const message = `${what}; gave up after ${maxRestarts} restart(s) within ${window} ms`;
+      return this.#fail(new ConnectionClosedError(message, { cause: crash }));
+    }
+    this.#restarts.push(now);
+    const attempt = this.#restarts.length;
+    const delay = restartDelay(this.#restart, attempt);
+    this.#setState('restarting', { attempt, delay });
+    if (this.#state !== 'restarting') return;
+    this.#restartTimer = setTimeout(() => this.#launch(attempt), delay);
+  }
+
+  #fail(error) {
+    this.#failure = error;
+    this.#setState('failed', { error });
+    this.#rejectWaiting(error);
+  }
+
+  /** Reject queued calls and whenReady() waiters; queued notifications are dropped. */
+  #rejectWaiting(error) {
+    const queue = this.#queue;
+    this.#queue = [];
+    this.#queued = 0;
+    for (const entry of queue) {
+      if (!entry.settled && !entry.notification) this.#settle(entry, error);
+    }
+    for (const waiter of this.#readyWaiters.splice(0)) waiter.reject(error);
+  }
+
+  #enqueue(entry) {
+    entry.queued = true;
+    this.#queue.push(entry);
+    this.#queued++;
+  }
+
+  #send(entry) {
+    entry.queued = false;
+    const session = this.#session;
+    if (entry.notification) {
+      try {
+        session.client.notify(entry.method, entry.params);
+      } catch (error) {
+        this.#report(error);
+      }
+      return;
+    }
+    // A signal of our own, so one abort path serves the caller's signal and the end-to-end timeout.
+    entry.controller = entry.signal || entry.timer ? new AbortController() : undefined;
+    session.client
+      .call(entry.method, entry.params, { signal: entry.controller?.signal, timeout: null, onProgress: entry.onProgress })
+      .then(
+        (result) => this.#settle(entry, undefined, result),
+        (error) => this.#sendFailed(entry, session, error),
+      );
+  }
+
+  #sendFailed(entry, session, error) {
+    if (entry.settled) return;
+    if (!(error instanceof ConnectionClosedError)) return this.#settle(entry, error);
+    if (!session.crash) {
+      // The pipe broke before the process's end was reported: decide once it is (a crash or our close).
+      if (this.#session === session && this.#state === 'ready') {
+        session.client.onClose(() => this.#sendFailed(entry, session, error));
+        return;
+      }
+      return this.#settle(entry, error);
+    }
+    const idempotent = entry.idempotent ?? session.idempotent.has(entry.method);
+    if (this.#state === 'stopping' || this.#state === 'stopped') {
+      return this.#settle(entry, this.#closedError(`send ${entry.method}`));
+    }
+    if (!idempotent || this.#state === 'failed') {
+      const reason = idempotent ? `the host could not be restarted (${this.#failure?.message})` : undefined;
+      const unresponsive = session.unhealthy;
+      return this.#settle(entry, new SidecarCrashedError(entry.method, session.crash, { idempotent, unresponsive, reason }));
+    }
+    if (this.#state === 'ready') this.#send(entry);
+    else this.#enqueue(entry);
+  }
+
+  /** The caller's signal or the timeout fired: drop the entry from the queue, or cancel it on the host. */
+  #abandon(entry, error) {
+    if (entry.settled) return;
+    this.#settle(entry, error);
+    entry.controller?.abort(error);
+  }
+
+  #settle(entry, error, result) {
+    if (entry.settled) return;
+    if (entry.queued) this.#queued--;
+    entry.settled = true;
+    entry.queued = false;
+    clearTimeout(entry.timer);
+    entry.signal?.removeEventListener('abort', entry.onAbort);
+    if (error) entry.reject(error);
+    else entry.resolve(result);
+  }
+
+  #scheduleHealth(session) {
+    const { interval } = this.#health;
+    if (!interval) return;
+    this.#healthTimer = setTimeout(() => this.#ping(session), interval);
+  }
+
+  /** Any answer, even an error (a method the host lacks answers -32601), shows the host is alive. */
+  #ping(session) {
+    if (this.#session !== session || this.#state !== 'ready') return;
+    const { method, timeout, failures } = this.#health;
+    const alive = () => {
+      if (this.#session !== session || this.#state !== 'ready') return;
+      session.healthFailures = 0;
+      this.#scheduleHealth(session);
+    };
+    session.client.call(method, undefined, { timeout }).then(alive, (error) => {
+      if (error instanceof RpcError) return alive();
+      if (!(error instanceof CallTimeoutError) || this.#session !== session || this.#state !== 'ready') return;
+      if (++session.healthFailures < failures) return this.#scheduleHealth(session);
+      // A hung host: kill it and let the close handler treat it as a crash.
+      session.unhealthy = true;
+      try {
+        if (typeof session.client.kill === 'function') session.client.kill();
+        else session.client.close();
+      } catch (killError) {
+        this.#report(killError);
+      }
+    });
+  }
+
+  #subscribe(kind, key, handler) {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    const map = this.#subscriptions[kind];
+    let handlers = map.get(key);
+    if (!handlers) {
+      map.set(key, (handlers = new Set()));
+      if (this.#session) this.#forward(this.#session, kind, key);
+    }
+    // Wrapped so subscribing the same function twice gives two independent subscriptions.
+    const entry = (...args) => handler(...args);
+    handlers.add(entry);
+    return () => {
+      if (!handlers.delete(entry) || handlers.size > 0 || map.get(key) !== handlers) return;
+      map.delete(key);
+      const forwards = this.#session?.forwards[kind];
+      forwards?.get(key)?.();
+      forwards?.delete(key);
+    };
+  }
+
+  /** Subscribe once per key on the session's client and fan out to the supervisor's handlers. */
+  #forward(session, kind, key) {
+    const off = session.client[kind](key, (...args) => {
+      for (const handler of [...(this.#subscriptions[kind].get(key) ?? [])]) {
+        try {
+          handler(...args);
+        } catch (error) {
+          this.#report(error);
+        }
+      }
+    });
+    session.forwards[kind].set(key, off);
+  }
+
+  #setState(state, details) {
+    this.#state = state;
+    const event = { state, ...details };
+    for (const listener of [...this.#stateListeners]) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.#report(error);
+      }
+    }
+  }
+
+  #closedError(what) {
+    if (this.#state === 'failed') return this.#failure;
+    return new ConnectionClosedError(`cannot ${what}: the bridge host supervisor is closed`);
+  }
+
+  #report(error) {
+    try {
+      this.#onError(error);
+    } catch {
+      // A reporter that throws must not break supervision.
+    }
+  }
+}
+
+function crashDetails(error, reason, client) {
+  return {
+    reason,
+    exitCode: error?.exitCode ?? error?.cause?.exitCode ?? null,
+    signal: error?.signal ?? error?.cause?.signal ?? null,
+    stderr: client?.stderrTail ?? [],
+    error,
+  };
+}
+
+function describeCrash(crash, unresponsive = false) {
+  const signal = crash?.signal;
+  const code = crash?.exitCode;
+  const why = unresponsive ? ' after it stopped answering health checks' : '';
+  if (signal) return `the bridge host was killed by ${signal}${why}`;
+  if (code !== undefined && code !== null) return `the bridge host exited with code ${code}${why}`;
+  return `the bridge host connection closed${why}`;
+}
+
+function normalizeRestart(restart = {}) {
+  if (typeof restart === 'string') restart = { policy: restart };
+  if (restart === null || typeof restart !== 'object') {
+    throw new TypeError(`restart must be one of ${POLICIES.join(', ')} or an options object`);
+  }
+  const options = { ...RESTART_DEFAULTS };
+  for (const [key, value] of Object.entries(restart)) {
+    if (value !== undefined) options[key] = value;
+  }
+  if (!POLICIES.includes(options.policy)) throw new TypeError(`restart.policy must be one of ${POLICIES.join(', ')}`);
+  for (const key of ['delay', 'maxDelay', 'maxRestarts', 'window']) {
+    if (typeof options[key] !== 'number' || !(options[key] >= 0)) {
+      throw new TypeError(`restart.${key} must be a non-negative number`);
+    }
+  }
+  if (options.delay > MAX_TIMEOUT) throw new TypeError(`restart.delay must be at most ${MAX_TIMEOUT} ms`);
+  options.maxDelay = Math.min(options.maxDelay, MAX_TIMEOUT);
+  return options;
+}
+
+function normalizeHealth(health = {}) {
+  if (health === false || health === null) return { ...HEALTH_DEFAULTS, interval: 0 };
+  if (typeof health !== 'object') throw new TypeError('health must be an options object or false');
+  const options = { ...HEALTH_DEFAULTS };
+  for (const [key, value] of Object.entries(health)) {
+    if (value !== undefined) options[key] = value;
+  }
+  checkMethod(options.method);
+  for (const [key, min] of [
+    ['interval', 0],
+    ['timeout', 1],
+  ]) {
+    if (typeof options[key] !== 'number' || !(options[key] >= min) || options[key] > MAX_TIMEOUT) {
+      throw new TypeError(`health.${key} must be a number of milliseconds from ${min} to ${MAX_TIMEOUT}`);
+    }
+  }
+  if (!(Number.isInteger(options.failures) && options.failures >= 1)) {
+    throw new TypeError('health.failures must be a positive integer');
+  }
+  return options;
+}
+
+function checkMethod(method) {
+  if (typeof method !== 'string' || method === '') throw new TypeError('method must be a non-empty string');
+}
+
+function checkParams(params) {
+  if (params !== undefined && (params === null || typeof params !== 'object')) {
+    throw new TypeError('params must be an object, an array, or undefined');
+  }
+}
+
+function checkTimeout(timeout) {
+  if (timeout === undefined || timeout === null || timeout === Infinity) return undefined;
+  if (typeof timeout !== 'number' || !(timeout >= 0) || timeout > MAX_TIMEOUT) {
+    throw new TypeError(`timeout must be a number of milliseconds from 0 to ${MAX_TIMEOUT}`);
+  }
+  return timeout;
+}
+
+function defaultOnError(error) {
+  console.error('[bridge supervisor]', error);
+}

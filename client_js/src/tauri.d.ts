@@ -1,0 +1,63 @@
+// Types for "@bridge-rpc/client/tauri": run the bridge host as a Tauri sidecar through
+// @tauri-apps/plugin-shell. The plugin's types are not needed: its Command class fits
+// ShellCommandClass.
+
+import { RpcClient, type ClientOptions, type ReadyInfo } from './index.js';
+
+export * from './index.js';
+
+/** The parts of the plugin's Child used. */
+export interface ShellChild {
+  readonly pid: number;
+  write(data: string | Uint8Array | number[]): Promise<void>;
+  kill(): Promise<void>;
+}
+
+/** The parts of the plugin's Command used. */
+export interface ShellCommand {
+  readonly stdout: { on(event: 'data', listener: (payload: any) => void): unknown };
+  readonly stderr: { on(event: 'data', listener: (payload: any) => void): unknown };
+  on(event: 'close', listener: (payload: { code: number | null; signal: number | null }) => void): unknown;
+  on(event: 'error', listener: (message: string) => void): unknown;
+  spawn(): Promise<ShellChild>;
+}
+
+/** The plugin's Command class, as imported from '@tauri-apps/plugin-shell'. */
+export interface ShellCommandClass {
+  sidecar(program: string, args?: string | string[], options?: any): ShellCommand;
+}
+
+export interface TauriSidecarOptions extends ClientOptions {
+  /** `Command` from '@tauri-apps/plugin-shell'. */
+  Command: ShellCommandClass;
+  /** The sidecar as listed in tauri.conf.json > bundle > externalBin. Default "binaries/bridge-host". */
+  program?: string;
+  /** Arguments; a capability must allow exactly these (shell:allow-spawn). */
+  args?: string[];
+  /** Added to the inherited environment. BRIDGE_FRAMING is set to "ndjson" unless given. */
+  env?: Record<string, string>;
+  cwd?: string;
+  /** The plugin's output encoding: default UTF-8 lines, or "raw" for byte chunks. */
+  encoding?: string;
+  /** Milliseconds to wait for `$/ready` before killing the sidecar and rejecting. Default 10000. */
+  readyTimeout?: number;
+  /** Each line the host writes to stderr. Default: console.log, prefixed "[bridge] ". */
+  onStderr?: ((line: string) => void) | null;
+}
+
+/** An RpcClient bound to a sidecar spawned through the shell plugin. */
+export declare class TauriSidecarClient extends RpcClient {
+  /** The `$/ready` params. */
+  readonly ready: ReadyInfo;
+  /** The plugin's Child. */
+  readonly child: ShellChild;
+  /**
+   * Kill the sidecar (the plugin cannot end its stdin, so in-flight calls reject with
+   * ConnectionClosedError and the host's shutdown hooks do not run). Resolves with the exit
+   * code, null when it ended by a signal.
+   */
+  close(): Promise<number | null>;
+}
+
+/** Spawn the sidecar; resolves once it sent `$/ready`, rejects if refused, exited or silent. */
+export declare function createTauriSidecar(options: TauriSidecarOptions): Promise<TauriSidecarClient>;

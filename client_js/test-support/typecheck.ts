@@ -1,0 +1,129 @@
+// The whole API used as an app would, through the package's own "exports" names. Never run:
+// test/types.test.mjs has tsc check it with --strict. Each @ts-expect-error line must stay an
+// error, so the declarations cannot quietly become `any`.
+
+import {
+  CallCancelledError,
+  ConnectionClosedError,
+  ErrorCodes,
+  RpcClient,
+  RpcError,
+  type Message,
+  type ReadyInfo,
+  type StepProgress,
+  type Transport,
+  type Unsubscribe,
+} from '@bridge-rpc/client';
+import { spawnSidecar, type SidecarClient } from '@bridge-rpc/client/node';
+import { exposeToRenderers, type CallerIdentity } from '@bridge-rpc/client/electron/main';
+import { exposeBridge, type RendererBridge } from '@bridge-rpc/client/electron/preload';
+import { createTauriSidecar, type TauriSidecarClient } from '@bridge-rpc/client/tauri';
+import { app, contextBridge, ipcMain, ipcRenderer } from 'electron';
+import { Command } from '@tauri-apps/plugin-shell';
+
+declare global {
+  interface Window {
+    bridge: RendererBridge;
+  }
+}
+
+/** A transport of one's own: RpcClient takes anything with these four members. */
+class LoopbackTransport implements Transport {
+  #onMessage = new Set<(message: unknown) => void>();
+  send(message: Message): void {
+    if ('id' in message && 'method' in message) {
+      for (const listener of this.#onMessage) listener({ jsonrpc: '2.0', id: message.id, result: message.method });
+    }
+  }
+  onMessage(listener: (message: unknown) => void): Unsubscribe {
+    this.#onMessage.add(listener);
+    return () => this.#onMessage.delete(listener);
+  }
+  onClose(_listener: (error?: Error) => void): Unsubscribe {
+    return () => {};
+  }
+  close(): void {}
+}
+
+export async function core(): Promise<void> {
+  const client = new RpcClient(new LoopbackTransport(), { timeout: 1000, onError: (error) => console.error(error.message) });
+  const sum: number = await client.call<number>('demo.add', { a: 1, b: 2 });
+  await client.call('demo.add', [sum, 2], { timeout: null });
+  const off: Unsubscribe = client.on<{ n: number }>('demo.tick', (params, method) => `${method} ${params.n.toFixed()}`);
+  off();
+  await client.call('demo.count', { n: 3 }, { onProgress: (value: StepProgress) => value.done / value.total });
+  const controller = new AbortController();
+  try {
+    await client.call('demo.sleep', { seconds: 1 }, { signal: controller.signal });
+  } catch (error) {
+    if (error instanceof RpcError && error.code === ErrorCodes.InvalidParams) console.log(error.data);
+    if (error instanceof CallCancelledError) console.log(error.method, error.name satisfies 'AbortError');
+    if (error instanceof ConnectionClosedError) console.log(error.exitCode, error.signal);
+  }
+  client.onClose((error) => error.message);
+  // @ts-expect-error params are an object or an array
+  await client.call('demo.echo', 'text');
+  // @ts-expect-error ErrorCodes is read-only
+  ErrorCodes.ParseError = 1;
+}
+
+export async function node(): Promise<void> {
+  const sidecar: SidecarClient = await spawnSidecar({ command: 'python3', args: ['-m', 'bridge', 'serve'], onStderr: null });
+  const ready: ReadyInfo = sidecar.ready;
+  console.log(ready.pid.toFixed(), sidecar.process.pid);
+  const exitCode: number | null = await sidecar.close();
+  console.log(exitCode);
+  // @ts-expect-error command is required
+  await spawnSidecar({ args: [] });
+}
+
+export function electronMain(client: SidecarClient): void {
+  const unexpose: () => void = exposeToRenderers(client, {
+    ipcMain,
+    allow: ['system.ping', 'notes.*'],
+    events: ['notes.saved'],
+    caller: (event): CallerIdentity => ({ window: event.sender.id, frame: event.senderFrame?.url }),
+  });
+  app.on('will-quit', unexpose);
+  // @ts-expect-error the allowlist is required: nothing is exposed by default
+  exposeToRenderers(client, { ipcMain });
+}
+
+export function electronPreload(): void {
+  exposeBridge({ contextBridge, ipcRenderer });
+  exposeBridge({ contextBridge, ipcRenderer, name: 'notes', channel: 'notes' });
+  // @ts-expect-error both Electron modules are needed
+  exposeBridge({ contextBridge });
+}
+
+export async function renderer(): Promise<void> {
+  const controller = new AbortController();
+  try {
+    const slept = await window.bridge.call<number>('demo.sleep', { seconds: 1 }, { signal: controller.signal, timeout: 5000 });
+    console.log(slept.toFixed());
+    await window.bridge.call('demo.count', { n: 3 }, { onProgress: (value: StepProgress) => value.done });
+  } catch (error) {
+    if (error instanceof window.bridge.RpcError) console.log(error.code.toFixed(), error.data);
+    if (error instanceof window.bridge.CallCancelledError) console.log(error.method);
+  }
+  const off: Unsubscribe = window.bridge.on<{ tick: number }>('demo.tick', (params) => params.tick);
+  off();
+  // @ts-expect-error the page has no notify(): only call and on cross the bridge
+  window.bridge.notify('x');
+}
+
+export async function tauri(): Promise<void> {
+  const client: TauriSidecarClient = await createTauriSidecar({
+    Command,
+    program: 'binaries/bridge-host',
+    args: ['serve'],
+    env: { BRIDGE_LOG_LEVEL: 'warning' },
+    encoding: 'raw',
+  });
+  console.log(client.ready.framing, client.child.pid);
+  await client.call('system.ping');
+  const exitCode: number | null = await client.close();
+  console.log(exitCode);
+  // @ts-expect-error the Command class is required: the package does not import the plugin
+  await createTauriSidecar({ program: 'binaries/bridge-host' });
+}

@@ -1,0 +1,198 @@
+// The Tauri transport (src/tauri.js) and examples/tauri, against the plugin-shell stand-in
+// (test-support/tauri-shell.mjs), which runs the real Python host under the example's own
+// tauri.conf.json and capability file.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { register } from 'node:module';
+import { after, before, describe, test } from 'node:test';
+import { FakeDocument } from '../test-support/fake-dom.mjs';
+import { nextEvent, processExists, pythonCommand, repoRoot } from '../test-support/host.mjs';
+import { installTauriShell } from '../test-support/tauri-shell.mjs';
+import { CallCancelledError, ConnectionClosedError, ErrorCodes, RpcError, createTauriSidecar } from '../src/tauri.js';
+
+register('../test-support/loader.mjs', import.meta.url);
+
+const example = new URL('../../examples/tauri/', import.meta.url);
+const readJson = (path) => JSON.parse(readFileSync(new URL(path, example), 'utf8'));
+const tauriConf = readJson('src-tauri/tauri.conf.json');
+const capabilities = [readJson('src-tauri/capabilities/default.json')];
+/** What stands for the frozen sidecar binary: `bridge-host ARGS` is `python -m bridge ARGS`. */
+const bridgeHost = { command: pythonCommand(), args: ['-m', 'bridge'], cwd: repoRoot };
+const quietHost = { BRIDGE_LOG_LEVEL: 'warning' };
+
+describe('createTauriSidecar against the real host', { timeout: 20_000 }, () => {
+  let shell;
+  let client;
+  const traceListeners = new Set();
+
+  function nextTraced(direction, predicate) {
+    return nextEvent(
+      (cb) => {
+        const listener = (dir, message) => dir === direction && cb(message);
+        traceListeners.add(listener);
+        return () => traceListeners.delete(listener);
+      },
+      predicate,
+    );
+  }
+
+  before(async () => {
+    shell = installTauriShell({ tauriConf, capabilities, sidecars: { 'binaries/bridge-host': bridgeHost } });
+    client = await createTauriSidecar({
+      Command: shell.module.Command,
+      program: 'binaries/bridge-host',
+      args: ['serve'],
+      env: quietHost,
+      trace: (direction, message) => traceListeners.forEach((listener) => listener(direction, message)),
+    });
+  });
+
+  after(async () => {
+    if (client && !client.closed) await client.close();
+    shell.uninstall();
+  });
+
+  test('the sidecar is spawned as configured, with NDJSON forced, and sends $/ready', () => {
+    const [spawned] = shell.spawned;
+    assert.equal(spawned.program, 'binaries/bridge-host');
+    assert.deepEqual(spawned.args, ['serve']);
+    assert.deepEqual(spawned.options.env, { BRIDGE_LOG_LEVEL: 'warning', BRIDGE_FRAMING: 'ndjson' });
+    assert.equal(client.ready.framing, 'ndjson');
+    assert.equal(client.ready.pid, client.child.pid);
+  });
+
+  test('calls, large multi-byte payloads and concurrent calls', async () => {
+    assert.equal(await client.call('system.ping'), 'pong');
+    assert.equal(await client.call('demo.add', [1, 2]), 3);
+    const big = '😀ab€ \u2028 "q" \\ \n'.repeat(40_000);
+    assert.equal(await client.call('demo.echo', { value: big }), big);
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => client.call('demo.add', { a: i, b: 1 })));
+    assert.deepEqual(
+      results,
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    );
+  });
+
+  test('an application error keeps its code, message and data', async () => {
+    const error = await client.call('demo.fail', { message: 'nope' }).then(() => assert.fail('resolved'), (e) => e);
+    assert.ok(error instanceof RpcError);
+    assert.equal(error.code, 1001);
+    assert.equal(error.message, 'nope');
+    assert.equal(typeof error.data.hint, 'string');
+  });
+
+  test('events and progress', async () => {
+    const event = nextEvent((cb) => client.on('demo.tick', cb));
+    await client.call('demo.emit', { event: 'demo.tick', payload: { n: 1 } });
+    assert.deepEqual(await event, { n: 1 });
+    const values = [];
+    assert.equal(await client.call('demo.count', { n: 3 }, { onProgress: (value) => values.push(value) }), 3);
+    assert.deepEqual(values, [1, 2, 3].map((done) => ({ done, total: 3 })));
+  });
+
+  test('aborting a call sends $/cancelRequest and the host answers -32800', async () => {
+    const controller = new AbortController();
+    const reachedHost = nextTraced('send', (message) => message.method === 'demo.sleep');
+    const call = client.call('demo.sleep', { seconds: 30 }, { signal: controller.signal });
+    const { id } = await reachedHost;
+    assert.equal(await client.call('system.ping'), 'pong'); // the host reads in order: the sleep is running
+    const hostReply = nextTraced('receive', (message) => message.id === id);
+    controller.abort();
+    await assert.rejects(call, CallCancelledError);
+    assert.equal((await hostReply).error.code, ErrorCodes.RequestCancelled);
+  });
+
+  test('close() kills the sidecar: in-flight calls reject, the process is gone', async () => {
+    const pid = client.child.pid;
+    const inFlight = client.call('demo.sleep', { seconds: 30 });
+    assert.equal(await client.close(), null, 'killed by a signal, so no exit code');
+    const error = await inFlight.then(() => assert.fail('resolved'), (e) => e);
+    assert.ok(error instanceof ConnectionClosedError);
+    assert.equal(error.signal, 9);
+    assert.equal(processExists(pid), false);
+    await assert.rejects(client.call('system.ping'), ConnectionClosedError);
+  });
+});
+
+describe('createTauriSidecar edge cases', { timeout: 20_000 }, () => {
+  test("with encoding 'raw' the output arrives as byte chunks and is split into lines", async () => {
+    const shell = installTauriShell({ tauriConf, capabilities, sidecars: { 'binaries/bridge-host': bridgeHost } });
+    try {
+      const client = await createTauriSidecar({ Command: shell.module.Command, args: ['serve'], env: quietHost, encoding: 'raw' });
+      const big = 'é中😀'.repeat(50_000);
+      assert.equal(await client.call('demo.echo', { value: big }), big);
+      await client.close();
+    } finally {
+      shell.uninstall();
+    }
+  });
+
+  test('what the capability does not allow is refused before anything runs', async () => {
+    const shell = installTauriShell({ tauriConf, capabilities, sidecars: { 'binaries/bridge-host': bridgeHost } });
+    try {
+      const { Command } = shell.module;
+      await assert.rejects(createTauriSidecar({ Command, args: ['serve', 'other:app'] }), /could not spawn the bridge sidecar: .*failed regex validation/);
+      await assert.rejects(createTauriSidecar({ Command, program: 'binaries/other', args: ['serve'] }), /externalBin/);
+      await assert.rejects(createTauriSidecar({ Command: {} }), /Command class/);
+      assert.deepEqual(shell.running(), []);
+    } finally {
+      shell.uninstall();
+    }
+  });
+
+  test('a host that dies before $/ready rejects with its exit code and stderr', async () => {
+    const broken = { command: pythonCommand(), args: ['-c', 'import sys; sys.stderr.write("no such app\\n"); sys.exit(3)'] };
+    const shell = installTauriShell({ tauriConf, capabilities, sidecars: { 'binaries/bridge-host': broken } });
+    try {
+      await assert.rejects(
+        createTauriSidecar({ Command: shell.module.Command, args: ['serve'], onStderr: null }),
+        (error) => error instanceof ConnectionClosedError && /exited with code 3 unexpectedly; its stderr ended with:\nno such app/.test(error.message),
+      );
+    } finally {
+      shell.uninstall();
+    }
+  });
+});
+
+test('examples/tauri: the page starts the sidecar, calls it, and stops it when the page goes away', { timeout: 20_000 }, async () => {
+  const shell = installTauriShell({ tauriConf, capabilities, sidecars: { 'binaries/bridge-host': bridgeHost } });
+  const html = readFileSync(new URL('index.html', example), 'utf8');
+  const document = new FakeDocument(html);
+  Object.assign(globalThis, { document, window: new EventTarget() });
+  process.env.BRIDGE_LOG_LEVEL = 'warning';
+  try {
+    const [script] = FakeDocument.scripts(html);
+    assert.equal(script.type, 'module');
+    const page = await import(new URL(`.${script.src}`, example).href);
+    const log = document.getElementById('log');
+    const click = (id) => document.getElementById(id).click();
+    await log.waitForText('host ready: bridge-builtins');
+    click('ping');
+    await log.waitForText('system.ping -> "pong"');
+    click('add');
+    await log.waitForText('demo.add -> 5');
+    click('count');
+    await log.waitForText('demo.count -> 5');
+    assert.equal(document.getElementById('progress').textContent, '5/5');
+    click('emit');
+    await log.waitForText('event demo.tick {"tick":1}');
+    click('fail');
+    await log.waitForText('demo.fail failed: RpcError 1001: this call fails on purpose');
+    click('sleep');
+    click('cancel');
+    await log.waitForText('demo.sleep failed: AbortError');
+
+    const client = await page.bridge;
+    const pid = client.child.pid;
+    const closed = new Promise((resolve) => client.onClose(resolve));
+    globalThis.window.dispatchEvent(new Event('pagehide'));
+    await closed;
+    assert.equal(processExists(pid), false);
+    assert.deepEqual(shell.running(), []);
+  } finally {
+    shell.uninstall();
+    delete globalThis.document;
+    delete globalThis.window;
+  }
+});

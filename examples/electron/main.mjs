@@ -1,0 +1,80 @@
+// The main process: start the bridge host as a sidecar, let the window call it through
+// window.bridge (only the methods and events allowed below), and close the host on quit.
+//
+//     npm install && npm start        (from this folder; runs the repository's built-in handlers)
+
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { app, BrowserWindow, ipcMain } from 'electron';
+import { spawnSidecar } from '@bridge-rpc/client/node';
+import { exposeToRenderers } from '@bridge-rpc/client/electron/main';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = join(here, '..', '..');
+
+// A packaged app would start a frozen host (PyInstaller) from process.resourcesPath instead.
+function pythonCommand() {
+  if (process.env.BRIDGE_PYTHON) return process.env.BRIDGE_PYTHON;
+  const venv = process.platform === 'win32' ? join(repoRoot, '.venv', 'Scripts', 'python.exe') : join(repoRoot, '.venv', 'bin', 'python');
+  return existsSync(venv) ? venv : 'python3';
+}
+
+/** The host starts while Electron does. Exported for other main-process modules. */
+export const sidecar = spawnSidecar({ command: pythonCommand(), args: ['-m', 'bridge', 'serve'], cwd: repoRoot });
+sidecar.catch(() => {}); // reported below, once the app is ready
+
+let unexpose = () => {};
+let hostClosed = false;
+
+function createWindow() {
+  const window = new BrowserWindow({
+    width: 760,
+    height: 560,
+    webPreferences: {
+      preload: join(here, 'preload.mjs'),
+      sandbox: false, // an ESM preload needs it; see preload.mjs for keeping the sandbox
+      contextIsolation: true,
+      nodeIntegration: false,
+    },
+  });
+  window.loadFile(join(here, 'index.html'));
+  return window;
+}
+
+app
+  .whenReady()
+  .then(async () => {
+    const client = await sidecar;
+    unexpose = exposeToRenderers(client, {
+      ipcMain,
+      allow: ['system.ping', 'demo.*'],
+      events: ['demo.tick'],
+    });
+    createWindow();
+    app.on('activate', () => {
+      if (BrowserWindow.getAllWindows().length === 0) createWindow();
+    });
+  })
+  .catch((error) => {
+    console.error('could not start the bridge host:', error);
+    app.exit(1);
+  });
+
+app.on('window-all-closed', () => {
+  if (process.platform !== 'darwin') app.quit();
+});
+
+// Hold the quit until the host has finished its calls and exited, then quit for real.
+app.on('will-quit', (event) => {
+  if (hostClosed) return;
+  event.preventDefault();
+  unexpose();
+  sidecar
+    .then((client) => client.close())
+    .catch((error) => console.error('closing the bridge host:', error))
+    .finally(() => {
+      hostClosed = true;
+      app.quit();
+    });
+});
