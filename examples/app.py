@@ -86,6 +86,17 @@ def digest(rounds: int, ctx: Context) -> str:
     return value.hex()
 
 
+@app.method("notes.export")
+async def export(ctx: Context, repeat: int = 1, delay: float = 0.0):
+    """Stream every note's title (``repeat`` times over), as ``$/stream`` chunks with progress."""
+    ctx.total = len(notes) * repeat
+    for _ in range(repeat):
+        for note in list(notes.values()):
+            if delay:
+                await anyio.sleep(delay)
+            yield note.title
+
+
 @app.method("notes.sync", timeout=30.0)
 async def sync(seconds: float = 10.0) -> str:
     """A slow call (think: a network sync) that the app may cancel."""
