@@ -94,3 +94,23 @@ async def test_idempotent_methods_are_declared() -> None:
     assert out[0]["params"]["idempotent"] == ["a.get", "rpc.ping"]
     methods = {m["name"]: m for m in out[1]["result"]["methods"]}
     assert methods["a.get"]["x-idempotent"] is True and "x-idempotent" not in methods["a.put"]
+
+
+async def test_stream_and_batch_methods_are_marked() -> None:
+    from bridge import Batch
+
+    app = Bridge()
+
+    @app.method
+    async def rows(n: int):
+        yield n
+
+    @app.method(batch=Batch(max_size=7))
+    async def many(ids: list[str]) -> list[int]:
+        return [len(i) for i in ids]
+
+    [reply] = await exchange(app, lines({"jsonrpc": "2.0", "id": 1, "method": "rpc.discover"}))
+    methods = {m["name"]: m for m in reply["result"]["methods"]}
+    assert methods["rows"]["x-stream"] == {"chunkSize": 100}
+    assert methods["many"]["x-batch"]["maxSize"] == 7
+    assert methods["many"]["params"][0]["schema"]["type"] == "string"  # each call sends one id
