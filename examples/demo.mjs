@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A tour of the JavaScript client against examples/app.py (a small note store): spawn the
-// Python host, call it, catch an error, receive an event, watch progress, cancel a slow call,
-// close. Run from anywhere:
+// Python host, call it, catch an error, receive an event, watch progress, stream the notes and
+// abandon a stream, cancel a slow call, close. Run from anywhere:
 //
 //     node examples/demo.mjs
 //
@@ -127,6 +127,29 @@ async function main() {
     );
     show('notes.digest result', `${digest.slice(0, 16)}…`);
     expect(typeof digest === 'string' && steps.length > 0, `digest ${digest} with ${steps.length} progress steps`);
+
+    section('Streams: notes.export yields each note title; for await takes them chunk by chunk');
+    const titles = [];
+    const exported = client.stream('notes.export', {}, {
+      onProgress: ({ seq, done, total }) => show(`chunk ${seq}`, `${done}/${total} titles`),
+    });
+    for await (const items of exported) titles.push(...items);
+    show('titles', titles);
+    const summary = await exported.result;
+    show('closing reply', summary);
+    expect(titles.length === summary.items && titles.includes('Buy milk'), `exported ${JSON.stringify(titles)}`);
+
+    // A long export paced by credit (window: 2 chunks ahead), abandoned after the first chunk:
+    // break sends $/cancelRequest and the host closes the generator.
+    const long = client.stream('notes.export', { repeat: 10_000, delay: 0.0001 }, { window: 2 });
+    let first;
+    for await (const items of long) {
+      first = items;
+      break;
+    }
+    const stopped = await long.result.catch((error) => error);
+    show('break after 1 chunk', `${first.length} titles of ${long.progress.total}; result: ${stopped.name}`);
+    expect(stopped instanceof CallCancelledError, `the abandoned stream ended with ${stopped}`);
 
     section('Cancellation: abort a slow call, or give it a timeout');
     const controller = new AbortController();

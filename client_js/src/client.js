@@ -1,10 +1,14 @@
-// The transport-free JSON-RPC 2.0 client: ids, pending calls, cancellation, events, progress.
+// The transport-free JSON-RPC 2.0 client: ids, pending calls, cancellation, events, progress, streams.
 // A transport only moves parsed messages; see Transport in client.d.ts for its four members.
 
 import { CallCancelledError, CallTimeoutError, ConnectionClosedError, ErrorCodes, RpcError } from './errors.js';
+import { CallStream } from './stream.js';
 
 const CANCEL_METHOD = '$/cancelRequest';
 const PROGRESS_METHOD = '$/progress';
+const STREAM_METHOD = '$/stream';
+const CREDIT_METHOD = '$/stream/credit';
+const DEFAULT_WINDOW = 16;
 const MAX_TIMEOUT = 2 ** 31 - 1;
 
 export class RpcClient {
@@ -13,12 +17,14 @@ export class RpcClient {
   #onError;
   #defaultTimeout;
   #nextId = 1;
-  /** id -> { method, resolve, reject, dispose } */
+  /** id -> { method, resolve, reject, signal, onAbort, timer, offProgress } */
   #pending = new Map();
   /** method -> Set of notification handlers */
   #handlers = new Map();
   /** progress token -> Set of handlers */
   #progress = new Map();
+  /** request id -> the CallStream its `$/stream` chunks go to */
+  #streams = new Map();
   #closeListeners = new Set();
   #closing = false;
   /** Set once the transport has closed: the error every later call rejects with. */
@@ -62,38 +68,81 @@ export class RpcClient {
     }
     if (this.closed) return Promise.reject(this.#closedErrorFor(method));
     if (signal?.aborted) return Promise.reject(new CallCancelledError(method, signal.reason));
+    return this.#request(this.#nextId++, method, params, { signal, timeout, onProgress });
+  }
+
+  /**
+   * Call a streaming method: an async iterable of each `$/stream` chunk's `items`. With named
+   * params the stream is paced: `$meta.stream.window` chunks at first, then one more credit
+   * each time the consumer takes a chunk, so a slow loop body slows the host's generator.
+   * Positional params cannot carry `$meta`: such a stream is not paced. Ends with the reply
+   * `{ items, chunks }` (the iterator's return value and `.result`); throws the host's error
+   * after the chunks sent before it; `break`, `return()` or the signal cancel it on the host.
+   */
+  stream(method, params, { signal, timeout = this.#defaultTimeout, window = DEFAULT_WINDOW, onProgress } = {}) {
+    checkMethod(method);
+    checkParams(params);
+    timeout = checkTimeout(timeout);
+    if (!(Number.isSafeInteger(window) && window >= 1)) throw new TypeError('window must be a positive integer');
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
+    const paced = !Array.isArray(params);
+    const stream = new CallStream(method, onProgress);
+    if (this.closed) return stream._fail(this.#closedErrorFor(method));
+    if (signal?.aborted) return stream._fail(new CallCancelledError(method, signal.reason));
 
     const id = this.#nextId++;
+    if (paced) {
+      const meta = params?.$meta && typeof params.$meta === 'object' ? params.$meta : {};
+      params = { ...params, $meta: { ...meta, stream: { ...meta.stream, window } } };
+    }
+    this.#streams.set(id, stream);
+    stream._bind({
+      // One credit per chunk taken; none once the reply came, the host is done with the id.
+      credit: paced ? () => this.#sendQuietly({ jsonrpc: '2.0', method: CREDIT_METHOD, params: { id, credit: 1 } }) : () => {},
+      cancel: (error) => this.#giveUp(id, error),
+      report: (error) => this.#report(error),
+    });
+    // Ended synchronously with the reply, so no credit goes out for a finished stream.
+    const onSettled = (value, error) => {
+      if (this.#streams.get(id) === stream) this.#streams.delete(id);
+      stream._end(value, error);
+    };
+    this.#request(id, method, params, { signal, timeout, onSettled }).catch(() => {});
+    return stream;
+  }
+
+  #request(id, method, params, { signal, timeout, onProgress, onSettled }) {
     const message = { jsonrpc: '2.0', id, method };
     if (params !== undefined) message.params = params;
-
-    return new Promise((resolve, reject) => {
-      let timer;
-      let offProgress;
-      const onAbort = () => this.#giveUp(id, new CallCancelledError(method, signal.reason));
-      const entry = {
-        method,
-        resolve,
-        reject,
-        dispose: () => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          offProgress?.();
-        },
-      };
-      this.#pending.set(id, entry);
-      // Registered before sending: the host may report progress before send() returns.
-      if (onProgress) offProgress = this.onProgress(id, onProgress);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (timeout !== undefined) {
-        timer = setTimeout(() => this.#giveUp(id, new CallTimeoutError(method, timeout)), timeout);
-      }
-      try {
-        this.#send(message);
-      } catch (error) {
-        this.#settle(id)?.reject(error);
-      }
+    let resolve;
+    let reject;
+    const promise = new Promise((resolvePromise, rejectPromise) => {
+      resolve = resolvePromise;
+      reject = rejectPromise;
     });
+    // No closures beyond the promise's own unless the call uses a signal, a timeout or progress:
+    // this is the hot path of a pipelined client.
+    const entry = { method, resolve, reject, signal, onAbort: undefined, timer: undefined, offProgress: undefined };
+    if (onSettled) {
+      entry.resolve = (value) => (onSettled(value), resolve(value));
+      entry.reject = (error) => (onSettled(undefined, error), reject(error));
+    }
+    this.#pending.set(id, entry);
+    // Registered before sending: the host may report progress before send() returns.
+    if (onProgress) entry.offProgress = this.onProgress(id, onProgress);
+    if (signal) {
+      entry.onAbort = () => this.#giveUp(id, new CallCancelledError(method, signal.reason));
+      signal.addEventListener('abort', entry.onAbort, { once: true });
+    }
+    if (timeout !== undefined) {
+      entry.timer = setTimeout(() => this.#giveUp(id, new CallTimeoutError(method, timeout)), timeout);
+    }
+    try {
+      this.#send(message);
+    } catch (error) {
+      this.#settle(id)?.reject(error);
+    }
+    return promise;
   }
 
   /** Send a notification: no id, no reply. Throws ConnectionClosedError once closed. */
@@ -148,6 +197,14 @@ export class RpcClient {
     this.#transport.send(message);
   }
 
+  #sendQuietly(message) {
+    try {
+      this.#send(message);
+    } catch {
+      // The transport is going away; the close path reports that.
+    }
+  }
+
   /** Stop waiting for call `id`: tell the host, then reject. */
   #giveUp(id, error) {
     const entry = this.#settle(id);
@@ -167,7 +224,9 @@ export class RpcClient {
     const entry = this.#pending.get(id);
     if (!entry) return undefined;
     this.#pending.delete(id);
-    entry.dispose();
+    if (entry.timer !== undefined) clearTimeout(entry.timer);
+    if (entry.onAbort) entry.signal.removeEventListener('abort', entry.onAbort);
+    entry.offProgress?.();
     return entry;
   }
 
@@ -207,7 +266,9 @@ export class RpcClient {
   }
 
   #dispatchNotification({ method, params }) {
-    if (method === PROGRESS_METHOD && params && typeof params === 'object') {
+    if (method === STREAM_METHOD && params && typeof params === 'object') {
+      this.#streams.get(params.id)?._chunk(params);
+    } else if (method === PROGRESS_METHOD && params && typeof params === 'object') {
       for (const handler of this.#progress.get(params.token) ?? []) {
         this.#invoke(handler, params.value, method);
       }
@@ -255,6 +316,7 @@ export class RpcClient {
     this.#unsubscribeTransport();
     for (const id of [...this.#pending.keys()]) this.#settle(id).reject(this.#closedError);
     this.#progress.clear();
+    this.#streams.clear();
     for (const listener of this.#closeListeners) {
       try {
         listener(this.#closedError);

@@ -6,21 +6,29 @@
 //
 // Channels (renderer -> main):
 //   :call         invoke  { id, method, params, timeout, progress }  -> outcome
-//   :cancel       send    id                     abort that call; the client sends $/cancelRequest
+//   :stream       invoke  { id, method, params, timeout, window }    -> outcome, once the stream ended
+//   :credit       send    { id, credit }         the page took chunks of stream id: push that many more
+//   :cancel       send    id                     abort that call or stream; the client sends $/cancelRequest
 //   :subscribe    invoke  event                  -> outcome; the window starts getting the event
 //   :unsubscribe  send    event
 //   :reset        send                           the page (re)loaded: drop its calls and events
 // Channels (main -> renderer, webContents.send):
 //   :progress     { id, value }                  a $/progress value of call id
+//   :chunk        { id, items, seq, done, total? }  a chunk of stream id
 //   :event        { event, params }              a host notification the window subscribed to
 //
-// Streams (a later addition) fit the same shape: a `:stream` invoke that registers its
-// AbortController in the window's `calls` like `:call` does (so `:cancel` and window teardown
-// already stop it), and `:chunk` / `:end` pushes keyed by the call id like `:progress`.
+// A stream registers its AbortController in the window's `calls` like a call does, so `:cancel`
+// and window teardown stop it. Main takes a chunk from the host's stream only while the page has
+// credit (`window` at first, then what `:credit` grants), so a slow page slows the generator;
+// at most about two windows of chunks are in flight (one in main, one in the page). A stream's
+// outcome carries `chunks`, the number of `:chunk`s pushed, so the page can wait for them all.
 
 import { ErrorCodes } from './errors.js';
 
 const MAX_TIMEOUT = 2 ** 31 - 1;
+const DEFAULT_WINDOW = 16;
+/** The largest window a page may ask for: it is untrusted, and chunks wait in main's memory. */
+const MAX_WINDOW = 1024;
 
 /**
  * Let renderer windows call `client` (any RpcClient-like object: `call()` and `on()`)
@@ -57,6 +65,8 @@ export function exposeToRenderers(
       state = {
         contents,
         calls: new Map(),
+        /** stream id -> { credit, wake }: what the page lets main push */
+        flows: new Map(),
         events: new Set(),
         offDestroyed: () => contents.removeListener('destroyed', onDestroyed),
       };
@@ -69,6 +79,7 @@ export function exposeToRenderers(
   function resetWindow(state) {
     for (const controller of state.calls.values()) controller.abort();
     state.calls.clear();
+    state.flows.clear();
     for (const name of state.events) leaveEvent(name, state.contents.id);
     state.events.clear();
   }
@@ -161,6 +172,66 @@ export function exposeToRenderers(
     }
   }
 
+  async function handleStream(event, request) {
+    if (disposed || event.sender.isDestroyed()) return failure(closedError());
+    if (typeof client.stream !== 'function') return failure(new TypeError('the client exposed to renderers has no stream()'));
+    let checked;
+    try {
+      checked = checkRequest(request);
+    } catch (error) {
+      return failure(error);
+    }
+    const { id, method, params, timeout, window } = checked;
+    if (!methodAllowed(method)) return failure(notAllowed('method', method));
+
+    let identity;
+    try {
+      identity = caller(event);
+    } catch (error) {
+      return failure(error);
+    }
+    const contents = event.sender;
+    const state = windowFor(contents);
+    if (state.calls.has(id)) return failure(new TypeError(`call id ${id} is already in use by this window`));
+    const controller = new AbortController();
+    const flow = { credit: window, wake: null };
+    state.calls.set(id, controller);
+    state.flows.set(id, flow);
+    let pushed = 0;
+    try {
+      const stream = client.stream(method, withCaller(params, identity), { signal: controller.signal, timeout, window });
+      // Once the host's reply (or an abort) came, what is left is already in memory: push it.
+      let ended = false;
+      const end = stream.result.then(
+        () => (ended = true),
+        () => (ended = true),
+      );
+      for (;;) {
+        while (flow.credit <= 0 && !ended) {
+          await Promise.race([new Promise((resolve) => (flow.wake = resolve)), end]);
+        }
+        const step = await stream.next();
+        if (step.done) return { ok: true, result: step.value, chunks: pushed };
+        flow.credit--;
+        push(contents, `${channel}:chunk`, { id, items: step.value, ...stream.progress });
+        pushed++;
+      }
+    } catch (error) {
+      return { ...failure(error), chunks: pushed };
+    } finally {
+      if (state.calls.get(id) === controller) state.calls.delete(id);
+      if (state.flows.get(id) === flow) state.flows.delete(id);
+    }
+  }
+
+  function handleCredit(event, message) {
+    const flow = windows.get(event.sender.id)?.flows.get(message?.id);
+    const credit = message?.credit;
+    if (!flow || !Number.isSafeInteger(credit) || credit < 1 || credit > MAX_WINDOW) return;
+    flow.credit = Math.min(flow.credit + credit, MAX_WINDOW);
+    flow.wake?.();
+  }
+
   function handleCancel(event, id) {
     windows.get(event.sender.id)?.calls.get(id)?.abort();
   }
@@ -189,10 +260,12 @@ export function exposeToRenderers(
 
   const listeners = {
     [`${channel}:cancel`]: handleCancel,
+    [`${channel}:credit`]: handleCredit,
     [`${channel}:unsubscribe`]: handleUnsubscribe,
     [`${channel}:reset`]: handleReset,
   };
   ipcMain.handle(`${channel}:call`, handleCall);
+  ipcMain.handle(`${channel}:stream`, handleStream);
   ipcMain.handle(`${channel}:subscribe`, handleSubscribe);
   for (const [name, listener] of Object.entries(listeners)) ipcMain.on(name, listener);
 
@@ -200,6 +273,7 @@ export function exposeToRenderers(
     if (disposed) return;
     disposed = true;
     ipcMain.removeHandler(`${channel}:call`);
+    ipcMain.removeHandler(`${channel}:stream`);
     ipcMain.removeHandler(`${channel}:subscribe`);
     for (const [name, listener] of Object.entries(listeners)) ipcMain.removeListener(name, listener);
     for (const id of [...windows.keys()]) dropWindow(id);
@@ -229,7 +303,7 @@ function withCaller(params, identity) {
 /** Check a page's request: it comes from a web page, so nothing in it is trusted. */
 function checkRequest(request) {
   if (request === null || typeof request !== 'object') throw new TypeError('malformed bridge request');
-  const { id, method, params, timeout, progress } = request;
+  const { id, method, params, timeout, progress, window = DEFAULT_WINDOW } = request;
   if (!Number.isSafeInteger(id) || id < 1) throw new TypeError('malformed bridge request: bad id');
   if (typeof method !== 'string' || method === '') throw new TypeError('method must be a non-empty string');
   if (params !== undefined && (params === null || typeof params !== 'object')) {
@@ -238,7 +312,10 @@ function checkRequest(request) {
   if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || timeout > MAX_TIMEOUT)) {
     throw new TypeError(`timeout must be a number of milliseconds from 0 to ${MAX_TIMEOUT}`);
   }
-  return { id, method, params, timeout, progress: progress === true };
+  if (!Number.isSafeInteger(window) || window < 1 || window > MAX_WINDOW) {
+    throw new TypeError(`window must be an integer from 1 to ${MAX_WINDOW}`);
+  }
+  return { id, method, params, timeout, progress: progress === true, window };
 }
 
 /**

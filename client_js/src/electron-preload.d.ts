@@ -1,7 +1,7 @@
 // Types for "@bridge-rpc/client/electron/preload": give the page window.bridge, and the type
 // of window.bridge itself for the page's code.
 
-import type { Params, Unsubscribe } from './index.js';
+import type { CallStream, Params, StreamProgress, Unsubscribe } from './index.js';
 
 /** The parts of Electron's contextBridge used (executeInMainWorld is Electron >= 35). */
 export interface ContextBridgeLike {
@@ -36,6 +36,17 @@ export interface RendererCallOptions {
   onProgress?: (value: any) => void;
 }
 
+export interface RendererStreamOptions {
+  /** Aborting throws CallCancelledError at once and cancels the stream on the host. */
+  signal?: AbortSignal;
+  /** Milliseconds for the whole stream. */
+  timeout?: number;
+  /** Chunks main may push ahead of the page (1 to 1024); one more per chunk taken. Default 16. */
+  window?: number;
+  /** Called as each chunk is handed to the page. */
+  onProgress?: (progress: StreamProgress) => void;
+}
+
 /** The host answered with an error; `code` and `data` survive both hops. */
 export interface RendererRpcError extends Error {
   readonly name: 'RpcError';
@@ -64,6 +75,11 @@ export interface RendererConnectionClosedError extends Error {
  */
 export interface RendererBridge {
   call<R = any>(method: string, params?: Params, options?: RendererCallOptions): Promise<R>;
+  /**
+   * Stream a generator method's chunks: `for await (const items of bridge.stream(...))`.
+   * `break` cancels it on the host; a slow loop slows the host's generator (credit crosses the hop).
+   */
+  stream<T = any>(method: string, params?: Params, options?: RendererStreamOptions): CallStream<T>;
   /** Subscribe to a host notification (it must be in exposeToRenderers' `events`). */
   on<P = any>(event: string, listener: (params: P, event: string) => void): Unsubscribe;
   readonly RpcError: new (code: number, message: string, data?: unknown) => RendererRpcError;

@@ -1,4 +1,4 @@
-// Electron preload: give the page `window.bridge = { call, on }`, backed by electron-main.js.
+// Electron preload: give the page `window.bridge = { call, stream, on }`, backed by electron-main.js.
 //
 // Why two halves: with contextIsolation the page (main world) and the preload (isolated
 // world) share only what contextBridge copies, and a copy keeps plain data and proxies
@@ -28,9 +28,18 @@ export function exposeBridge({ contextBridge, ipcRenderer, name = 'bridge', chan
   const progress = new Map();
   /** event name -> the page's dispatcher for it (a contextBridge proxy) */
   const dispatchers = new Map();
+  /** stream id -> { onChunk (a contextBridge proxy), received, outcome, finish } */
+  const streams = new Map();
 
   ipcRenderer.on(`${channel}:progress`, (_event, message) => progress.get(message?.id)?.(message.value));
   ipcRenderer.on(`${channel}:event`, (_event, message) => dispatchers.get(message?.event)?.(message.params));
+  ipcRenderer.on(`${channel}:chunk`, (_event, message) => {
+    const entry = streams.get(message?.id);
+    if (!entry) return;
+    entry.received++;
+    entry.onChunk(message);
+    if (entry.outcome && entry.received >= entry.outcome.chunks) entry.finish();
+  });
   // A reload runs the preload again: main drops whatever the previous page left running.
   ipcRenderer.send(`${channel}:reset`);
 
@@ -43,6 +52,30 @@ export function exposeBridge({ contextBridge, ipcRenderer, name = 'bridge', chan
       } finally {
         progress.delete(id);
       }
+    },
+    /** Resolves with the outcome once every chunk main pushed before it was delivered. */
+    stream(id, method, params, timeout, window, onChunk) {
+      return new Promise((resolve, reject) => {
+        const entry = { onChunk, received: 0, outcome: null };
+        entry.finish = () => {
+          streams.delete(id);
+          resolve(entry.outcome);
+        };
+        streams.set(id, entry);
+        ipcRenderer.invoke(`${channel}:stream`, { id, method, params, timeout, window }).then(
+          (outcome) => {
+            entry.outcome = { ...outcome, chunks: Number.isSafeInteger(outcome?.chunks) ? outcome.chunks : 0 };
+            if (entry.received >= entry.outcome.chunks) entry.finish();
+          },
+          (error) => {
+            streams.delete(id);
+            reject(error);
+          },
+        );
+      });
+    },
+    credit(id, credit) {
+      ipcRenderer.send(`${channel}:credit`, { id, credit });
     },
     cancel(id) {
       ipcRenderer.send(`${channel}:cancel`, id);
@@ -63,7 +96,7 @@ export function exposeBridge({ contextBridge, ipcRenderer, name = 'bridge', chan
 
 /**
  * Runs in the page's world from its source text, so it may use nothing from this module.
- * Defines `globalThis[name]`, read-only: `{ call, on }` and the error classes calls reject with.
+ * Defines `globalThis[name]`, read-only: `{ call, stream, on }` and the error classes calls reject with.
  */
 function installBridge(name, port) {
   class RpcError extends Error {
@@ -163,6 +196,104 @@ function installBridge(name, port) {
     });
   }
 
+  /** The page's own stream iterator: chunks from main, one credit back per chunk taken. */
+  function stream(method, params, options) {
+    const { signal, timeout, window = 16, onProgress } = options ?? {};
+    if (typeof method !== 'string' || method === '') throw new TypeError('method must be a non-empty string');
+    if (params !== undefined && (params === null || typeof params !== 'object')) {
+      throw new TypeError('params must be an object, an array, or undefined');
+    }
+    if (!(Number.isSafeInteger(window) && window >= 1)) throw new TypeError('window must be a positive integer');
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
+    const id = nextId++;
+    const buffer = [];
+    const waiters = [];
+    let outcome = null;
+    let finished = false;
+    let progress;
+    let settleResult;
+    const result = new Promise((resolve, reject) => {
+      settleResult = { resolve, reject };
+    });
+    result.catch(() => {});
+
+    const take = (chunk) => {
+      progress = { seq: chunk.seq, done: chunk.done };
+      if (chunk.total !== undefined) progress.total = chunk.total;
+      if (!outcome) port.credit(id, 1);
+      if (onProgress) {
+        try {
+          onProgress(progress);
+        } catch (error) {
+          report(error);
+        }
+      }
+      return { done: false, value: chunk.items };
+    };
+    const finish = () => {
+      finished = true;
+      return outcome.error ? Promise.reject(outcome.error) : Promise.resolve({ done: true, value: outcome.value });
+    };
+    const end = (value, error) => {
+      if (outcome) return;
+      outcome = error ? { error } : { value };
+      signal?.removeEventListener('abort', onAbort);
+      if (error) settleResult.reject(error);
+      else settleResult.resolve(value);
+      // Given up on here (signal, timeout): what is buffered is not worth handing out.
+      if (error instanceof CallCancelledError || error instanceof CallTimeoutError) buffer.length = 0;
+      if (buffer.length === 0) for (const waiter of waiters.splice(0)) finish().then(waiter.resolve, waiter.reject);
+    };
+    const onChunk = (chunk) => {
+      if (finished || outcome) return;
+      const waiter = waiters.shift();
+      if (waiter) waiter.resolve(take(chunk));
+      else buffer.push(chunk);
+    };
+    const onAbort = () => {
+      port.cancel(id);
+      end(undefined, new CallCancelledError(method, signal.reason));
+    };
+
+    if (signal?.aborted) {
+      end(undefined, new CallCancelledError(method, signal.reason));
+    } else {
+      signal?.addEventListener('abort', onAbort, { once: true });
+      port.stream(id, method, params, timeout ?? undefined, window, onChunk).then(
+        (reply) => (reply?.ok ? end(reply.result) : end(undefined, rebuild(method, reply?.error))),
+        (error) => end(undefined, new Error(`${name}: could not stream ${method}: ${error?.message ?? error}`)),
+      );
+    }
+
+    return {
+      get progress() {
+        return progress;
+      },
+      result,
+      next() {
+        if (finished) return Promise.resolve({ done: true, value: undefined });
+        if (buffer.length > 0) return Promise.resolve(take(buffer.shift()));
+        if (outcome) return finish();
+        return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
+      },
+      return(value) {
+        if (!finished) {
+          finished = true;
+          buffer.length = 0;
+          for (const waiter of waiters.splice(0)) waiter.resolve({ done: true, value: undefined });
+          if (!outcome) {
+            port.cancel(id);
+            end(undefined, new CallCancelledError(method, 'the stream was closed by its consumer'));
+          }
+        }
+        return Promise.resolve({ done: true, value });
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
   function on(event, listener) {
     if (typeof event !== 'string' || event === '') throw new TypeError('event must be a non-empty string');
     if (typeof listener !== 'function') throw new TypeError('listener must be a function');
@@ -197,7 +328,7 @@ function installBridge(name, port) {
     };
   }
 
-  const api = Object.freeze({ call, on, RpcError, CallCancelledError, CallTimeoutError, ConnectionClosedError });
+  const api = Object.freeze({ call, stream, on, RpcError, CallCancelledError, CallTimeoutError, ConnectionClosedError });
   if (Object.prototype.hasOwnProperty.call(globalThis, name)) {
     throw new Error(`window.${name} already exists; give exposeBridge another name`);
   }

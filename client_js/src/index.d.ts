@@ -70,6 +70,51 @@ export interface CallOptions {
   onProgress?: (value: any) => void;
 }
 
+export interface StreamOptions {
+  /** Aborting sends `$/cancelRequest` (the host closes the generator); the iterator throws CallCancelledError. */
+  signal?: AbortSignal;
+  /** Milliseconds for the whole stream; then `$/cancelRequest` and CallTimeoutError. Defaults to the client's `timeout`. */
+  timeout?: number | null;
+  /**
+   * Chunks the host may send ahead of the consumer (`$meta.stream.window`); one more is granted
+   * (`$/stream/credit`) per chunk taken. Default 16. Ignored for positional params, which cannot
+   * carry `$meta`: such streams are not paced.
+   */
+  window?: number;
+  /** Called as each chunk is handed to the consumer. */
+  onProgress?: (progress: StreamProgress) => void;
+}
+
+/** Where a stream is: of the chunk last handed to the consumer. */
+export interface StreamProgress {
+  /** The chunk's number, from 0. */
+  seq: number;
+  /** Items sent so far, this chunk's included. */
+  done: number;
+  /** Present when the handler set `ctx.total`. */
+  total?: number;
+}
+
+/** The reply that closes a stream. */
+export interface StreamResult {
+  items: number;
+  chunks: number;
+}
+
+/**
+ * A streaming call: `for await (const items of stream)` gets each chunk's items in order.
+ * `break` (or `return()`) cancels the call on the host. The iterator's return value, and
+ * `result`, is the closing reply; the host's error is thrown after the chunks sent before it.
+ */
+export interface CallStream<T = any> extends AsyncIterableIterator<T[]> {
+  /** Of the chunk last handed out; undefined before the first. */
+  readonly progress: StreamProgress | undefined;
+  /** Resolves with the closing reply; rejects with the error that ended the stream (CallCancelledError after `break`). */
+  readonly result: Promise<StreamResult>;
+  next(): Promise<IteratorResult<T[], StreamResult | undefined>>;
+  return(value?: any): Promise<IteratorResult<T[], any>>;
+}
+
 /** The progress value bridge's built-in handlers (e.g. `demo.count`) report. */
 export interface StepProgress {
   done: number;
@@ -82,6 +127,11 @@ export declare class RpcClient {
   readonly closed: boolean;
   /** Send a request; resolves with its result. */
   call<R = any>(method: string, params?: Params, options?: CallOptions): Promise<R>;
+  /**
+   * Call a streaming method (a generator handler). Named params get `$meta.stream.window`
+   * (merged into any `$meta` given). Throws TypeError at once for bad arguments.
+   */
+  stream<T = any>(method: string, params?: Params, options?: StreamOptions): CallStream<T>;
   /** Send a notification (no reply). Throws ConnectionClosedError once closed. */
   notify(method: string, params?: Params): void;
   /** Handle the host's notifications named `method`. */

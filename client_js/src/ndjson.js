@@ -15,33 +15,42 @@ export class LineSplitter {
   push(chunk) {
     const bytes = typeof chunk === 'string' ? encoder.encode(chunk) : chunk;
     const lines = [];
-    let start = 0;
-    let newline;
-    while ((newline = bytes.indexOf(NEWLINE, start)) !== -1) {
-      this.#pieces.push(bytes.subarray(start, newline));
-      this.#emit(lines);
-      start = newline + 1;
+    const last = bytes.lastIndexOf(NEWLINE);
+    if (last !== -1) {
+      // Every line the chunk completes, decoded in one go and split after.
+      this.#pieces.push(bytes.subarray(0, last));
+      const pieces = this.#pieces;
+      this.#pieces = [];
+      const text = this.#decoder.decode(pieces.length === 1 ? pieces[0] : concat(pieces));
+      let start = 0;
+      let newline;
+      while ((newline = text.indexOf('\n', start)) !== -1) {
+        addLine(lines, text.slice(start, newline));
+        start = newline + 1;
+      }
+      addLine(lines, start === 0 ? text : text.slice(start));
     }
     // Copied (Buffer#slice would not copy): the caller may reuse its buffer after push() returns.
-    if (start < bytes.length) this.#pieces.push(Uint8Array.prototype.slice.call(bytes, start));
+    if (last + 1 < bytes.length) this.#pieces.push(Uint8Array.prototype.slice.call(bytes, last + 1));
     return lines;
   }
 
   /** The stream ended: returns the last line if it lacked its "\n". */
   end() {
     const lines = [];
-    if (this.#pieces.length > 0) this.#emit(lines);
+    if (this.#pieces.length > 0) {
+      const pieces = this.#pieces;
+      this.#pieces = [];
+      addLine(lines, this.#decoder.decode(pieces.length === 1 ? pieces[0] : concat(pieces)));
+    }
     return lines;
   }
+}
 
-  #emit(lines) {
-    const pieces = this.#pieces;
-    this.#pieces = [];
-    let line = this.#decoder.decode(pieces.length === 1 ? pieces[0] : concat(pieces));
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    // Blank lines carry no message; hosts may send them as keep-alives.
-    if (line.trim() !== '') lines.push(line);
-  }
+function addLine(lines, line) {
+  if (line.endsWith('\r')) line = line.slice(0, -1);
+  // Blank lines carry no message; hosts may send them as keep-alives.
+  if (line.length > 0 && (line.charCodeAt(0) > 32 || line.trim() !== '')) lines.push(line);
 }
 
 /** One message as an NDJSON line. JSON.stringify escapes newlines inside strings. */

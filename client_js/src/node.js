@@ -139,6 +139,8 @@ class ProcessTransport {
   #closePromise = null;
   #spawnError = null;
   #closed = false;
+  /** Lines sent in this tick, written together on the next one; null when empty. */
+  #outbox = null;
   #exited;
   #closeTimeout;
   #onError;
@@ -185,8 +187,19 @@ class ProcessTransport {
     if (this.#closed || this.#closeRequested || !this.child.stdin.writable) {
       throw new ConnectionClosedError('cannot send: the bridge host connection is closed');
     }
-    this.child.stdin.write(encodeLine(message));
+    // Messages sent in one tick (a burst of calls, credits) go out in one write.
+    if (this.#outbox === null) {
+      this.#outbox = [];
+      process.nextTick(this.#flush);
+    }
+    this.#outbox.push(encodeLine(message));
   }
+
+  #flush = () => {
+    const lines = this.#outbox;
+    this.#outbox = null;
+    if (lines?.length && this.child.stdin.writable) this.child.stdin.write(lines.length === 1 ? lines[0] : lines.join(''));
+  };
 
   onMessage(listener) {
     this.#messageListeners.add(listener);
@@ -219,6 +232,7 @@ class ProcessTransport {
   async #shutdown(timeout) {
     const child = this.child;
     if (!this.#closed) {
+      this.#flush();
       child.stdin.end();
       if (!(await this.#waitForExit(timeout))) {
         child.kill('SIGTERM');

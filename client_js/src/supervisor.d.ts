@@ -1,7 +1,7 @@
 // Types for the Supervisor: one client-like object in front of a bridge host that is
 // restarted when it crashes or hangs. Exported from "@bridge-rpc/client/node".
 
-import type { CallOptions, ConnectionClosedError, Params, Unsubscribe } from './index.js';
+import type { CallOptions, CallStream, ConnectionClosedError, Params, StreamOptions, Unsubscribe } from './index.js';
 
 /** The `$/ready` params as the Supervisor sees them (ReadyInfo in "@bridge-rpc/client/node"). */
 export interface HostInfo {
@@ -18,6 +18,8 @@ export interface SupervisedClient {
   readonly stderrTail?: string[];
   call(method: string, params?: Params, options?: CallOptions): Promise<any>;
   notify(method: string, params?: Params): void;
+  /** Needed only by Supervisor.stream(). */
+  stream?(method: string, params?: Params, options?: StreamOptions): CallStream;
   on(method: string, handler: (params: any, method: string) => void): Unsubscribe;
   onProgress(token: number | string, handler: (value: any) => void): Unsubscribe;
   onClose(listener: (error: ConnectionClosedError) => void): Unsubscribe;
@@ -131,6 +133,11 @@ export declare class Supervisor {
    * SidecarCrashedError (in flight when the host died, not retried) and QueueFullError.
    */
   call<R = any>(method: string, params?: Params, options?: SupervisedCallOptions): Promise<R>;
+  /**
+   * Call a streaming method on the current host, waiting for one to be ready. Never retried:
+   * a stream in flight when the host dies throws SidecarCrashedError after the chunks that came.
+   */
+  stream<T = any>(method: string, params?: Params, options?: StreamOptions): CallStream<T>;
   /** Send a notification, queued until a host is ready. Throws once closed or when the queue is full. */
   notify(method: string, params?: Params): void;
   /** Handle the host's notifications named `method`, from every host to come. */

@@ -185,6 +185,38 @@ export class Supervisor {
     });
   }
 
+  /**
+   * Call a streaming method on the current host (waiting for one to be ready), as
+   * RpcClient.stream() does. A stream is never retried: one in flight when the host dies
+   * throws SidecarCrashedError after the chunks that arrived. `timeout` counts from here.
+   */
+  stream(method, params, { signal, timeout = this.#defaultTimeout, window, onProgress } = {}) {
+    checkMethod(method);
+    checkParams(params);
+    timeout = checkTimeout(timeout);
+    const since = Date.now();
+    let cancelled = null;
+    let started = null;
+    const open = async () => {
+      if (this.closed) throw this.#closedError(`send ${method}`);
+      if (this.#state !== 'ready') await untilAborted(this.whenReady(), signal, method);
+      if (cancelled) throw cancelled;
+      const session = this.#session;
+      const left = timeout === undefined ? null : Math.max(0, timeout - (Date.now() - since));
+      started = session.client.stream(method, params, { signal, timeout: left, window, onProgress });
+      return { inner: started, session };
+    };
+    const crashed = (session, error) => {
+      if (!(error instanceof ConnectionClosedError) || error instanceof SidecarCrashedError || !session?.crash) return error;
+      return new SidecarCrashedError(method, session.crash, { unresponsive: session.unhealthy, reason: 'streams are not retried' });
+    };
+    // Closing before a host took the stream: it is never sent. After: the host's stream is returned.
+    return new SupervisedStream(open(), crashed, () => {
+      cancelled = new CallCancelledError(method, 'the stream was closed by its consumer');
+      return started;
+    });
+  }
+
   /** Send a notification now, or queue it until a host is ready. Throws once closed or when the queue is full. */
   notify(method, params) {
     checkMethod(method);
@@ -519,6 +551,68 @@ export class Supervisor {
       // A reporter that throws must not break supervision.
     }
   }
+}
+
+/** Supervisor.stream()'s iterator: the host's CallStream once one is ready, crash errors mapped. */
+class SupervisedStream {
+  progress = undefined;
+  #opening;
+  #mapError;
+  #cancel;
+  #finished = false;
+
+  constructor(opening, mapError, cancel) {
+    this.#opening = opening;
+    this.#mapError = mapError;
+    this.#cancel = cancel;
+    this.result = opening.then(
+      ({ inner, session }) => inner.result.catch((error) => Promise.reject(mapError(session, error))),
+      (error) => Promise.reject(error),
+    );
+    this.result.catch(() => {});
+    opening.catch(() => {});
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  async next() {
+    if (this.#finished) return { done: true, value: undefined };
+    const { inner, session } = await this.#opening.catch((error) => {
+      this.#finished = true;
+      throw error;
+    });
+    try {
+      const step = await inner.next();
+      this.progress = inner.progress;
+      return step;
+    } catch (error) {
+      throw this.#mapError(session, error);
+    }
+  }
+
+  async return(value) {
+    if (!this.#finished) {
+      this.#finished = true;
+      await this.#cancel()?.return();
+    }
+    return { done: true, value };
+  }
+}
+
+/** Resolve as `promise` does, or reject with CallCancelledError once `signal` aborts. */
+function untilAborted(promise, signal, method) {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(new CallCancelledError(method, signal.reason));
+  let onAbort;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      onAbort = () => reject(new CallCancelledError(method, signal.reason));
+      signal.addEventListener('abort', onAbort, { once: true });
+    }),
+  ]).finally(() => signal.removeEventListener('abort', onAbort));
 }
 
 function crashDetails(error, reason, client) {

@@ -8,13 +8,16 @@ import {
   ErrorCodes,
   RpcClient,
   RpcError,
+  type CallStream,
   type Message,
   type ReadyInfo,
   type StepProgress,
+  type StreamProgress,
+  type StreamResult,
   type Transport,
   type Unsubscribe,
 } from '@bridge-rpc/client';
-import { spawnSidecar, type SidecarClient } from '@bridge-rpc/client/node';
+import { spawnSidecar, superviseSidecar, SidecarCrashedError, type SidecarClient } from '@bridge-rpc/client/node';
 import { exposeToRenderers, type CallerIdentity } from '@bridge-rpc/client/electron/main';
 import { exposeBridge, type RendererBridge } from '@bridge-rpc/client/electron/preload';
 import { createTauriSidecar, type TauriSidecarClient } from '@bridge-rpc/client/tauri';
@@ -60,6 +63,20 @@ export async function core(): Promise<void> {
     if (error instanceof CallCancelledError) console.log(error.method, error.name satisfies 'AbortError');
     if (error instanceof ConnectionClosedError) console.log(error.exitCode, error.signal);
   }
+  const stream: CallStream<string> = client.stream<string>('data.export', { query: 'x' }, {
+    window: 8,
+    signal: controller.signal,
+    timeout: null,
+    onProgress: (progress: StreamProgress) => progress.done / (progress.total ?? 1),
+  });
+  for await (const items of stream) {
+    console.log(items.map((item) => item.toUpperCase()), stream.progress?.seq);
+    break;
+  }
+  const closing: StreamResult = await stream.result;
+  console.log(closing.items, closing.chunks);
+  // @ts-expect-error chunks are arrays of items
+  for await (const items of client.stream<string>('data.export')) items.toUpperCase();
   client.onClose((error) => error.message);
   // @ts-expect-error params are an object or an array
   await client.call('demo.echo', 'text');
@@ -75,6 +92,12 @@ export async function node(): Promise<void> {
   console.log(exitCode);
   // @ts-expect-error command is required
   await spawnSidecar({ args: [] });
+  const bridge = superviseSidecar({ command: 'python3', args: ['-m', 'bridge', 'serve'], health: false });
+  try {
+    for await (const rows of bridge.stream<{ id: number }>('data.export', {}, { window: 4 })) console.log(rows[0]?.id);
+  } catch (error) {
+    if (error instanceof SidecarCrashedError) console.log(error.method);
+  }
 }
 
 export function electronMain(client: SidecarClient): void {
@@ -105,6 +128,10 @@ export async function renderer(): Promise<void> {
   } catch (error) {
     if (error instanceof window.bridge.RpcError) console.log(error.code.toFixed(), error.data);
     if (error instanceof window.bridge.CallCancelledError) console.log(error.method);
+  }
+  for await (const titles of window.bridge.stream<string>('notes.export', {}, { window: 4, signal: controller.signal })) {
+    console.log(titles.join(', '));
+    break;
   }
   const off: Unsubscribe = window.bridge.on<{ tick: number }>('demo.tick', (params) => params.tick);
   off();
