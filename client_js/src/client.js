@@ -1,6 +1,7 @@
 // The transport-free JSON-RPC 2.0 client: ids, pending calls, cancellation, events, progress, streams.
 // A transport only moves parsed messages; see Transport in client.d.ts for its four members.
 
+import { checkMethod, checkParams, checkTimeout } from './checks.js';
 import { CallCancelledError, CallTimeoutError, ConnectionClosedError, ErrorCodes, RpcError } from './errors.js';
 import { CallStream } from './stream.js';
 
@@ -9,7 +10,6 @@ const PROGRESS_METHOD = '$/progress';
 const STREAM_METHOD = '$/stream';
 const CREDIT_METHOD = '$/stream/credit';
 const DEFAULT_WINDOW = 16;
-const MAX_TIMEOUT = 2 ** 31 - 1;
 
 export class RpcClient {
   #transport;
@@ -342,26 +342,6 @@ function addTo(map, key, handler) {
     set.delete(entry);
     if (set.size === 0 && map.get(key) === set) map.delete(key);
   };
-}
-
-function checkMethod(method) {
-  if (typeof method !== 'string' || method === '') throw new TypeError('method must be a non-empty string');
-}
-
-function checkParams(params) {
-  // JSON-RPC 2.0: params, when present, is an object (by name) or an array (by position).
-  if (params !== undefined && (params === null || typeof params !== 'object')) {
-    throw new TypeError('params must be an object, an array, or undefined');
-  }
-}
-
-function checkTimeout(timeout) {
-  if (timeout === undefined || timeout === null || timeout === Infinity) return undefined;
-  // setTimeout fires at once for delays past 2**31 - 1 ms, so refuse them rather than surprise.
-  if (typeof timeout !== 'number' || !(timeout >= 0) || timeout > MAX_TIMEOUT) {
-    throw new TypeError(`timeout must be a number of milliseconds from 0 to ${MAX_TIMEOUT}`);
-  }
-  return timeout;
 }
 
 function defaultOnError(error) {

@@ -2,9 +2,9 @@
 // crashes or stops answering health pings. Transport-free: `start` makes each client
 // (the Node entry point's superviseSidecar() passes spawnSidecar).
 
+import { MAX_TIMEOUT, checkMethod, checkParams, checkTimeout } from './checks.js';
 import { CallCancelledError, CallTimeoutError, ConnectionClosedError, RpcError } from './errors.js';
 
-const MAX_TIMEOUT = 2 ** 31 - 1;
 const POLICIES = ['never', 'immediate', 'fixed', 'backoff'];
 
 /** The restart policy used when `restart` leaves a field out. */
@@ -674,24 +674,6 @@ function normalizeHealth(health = {}) {
     throw new TypeError('health.failures must be a positive integer');
   }
   return options;
-}
-
-function checkMethod(method) {
-  if (typeof method !== 'string' || method === '') throw new TypeError('method must be a non-empty string');
-}
-
-function checkParams(params) {
-  if (params !== undefined && (params === null || typeof params !== 'object')) {
-    throw new TypeError('params must be an object, an array, or undefined');
-  }
-}
-
-function checkTimeout(timeout) {
-  if (timeout === undefined || timeout === null || timeout === Infinity) return undefined;
-  if (typeof timeout !== 'number' || !(timeout >= 0) || timeout > MAX_TIMEOUT) {
-    throw new TypeError(`timeout must be a number of milliseconds from 0 to ${MAX_TIMEOUT}`);
-  }
-  return timeout;
 }
 
 function defaultOnError(error) {
