@@ -152,7 +152,12 @@ class ProcessTransport {
 
     const stdout = new LineSplitter();
     child.stdout.on('data', (chunk) => stdout.push(chunk).forEach((line) => this.#receiveLine(line)));
-    child.stdout.on('end', () => stdout.end().forEach((line) => this.#receiveLine(line)));
+    let stdoutEnded;
+    const stdoutDone = new Promise((resolve) => { stdoutEnded = resolve; });
+    child.stdout.on('end', () => {
+      stdout.end().forEach((line) => this.#receiveLine(line));
+      stdoutEnded();
+    });
 
     const stderr = new LineSplitter();
     const onStderrLine = (line) => {
@@ -171,6 +176,15 @@ class ProcessTransport {
       child.on('close', (code, signal) => {
         this.#handleClose(code, signal);
         resolve();
+      });
+      // A child of the host may hold its stderr open long after the host died ('close' waits
+      // for every pipe). The protocol's stdout is the host's alone: once the host has exited
+      // and stdout has ended, every response is in, and the host is gone.
+      child.on('exit', (code, signal) => {
+        stdoutDone.then(() => {
+          this.#handleClose(code, signal);
+          resolve();
+        });
       });
       child.on('error', (error) => {
         this.#spawnError ??= error;
