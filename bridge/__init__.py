@@ -22,6 +22,7 @@ from .errors import (
     BridgeError,
 )
 from .middleware import Middleware, Request
+from .plugins import Plugin
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ __all__ = [
     "Cache",
     "CircuitBreaker",
     "Middleware",
+    "Plugin",
     "RateLimit",
     "Request",
     "Stream",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .middleware import Middleware
     from .middleware.circuit import CircuitBreaker
     from .middleware.ratelimit import RateLimit
+    from .plugins import Plugin, PluginStatus
     from .settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,6 +50,8 @@ class Bridge:
         self.rate_limit = rate_limit
         self.circuit = circuit
         self.middleware: list[Middleware] = []
+        self.plugins: dict[str, PluginStatus] = {}
+        self.method_owners: dict[str, str] = {}  # method name -> the plugin that mounted it
         self.methods: dict[str, Method] = {}
         self.startup_hooks: list[Hook] = []
         self.shutdown_hooks: list[Hook] = []
@@ -92,6 +95,13 @@ class Bridge:
         method = Method(func, name, **options)
         self.methods[name] = method
         return method
+
+    def include(self, plugin: Plugin, *, prefix: str | None = None, settings: Any = None) -> PluginStatus:
+        """Mount ``plugin``: its methods become ``<prefix>.<name>`` (prefix: the plugin's name),
+        its hooks join the app's. ``settings`` (a dict or the plugin's model) fills its settings."""
+        from .plugins import include
+
+        return include(self, plugin, prefix, settings)
 
     def add_middleware(self, middleware: Middleware) -> Middleware:
         """Run ``middleware`` (``async (request, call_next)``) around every method's calls.

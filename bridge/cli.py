@@ -68,9 +68,55 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"event loop; auto is uvloop where installed (env {env['loop']}; default auto)")
     serve.add_argument("--shutdown-grace", type=float, help=f"seconds in-flight calls get at shutdown (env {env['shutdown_grace']}; default 5)")
 
-    discover = sub.add_parser("discover", help="print the app's OpenRPC document")
+    discover = sub.add_parser("discover", help="print the app's OpenRPC document (installed plugins included)")
     discover.add_argument("app", nargs="?", default=None)
+    for command in (serve, discover):
+        command.add_argument("--plugin", dest="plugins", action="append", metavar="NAME",
+                             help="mount this installed plugin (repeatable; default: every installed one; "
+                             "env BRIDGE_PLUGINS, comma-separated)")
+        command.add_argument("--no-plugins", action="store_true", default=None,
+                             help="mount no installed plugins (env BRIDGE_PLUGINS=none)")
+        command.add_argument("--config", help="a TOML file; [plugins.NAME] tables set plugin settings (env BRIDGE_CONFIG)")
+
+    sub.add_parser("plugins", help="list the installed plugins, their versions and methods")
     return parser
+
+
+def _plugin_choice(args: argparse.Namespace) -> list[str] | None:
+    """None for every installed plugin, else the names to mount ([] for none)."""
+    if getattr(args, "no_plugins", None):
+        return []
+    if getattr(args, "plugins", None):
+        return list(args.plugins)
+    env = os.environ.get("BRIDGE_PLUGINS")
+    if env is None or env.strip() == "":
+        return None
+    return [] if env.strip().lower() == "none" else [name.strip() for name in env.split(",") if name.strip()]
+
+
+def _plugin_config(path: str | None) -> dict[str, dict[str, object]]:
+    path = path or os.environ.get("BRIDGE_CONFIG")
+    if not path:
+        return {}
+    import tomllib
+
+    with open(path, "rb") as file:
+        return dict(tomllib.load(file).get("plugins", {}))
+
+
+def _list_plugins() -> int:
+    from .plugins import discover_plugins
+
+    found = discover_plugins()
+    if not found:
+        print("no plugins installed (entry-point group bridge.plugins)")
+    for name, version, plugin in found:
+        if isinstance(plugin, Exception):
+            print(f"{name} {version}  FAILED: {type(plugin).__name__}: {plugin}")
+        else:
+            methods = ", ".join(f"{name}.{entry[1]}" for entry in plugin.entries)
+            print(f"{name} {version}  {methods}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,8 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.command == "plugins":
+        return _list_plugins()
     spec = args.app or os.environ.get("BRIDGE_APP") or DEFAULT_APP
     app = load_app(spec)
+    from .plugins import mount_installed
+
+    only = _plugin_choice(args)
+    if only != []:
+        mount_installed(app, only, _plugin_config(args.config))
     if args.command == "discover":
         from .connection import dumps
         from .discovery import openrpc

@@ -54,6 +54,8 @@ def openrpc(app: Bridge) -> dict[str, Any]:
     info: dict[str, Any] = {"title": app.name, "version": app.version}
     if app.description:
         info["description"] = app.description
+    if app.plugins:
+        info["x-plugins"] = [status.to_dict() for status in app.plugins.values()]
     return {
         "openrpc": OPENRPC_VERSION,
         "info": info,
