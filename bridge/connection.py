@@ -216,9 +216,15 @@ class Connection:
 
     async def _metrics_snapshot(self) -> dict[str, Any]:
         """Calls, errors, latency percentiles and more, per method; message rates; uptime."""
-        return self._snapshot()
+        return self.metrics_snapshot()
 
-    def _snapshot(self) -> dict[str, Any]:
+    @property
+    def inflight(self) -> int:
+        """Calls (and batches) running now."""
+        return self._inflight
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """The document ``rpc.metrics`` returns."""
         snapshot = self.metrics.snapshot()
         for name, method in self.app.methods.items():
             entry = snapshot["methods"].get(name)
@@ -239,7 +245,7 @@ class Connection:
     async def _push_metrics(self, interval: float) -> None:
         while True:
             await anyio.sleep(interval)
-            self.notify("$/metrics", self._snapshot())
+            self.notify("$/metrics", self.metrics_snapshot())
 
     # ---- input ----------------------------------------------------------
 

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .app import Bridge
     from .connection import Call, Connection
 
 #: A JSON-RPC request id: string, number, or null (None for a notification's context).
@@ -42,6 +43,16 @@ class Context:
     def cancelled(self) -> bool:
         """True once the caller cancelled the call, its timeout passed, or the host is stopping."""
         return self._call.cancel_code is not None
+
+    @property
+    def connection(self) -> Connection:
+        """The connection the call came on."""
+        return self._conn
+
+    @property
+    def app(self) -> Bridge:
+        """The app being served (its plugins, its methods)."""
+        return self._conn.app
 
     @property
     def logger(self) -> logging.Logger:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridge.plugins")
 
 ENTRY_POINT_GROUP = "bridge.plugins"
+#: Plugins that ship with bridge (in ``handlers/``): mounted by name with ``--plugin``.
+BUILTIN = {"system": "handlers.system:plugin"}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -231,6 +233,13 @@ def mount_installed(app: Bridge, only: list[str] | None = None,
             log.error("plugin %s could not be mounted: %s", name, exc)
             app.plugins[name] = PluginStatus(name, version, "failed", f"{type(exc).__name__}: {exc}",
                                              source=f"entry point {name}")
+    for name in sorted(set(only or ()) - set(app.plugins)):
+        if name in BUILTIN:
+            import importlib
+
+            module, _, attr = BUILTIN[name].partition(":")
+            include(app, getattr(importlib.import_module(module), attr), name, None, (config or {}).get(name),
+                    source="built-in")
     missing = set(only or ()) - set(app.plugins)
     for name in sorted(missing):
         log.error("plugin %s is not installed", name)

@@ -8,16 +8,13 @@ import anyio
 
 from bridge import Bridge, BridgeError, Context
 
+from .system import plugin as system
+
 app = Bridge("bridge-builtins", "0.1.0", description="Built-in handlers of the bridge sidecar.")
+app.include(system)
 
 #: The application error code ``demo.fail`` raises.
 DEMO_FAILURE = 1001
-
-
-@app.method("system.ping", idempotent=True)
-async def ping() -> str:
-    """Answer "pong": a liveness check."""
-    return "pong"
 
 
 @app.method("demo.echo", idempotent=True)

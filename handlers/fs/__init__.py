@@ -1,0 +1,1 @@
+"""The ``fs`` plugin: watch files under allowed roots and push debounced, merged change batches."""
