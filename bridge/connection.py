@@ -429,8 +429,11 @@ class Connection:
                     kwargs = method.bind(params)
                     if method.context_param is not None:
                         meta = params.get("$meta") if type(params) is dict else None
-                        token = meta.get("progressToken") if type(meta) is dict else None
-                        kwargs[method.context_param] = Context(self, method.name, id if has_id else None, call, token)
+                        if type(meta) is not dict:
+                            meta = {}
+                        kwargs[method.context_param] = Context(
+                            self, method.name, id if has_id else None, call, meta.get("progressToken"), meta.get("caller")
+                        )
                     result = await (method.func(**kwargs) if method.is_async else method.invoke(kwargs))
                     if method.shapes_result:
                         result = method.shape(result)

@@ -20,7 +20,7 @@ class Context:
     the worker threads sync handlers run in.
     """
 
-    __slots__ = ("_call", "_conn", "id", "method", "progress_token", "total")
+    __slots__ = ("_call", "_conn", "caller", "id", "method", "progress_token", "total")
 
     def __init__(
         self,
@@ -29,12 +29,15 @@ class Context:
         id: RequestId,
         call: Call,
         progress_token: Any = None,
+        caller: Any = None,
     ) -> None:
         self.id = id
         self.method = method
         self.progress_token = progress_token if progress_token is not None else id
         self._conn = conn
         self._call = call
+        #: Who is calling, as the client declared it in ``$meta.caller`` (None if it did not).
+        self.caller = caller
         #: A streaming handler that knows how many items it will yield sets this; each
         #: ``$/stream`` chunk then carries it as ``total``.
         self.total: int | None = None

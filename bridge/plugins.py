@@ -25,7 +25,7 @@ log = logging.getLogger("bridge.plugins")
 
 ENTRY_POINT_GROUP = "bridge.plugins"
 #: Plugins that ship with bridge (in ``handlers/``): mounted by name with ``--plugin``.
-BUILTIN = {"system": "handlers.system:plugin"}
+BUILTIN = {"system": "handlers.system:plugin", "fs": "handlers.fs.plugin:plugin"}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -161,7 +161,7 @@ def _settings(plugin: Plugin, given: Any, config: dict[str, Any] | None) -> Any:
     for field_name in model.model_fields:
         raw = os.environ.get(prefix + field_name.upper())
         if raw is not None:
-            values[field_name] = raw
+            values[field_name] = _env_value(raw)
     values.update(config or {})
     values.update(given or {})
     return model.model_validate(values)
@@ -188,6 +188,18 @@ def _any_declared() -> bool:
                 except OSError:
                     continue
     return False
+
+
+def _env_value(raw: str) -> Any:
+    """A list or table setting comes as JSON (``BRIDGE_FS_ROOTS='["/data"]'``); the rest as text."""
+    if raw.lstrip()[:1] in ("[", "{"):
+        import json
+
+        try:
+            return json.loads(raw)
+        except ValueError:
+            pass
+    return raw
 
 
 def discover_plugins() -> list[tuple[str, str, Any]]:

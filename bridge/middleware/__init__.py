@@ -63,7 +63,9 @@ class Request:
         if self._context is None:
             from ..context import Context
 
-            self._context = Context(self._conn, self.method.name, self.id, self._call, self.meta.get("progressToken"))
+            self._context = Context(
+                self._conn, self.method.name, self.id, self._call, self.meta.get("progressToken"), self.meta.get("caller")
+            )
         return self._context
 
     def annotate(self, **info: Any) -> None:

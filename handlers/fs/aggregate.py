@@ -45,7 +45,12 @@ class Batch:
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form of the batch."""
-        return {"changes": self.changes, "compressed": self.compressed, "original_count": self.original_count, "dropped": self.dropped}
+        return {
+            "changes": self.changes,
+            "compressed": self.compressed,
+            "original_count": self.original_count,
+            "dropped": self.dropped,
+        }
 
 
 @dataclass

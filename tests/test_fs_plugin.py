@@ -1,0 +1,65 @@
+"""handlers/fs/plugin.py through a real host: watching with compressed events, reading, roots."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from harness import Host
+
+
+def fs_host(root, tmp_path) -> Host:
+    config = tmp_path / "bridge.toml"
+    config.write_text(f"[plugins.fs]\nroots = [{json.dumps(str(root))}]\ncompress_over = 100\n")
+    return Host("--plugin", "fs", "--config", str(config))
+
+
+def test_ten_thousand_new_files_arrive_as_a_few_compressed_events(tmp_path):
+    root = tmp_path / "tree"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    with fs_host(root, tmp_path) as host:
+        host.recv()
+        sub = host.call("fs.watch", {"paths": [str(root)], "debounce_ms": 200})["result"]
+        for i in range(10_000):
+            (root / ("a" if i % 2 else "b") / f"f{i:05d}.txt").write_text("x")
+        created: dict[str, int] = {}
+        notifications = 0
+        while sum(created.values()) < 10_000:
+            event, _ = host.recv_until(lambda m: m.get("method") == "fs.changed", timeout=30)
+            params = event["params"]
+            assert params["subscription"] == sub and params["dropped"] == 0
+            notifications += 1
+            if params["compressed"]:
+                for summary in params["changes"]:
+                    created[summary["dir"]] = created.get(summary["dir"], 0) + summary["created"]
+            else:
+                for change in params["changes"]:
+                    directory = os.path.dirname(change["path"])
+                    created[directory] = created.get(directory, 0) + (change["kind"] == "created")
+        assert created == {str(root / "a"): 5000, str(root / "b"): 5000}
+        assert notifications <= 50
+        assert host.call("fs.unwatch", {"subscription": sub}, id="u")["result"] is True
+
+
+def test_reading_and_the_roots(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "note.txt").write_text("hello\nworld\n")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("no")
+    os.symlink(outside, root / "escape")
+    with fs_host(root, tmp_path) as host:
+        host.recv()
+        assert host.call("fs.read_text", {"path": str(root / "note.txt")})["result"] == "hello\nworld\n"
+        assert host.call("fs.stat", {"path": str(root / "note.txt")}, id=2)["result"]["size"] == 12
+        names = [e["name"] for e in host.call("fs.list", {"path": str(root)}, id=3)["result"]]
+        assert names == ["escape", "note.txt"] or names == ["note.txt"]
+        for bad, reason in ((str(outside), "outside"), (str(root / "escape"), "symlink"),
+                            (str(root / ".." / "secret.txt"), "dotdot"), (str(root / "nope"), "missing")):
+            error = host.call("fs.read_text", {"path": bad}, id=bad)["error"]
+            assert error["code"] == 4301 and error["data"]["reason"] == reason, (bad, error)
+        host.send({"jsonrpc": "2.0", "id": "s", "method": "fs.read_lines", "params": {"path": str(root / "note.txt")}})
+        reply, chunks = host.recv_until(lambda m: m.get("id") == "s")
+        assert [line for c in chunks for line in c["params"]["items"]] == ["hello", "world"]
+        assert reply["result"] == {"items": 2, "chunks": 1}

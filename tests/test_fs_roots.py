@@ -1,0 +1,162 @@
+"""handlers/fs/roots.py: hostile paths are refused with a reason; paths under a root resolve to real paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from handlers.fs.roots import AllowedRoots, PathNotAllowed
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """tmp/root/{file.txt, sub/inner.txt}, tmp/outside/secret.txt."""
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "file.txt").write_text("x")
+    (root / "sub" / "inner.txt").write_text("x")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.txt").write_text("x")
+    return tmp_path
+
+
+@pytest.fixture
+def roots(tree: Path) -> AllowedRoots:
+    return AllowedRoots([tree / "root"])
+
+
+def refused(roots: AllowedRoots, path: str | Path) -> PathNotAllowed:
+    with pytest.raises(PathNotAllowed) as info:
+        roots.resolve(str(path))
+    assert isinstance(info.value, ValueError)
+    assert repr(str(path)) in str(info.value)  # the message names the path
+    return info.value
+
+
+def test_paths_under_a_root_resolve_to_real_paths(tree: Path, roots: AllowedRoots) -> None:
+    root = (tree / "root").resolve()
+    assert roots.resolve(str(tree / "root")) == root
+    assert roots.resolve(str(tree / "root" / "sub" / "inner.txt")) == root / "sub" / "inner.txt"
+    assert roots.resolve(str(tree / "root" / "sub" / ".." / "file.txt")) == root / "file.txt"  # `..` that stays inside
+    os.symlink(tree / "root" / "sub", tree / "root" / "link")
+    assert roots.resolve(str(tree / "root" / "link" / "inner.txt")) == root / "sub" / "inner.txt"
+
+
+def test_relative_paths_are_taken_from_the_working_directory(tree: Path, roots: AllowedRoots, monkeypatch) -> None:
+    monkeypatch.chdir(tree / "root" / "sub")
+    assert roots.resolve("inner.txt") == (tree / "root" / "sub" / "inner.txt").resolve()
+    assert refused(roots, "../../outside/secret.txt").reason == "dotdot"
+
+
+HOSTILE_DOTDOT = ["root/../outside/secret.txt", "root/sub/../../outside", "root/" + "../" * 40 + "etc/passwd"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_DOTDOT)
+def test_dotdot_escapes_are_refused(tree: Path, roots: AllowedRoots, hostile: str) -> None:
+    error = refused(roots, f"{tree}/{hostile}")
+    assert error.reason == "dotdot" and "'..'" in str(error)
+
+
+@pytest.mark.parametrize("elsewhere", ["/", "/etc/passwd", "/nonexistent/place", "/etc/../etc/passwd"])
+def test_absolute_paths_elsewhere_are_refused(roots: AllowedRoots, elsewhere: str) -> None:
+    error = refused(roots, elsewhere)
+    assert error.reason == "outside" and "outside the allowed roots" in str(error)
+
+
+def test_outside_is_said_before_does_not_exist(tree: Path, roots: AllowedRoots) -> None:
+    assert refused(roots, tree / "outside" / "missing").reason == "outside"  # no probing of what exists outside
+
+
+def test_symlinks_out_of_a_root_are_refused(tree: Path, roots: AllowedRoots) -> None:
+    os.symlink(tree / "outside" / "secret.txt", tree / "root" / "file_link")
+    os.symlink(tree / "outside", tree / "root" / "dir_link")
+    os.symlink("../../outside", tree / "root" / "sub" / "relative_link")
+    os.symlink("/", tree / "root" / "to_slash")
+    for hostile in ["file_link", "dir_link/secret.txt", "dir_link", "sub/relative_link/secret.txt", "to_slash/etc"]:
+        error = refused(roots, tree / "root" / hostile)
+        assert error.reason == "symlink" and "symlink leads out" in str(error)
+
+
+def test_a_dangling_symlink_out_of_a_root_is_refused_as_an_escape(tree: Path, roots: AllowedRoots) -> None:
+    os.symlink(tree / "outside" / "not-yet", tree / "root" / "dangling")
+    assert refused(roots, tree / "root" / "dangling").reason == "symlink"
+
+
+def test_symlink_loops_are_refused(tree: Path, roots: AllowedRoots) -> None:
+    os.symlink(tree / "root" / "b", tree / "root" / "a")
+    os.symlink(tree / "root" / "a", tree / "root" / "b")
+    os.symlink("self", tree / "root" / "self")
+    for hostile in ["a", "b/x", "self"]:
+        error = refused(roots, tree / "root" / hostile)
+        assert error.reason == "loop" and "symlink loop" in str(error)
+
+
+def test_missing_paths_are_refused(tree: Path, roots: AllowedRoots) -> None:
+    error = refused(roots, tree / "root" / "nope.txt")
+    assert error.reason == "missing" and "does not exist" in str(error)
+    assert refused(roots, tree / "root" / "file.txt" / "under-a-file").reason == "missing"
+    os.symlink(tree / "root" / "gone", tree / "root" / "dangling")
+    assert refused(roots, tree / "root" / "dangling").reason == "missing"
+
+
+@pytest.mark.parametrize("bad", ["", "\0", "file.txt\0../../etc/passwd"])
+def test_empty_and_nul_paths_are_refused(tree: Path, roots: AllowedRoots, bad: str) -> None:
+    path = f"{tree}/root/{bad}" if bad else bad
+    error = refused(roots, path)
+    assert error.reason == "invalid"
+    if bad:
+        assert "NUL byte" in str(error)
+
+
+def test_non_strings_are_refused(roots: AllowedRoots) -> None:
+    with pytest.raises(PathNotAllowed, match="non-empty string"):
+        roots.resolve(b"/etc")  # type: ignore[arg-type]
+
+
+def test_a_root_that_is_a_symlink_allows_its_target_by_either_name(tree: Path) -> None:
+    os.symlink(tree / "root", tree / "root_link")
+    roots = AllowedRoots([tree / "root_link"])
+    real = (tree / "root").resolve()
+    assert roots.roots == (real,)
+    assert roots.resolve(str(tree / "root_link" / "file.txt")) == real / "file.txt"
+    assert roots.resolve(str(tree / "root" / "file.txt")) == real / "file.txt"
+    assert refused(roots, tree / "root_link" / ".." / "outside").reason == "dotdot"
+    os.symlink(tree / "outside", tree / "root" / "out")
+    assert refused(roots, tree / "root_link" / "out").reason == "symlink"
+
+
+def test_a_root_is_not_a_string_prefix(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "ab").mkdir()
+    (tmp_path / "ab" / "f").write_text("x")
+    roots = AllowedRoots([tmp_path / "a"])
+    assert refused(roots, tmp_path / "ab" / "f").reason == "outside"
+    assert refused(roots, tmp_path / "ab").reason == "outside"
+    assert refused(roots, f"{tmp_path}/a/../ab/f").reason == "dotdot"
+
+
+def test_several_roots(tree: Path) -> None:
+    roots = AllowedRoots([tree / "root", tree / "outside", tree / "root" / "sub"])
+    assert roots.resolve(str(tree / "outside" / "secret.txt")) == (tree / "outside" / "secret.txt").resolve()
+    assert len(roots.roots) == 3
+    assert len(AllowedRoots([tree / "root", tree / "root" / "."]).roots) == 1  # duplicates collapse
+
+
+def test_bad_roots_are_errors(tree: Path) -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        AllowedRoots([])
+    with pytest.raises(ValueError, match="not an existing directory"):
+        AllowedRoots([tree / "missing"])
+    with pytest.raises(ValueError, match="not an existing directory"):
+        AllowedRoots([tree / "root" / "file.txt"])
+
+
+def test_default_is_the_working_directory_and_home(tree: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tree / "root")
+    monkeypatch.setenv("HOME", str(tree / "outside"))
+    roots = AllowedRoots.default()
+    assert roots.roots == ((tree / "root").resolve(), (tree / "outside").resolve())
+    assert roots.resolve("file.txt") == (tree / "root" / "file.txt").resolve()
+    assert "AllowedRoots([" in repr(roots)
