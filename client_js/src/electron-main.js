@@ -136,26 +136,34 @@ export function exposeToRenderers(
     }
   }
 
-  async function handleCall(event, request) {
-    if (disposed || event.sender.isDestroyed()) return failure(closedError());
+  /**
+   * The checks a call and a stream share: the window is alive, the request well formed, the
+   * method allowed, the caller known, the id free. Returns { refused } or what the handler needs.
+   */
+  function admit(event, request) {
+    if (disposed || event.sender.isDestroyed()) return { refused: failure(closedError()) };
     let checked;
-    try {
-      checked = checkRequest(request);
-    } catch (error) {
-      return failure(error);
-    }
-    const { id, method, params, timeout, progress } = checked;
-    if (!methodAllowed(method)) return failure(notAllowed('method', method));
-
     let identity;
     try {
+      checked = checkRequest(request);
+      if (!methodAllowed(checked.method)) return { refused: failure(notAllowed('method', checked.method)) };
       identity = caller(event);
     } catch (error) {
-      return failure(error);
+      return { refused: failure(error) };
     }
     const contents = event.sender;
     const state = windowFor(contents);
-    if (state.calls.has(id)) return failure(new TypeError(`call id ${id} is already in use by this window`));
+    if (state.calls.has(checked.id)) {
+      return { refused: failure(new TypeError(`call id ${checked.id} is already in use by this window`)) };
+    }
+    return { checked, identity, contents, state };
+  }
+
+  async function handleCall(event, request) {
+    const admitted = admit(event, request);
+    if (admitted.refused) return admitted.refused;
+    const { checked, identity, contents, state } = admitted;
+    const { id, method, params, timeout, progress } = checked;
     const controller = new AbortController();
     state.calls.set(id, controller);
     try {
@@ -173,26 +181,11 @@ export function exposeToRenderers(
   }
 
   async function handleStream(event, request) {
-    if (disposed || event.sender.isDestroyed()) return failure(closedError());
     if (typeof client.stream !== 'function') return failure(new TypeError('the client exposed to renderers has no stream()'));
-    let checked;
-    try {
-      checked = checkRequest(request);
-    } catch (error) {
-      return failure(error);
-    }
+    const admitted = admit(event, request);
+    if (admitted.refused) return admitted.refused;
+    const { checked, identity, contents, state } = admitted;
     const { id, method, params, timeout, window } = checked;
-    if (!methodAllowed(method)) return failure(notAllowed('method', method));
-
-    let identity;
-    try {
-      identity = caller(event);
-    } catch (error) {
-      return failure(error);
-    }
-    const contents = event.sender;
-    const state = windowFor(contents);
-    if (state.calls.has(id)) return failure(new TypeError(`call id ${id} is already in use by this window`));
     const controller = new AbortController();
     const flow = { credit: window, wake: null };
     state.calls.set(id, controller);
