@@ -25,7 +25,11 @@ log = logging.getLogger("bridge.plugins")
 
 ENTRY_POINT_GROUP = "bridge.plugins"
 #: Plugins that ship with bridge (in ``handlers/``): mounted by name with ``--plugin``.
-BUILTIN = {"system": "handlers.system:plugin", "fs": "handlers.fs.plugin:plugin"}
+BUILTIN = {
+    "system": "handlers.system:plugin",
+    "fs": "handlers.fs.plugin:plugin",
+    "services": "handlers.services.plugin:plugin",
+}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -50,6 +54,7 @@ class Plugin:
         self.description = description
         self.settings_model = settings
         self.settings: Any = None
+        self.app: Bridge | None = None  # the app it is mounted on (for events outside a call)
         self.entries: list[tuple[Callable[..., Any], str, dict[str, Any]]] = []
         self.startup_hooks: list[Hook] = []
         self.shutdown_hooks: list[Hook] = []
@@ -106,6 +111,7 @@ def include(app: Bridge, plugin: Plugin, prefix: str | None = None, settings: An
     if prefix in app.plugins:
         raise PluginConflict(f"a plugin is already mounted as {prefix!r} ({app.plugins[prefix].source})")
     plugin.settings = _settings(plugin, settings, config)
+    plugin.app = app
     status = PluginStatus(prefix, plugin.version, source=source)
     names = [f"{prefix}.{name}" if prefix else name for _, name, _ in plugin.entries]
     for full in names:

@@ -1,0 +1,1 @@
+"""The ``services`` plugin: supervise the app's own child processes (restart, health, logs)."""

@@ -1,0 +1,396 @@
+"""Run, watch and restart child processes: ``Service`` says what to run, ``ServiceManager`` runs it.
+
+Each service gets its own process group (``start_new_session``) so stopping it reaches its
+children too, and on Linux a parent-death signal (``PR_SET_PDEATHSIG``) so that even a
+``kill -9`` of the host takes the service with it. Elsewhere that is best effort: a host
+that is killed outright can leave its services running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, Field, model_validator
+
+from .policy import RestartBudget, RestartPolicy, next_delay
+
+log = logging.getLogger("bridge.services")
+
+State = Literal["starting", "running", "unhealthy", "restarting", "stopped", "failed"]
+
+
+class HealthCheck(BaseModel):
+    """``process``: alive is healthy (the default). ``tcp``: ``port`` accepts a connection.
+    ``command``: ``command`` exits 0. Checked every ``interval`` seconds; an unhealthy
+    service is reported (``unhealthy``), not restarted."""
+
+    kind: Literal["process", "tcp", "command"] = "process"
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    command: list[str] | None = None
+    interval: float = Field(default=5.0, gt=0)
+    timeout: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _needs_its_target(self) -> HealthCheck:
+        if self.kind == "tcp" and self.port is None:
+            raise ValueError("a tcp health check needs a port")
+        if self.kind == "command" and not self.command:
+            raise ValueError("a command health check needs a command")
+        return self
+
+
+class Service(BaseModel):
+    """One process to supervise."""
+
+    name: str = Field(min_length=1)
+    command: str
+    args: list[str] = Field(default_factory=list)
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict, description="added to the host's environment")
+    restart: RestartPolicy = Field(default_factory=lambda: RestartPolicy())
+    shutdown_timeout: float = Field(default=5.0, ge=0, description="seconds between SIGTERM and SIGKILL")
+    critical: bool = Field(default=False, description="when it fails for good, the host stops")
+    health: HealthCheck = Field(default_factory=lambda: HealthCheck())
+    autostart: bool = True
+    log_lines: int = Field(default=1000, ge=1, description="output lines kept")
+
+
+StateCallback = Callable[[str, str, dict[str, Any]], None]
+RestartCallback = Callable[[str, int, float], None]
+
+
+def _pdeathsig() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGKILL the child when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # loaded here, in the parent: the child only calls it
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+class _Runner:
+    """One service's process, state, output and restart loop."""
+
+    def __init__(self, service: Service, manager: ServiceManager) -> None:
+        self.service = service
+        self.manager = manager
+        self.state: str = "stopped"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.logs: deque[dict[str, Any]] = deque(maxlen=service.log_lines)
+        self.followers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.budget = RestartBudget(service.restart.cap, service.restart.window, manager.clock)
+        self.restarts = 0
+        self.exit_code: int | None = None
+        self.error: str | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+
+    def info(self) -> dict[str, Any]:
+        s = self.service
+        return {"name": s.name, "state": self.state, "pid": self.pid, "restarts": self.restarts,
+                "exitCode": self.exit_code, "error": self.error, "critical": s.critical,
+                "command": [s.command, *s.args]}
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+
+    def set_state(self, state: str, **extra: Any) -> None:
+        if state == self.state and not extra:
+            return
+        self.state = state
+        self.manager._state_changed(self, extra)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.task is not None and not self.task.done():
+            return
+        self.stopping = False
+        self.error = None
+        self.budget.reset()
+        self.set_state("starting")
+        self.task = asyncio.get_running_loop().create_task(self._supervise(), name=f"service {self.service.name}")
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self.proc is not None and self.proc.returncode is None:
+            await self._terminate()
+            self.exit_code = self.proc.returncode
+        task, self.task = self.task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.state != "stopped":
+            self.set_state("stopped", exitCode=self.exit_code)
+
+    async def _terminate(self) -> None:
+        """SIGTERM to the group, ``shutdown_timeout`` to exit, then SIGKILL."""
+        proc = self.proc
+        assert proc is not None
+        _killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), self.service.shutdown_timeout)
+        except TimeoutError:
+            log.warning("service %s ignored SIGTERM for %.1fs: killing it", self.service.name,
+                        self.service.shutdown_timeout)
+            _killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        _killpg(proc.pid, signal.SIGKILL)  # whatever it left behind in its group
+
+    async def _supervise(self) -> None:
+        s = self.service
+        while True:
+            code = await self._run_once()
+            if self.stopping:
+                return
+            delay = next_delay(s.restart, self.budget.used)
+            if delay is None:
+                self._give_up("stopped" if code == 0 else "failed")
+                return
+            if not self.budget.take():
+                self.error = f"restarted {s.restart.cap} times within {s.restart.window:g}s"
+                self._give_up("failed")
+                return
+            self.restarts += 1
+            self.set_state("restarting", attempt=self.restarts, delay=delay, exitCode=code)
+            self.manager._restarting(self, self.restarts, delay)
+            await asyncio.sleep(delay)
+            self.set_state("starting")
+
+    def _give_up(self, state: str) -> None:
+        self.set_state(state, exitCode=self.exit_code)
+        if state == "failed" and self.service.critical:
+            self.manager._critical_failed(self)
+
+    async def _run_once(self) -> int | None:
+        """Start the process and wait for it to exit; its exit code (None if it could not start)."""
+        s = self.service
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                s.command, *s.args, cwd=s.cwd, env={**os.environ, **s.env},
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                start_new_session=True, preexec_fn=_PREEXEC)
+        except (OSError, ValueError) as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.exit_code = None
+            log.error("service %s could not start: %s", s.name, self.error)
+            return None
+        proc = self.proc
+        self.error = None
+        readers = [asyncio.create_task(self._read(proc.stdout, "stdout")),
+                   asyncio.create_task(self._read(proc.stderr, "stderr"))]
+        health = None
+        if s.health.kind == "process":
+            self.set_state("running", pid=proc.pid)
+        else:
+            health = asyncio.create_task(self._check_health())
+        try:
+            code = await proc.wait()
+        finally:
+            if health is not None:
+                health.cancel()
+            if proc.returncode is None:  # cancelled while running (stop): it is stopped there
+                for reader in readers:
+                    reader.cancel()
+        _killpg(proc.pid, signal.SIGKILL)  # the leader is gone: so goes the rest of its group
+        await asyncio.wait(readers, timeout=1.0)
+        for reader in readers:
+            reader.cancel()
+        self.exit_code = code
+        log.info("service %s exited with %s", s.name, code)
+        return code
+
+    async def _read(self, stream: asyncio.StreamReader | None, name: str) -> None:
+        if stream is None:
+            return
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line longer than the stream's limit: take what is there
+                raw = await stream.read(1 << 16)
+            if not raw:
+                return
+            entry = {"t": time.time(), "stream": name, "line": raw.decode(errors="replace").rstrip("\r\n")}
+            self.logs.append(entry)
+            for queue in self.followers:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(entry)
+
+    async def _check_health(self) -> None:
+        h = self.service.health
+        while True:
+            healthy = await _probe(h)
+            if healthy and self.state != "running":
+                self.set_state("running", pid=self.pid)
+            elif not healthy and self.state == "running":
+                self.set_state("unhealthy", pid=self.pid)
+            await asyncio.sleep(h.interval)
+
+
+async def _probe(h: HealthCheck) -> bool:
+    try:
+        if h.kind == "tcp":
+            _, writer = await asyncio.wait_for(asyncio.open_connection(h.host, h.port), h.timeout)
+            writer.close()
+            return True
+        if h.kind == "command" and h.command:
+            proc = await asyncio.create_subprocess_exec(*h.command, stdin=asyncio.subprocess.DEVNULL,
+                                                        stdout=asyncio.subprocess.DEVNULL,
+                                                        stderr=asyncio.subprocess.DEVNULL)
+            try:
+                return await asyncio.wait_for(proc.wait(), h.timeout) == 0
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+                return False
+    except (OSError, TimeoutError):
+        return False
+    return True
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+_PREEXEC = _pdeathsig()
+
+
+class ServiceManager:
+    """The services of one host: add, start, stop, restart, watch. ``aclose`` (or leaving
+    ``async with``) stops them all.
+
+    ``on_state(name, state, info)`` hears every state change; ``on_restart(name, attempt,
+    delay)`` every scheduled restart; ``on_critical(name)`` a critical service failing for good.
+    """
+
+    def __init__(self, *, on_state: StateCallback | None = None, on_restart: RestartCallback | None = None,
+                 on_critical: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.on_state = on_state
+        self.on_restart = on_restart
+        self.on_critical = on_critical
+        self.clock = clock
+        self._runners: dict[str, _Runner] = {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _get(self, name: str) -> _Runner:
+        try:
+            return self._runners[name]
+        except KeyError:
+            raise KeyError(name) from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._runners
+
+    def add(self, service: Service) -> None:
+        if service.name in self._runners:
+            raise ValueError(f"a service named {service.name!r} already exists")
+        self._runners[service.name] = _Runner(service, self)
+
+    def names(self) -> list[str]:
+        return list(self._runners)
+
+    def service(self, name: str) -> Service:
+        return self._get(name).service
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self._get(name).info()
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return [r.info() for r in self._runners.values()]
+
+    def start(self, name: str) -> None:
+        """Start ``name`` (nothing if it is already running); a new restart budget."""
+        self._get(name).start()
+
+    async def stop(self, name: str) -> None:
+        await self._get(name).stop()
+
+    async def restart(self, name: str) -> None:
+        runner = self._get(name)
+        await runner.stop()
+        runner.start()
+
+    def start_all(self) -> None:
+        for runner in self._runners.values():
+            if runner.service.autostart:
+                runner.start()
+
+    async def aclose(self) -> None:
+        """Stop every service, all at once."""
+        await asyncio.gather(*(r.stop() for r in self._runners.values()), return_exceptions=True)
+
+    def logs(self, name: str, tail: int = 100) -> list[dict[str, Any]]:
+        """The last ``tail`` output lines kept: ``{t, stream, line}``."""
+        logs = self._get(name).logs
+        return list(logs)[-tail:] if tail > 0 else []
+
+    async def follow(self, name: str, tail: int = 100, buffer: int = 10_000) -> AsyncIterator[dict[str, Any]]:
+        """The last ``tail`` lines, then each new line as it comes, until the caller stops
+        iterating. A follower more than ``buffer`` lines behind loses the newest."""
+        runner = self._get(name)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(buffer)
+        backlog = self.logs(name, tail)  # taken together with subscribing: no line missed or doubled
+        runner.followers.add(queue)
+        try:
+            for entry in backlog:
+                yield entry
+            while True:
+                yield await queue.get()
+        finally:
+            runner.followers.discard(queue)
+
+    # -- callbacks from runners --------------------------------------------------------------
+
+    def _state_changed(self, runner: _Runner, extra: dict[str, Any]) -> None:
+        log.debug("service %s: %s", runner.service.name, runner.state)
+        if self.on_state is not None:
+            self._safely(self.on_state, runner.service.name, runner.state, {**runner.info(), **extra})
+
+    def _restarting(self, runner: _Runner, attempt: int, delay: float) -> None:
+        log.warning("service %s exited (%s): restart %d in %.2fs", runner.service.name, runner.exit_code,
+                    attempt, delay)
+        if self.on_restart is not None:
+            self._safely(self.on_restart, runner.service.name, attempt, delay)
+
+    def _critical_failed(self, runner: _Runner) -> None:
+        log.error("critical service %s failed: %s", runner.service.name, runner.error or runner.exit_code)
+        if self.on_critical is not None:
+            self._safely(self.on_critical, runner.service.name)
+
+    @staticmethod
+    def _safely(callback: Callable[..., Any], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("a services callback failed")
