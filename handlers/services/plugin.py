@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from bridge import BridgeError, Context, Plugin, __version__
+from bridge import BridgeError, Plugin, __version__
 
 from .supervisor import Service, ServiceManager
 
@@ -30,19 +30,11 @@ class ServicesSettings(BaseModel):
 plugin = Plugin("services", __version__, description="Supervised child processes: restart, health, logs.",
                 settings=ServicesSettings)
 _managers: list[ServiceManager] = []
-_apps: list[Bridge] = []  # the app this plugin serves, once known (see _app)
 
 
 def _app() -> Bridge | None:
-    """The app to send events through: ``plugin.app`` if the host sets it, else the app seen in
-    the first call to one of these methods. (Start-up hooks are not told the app.)"""
-    app = getattr(plugin, "app", None)
-    return app if app is not None else (_apps[0] if _apps else None)
-
-
-def _seen(ctx: Context) -> None:
-    if not _apps:
-        _apps.append(ctx.app)
+    """The app to send events through: the one this plugin is mounted on."""
+    return plugin.app
 
 
 def _notify(method: str, params: dict[str, Any]) -> None:
@@ -74,8 +66,7 @@ def _manager() -> ServiceManager:
     return _managers[0]
 
 
-def _known(name: str, ctx: Context) -> ServiceManager:
-    _seen(ctx)
+def _known(name: str) -> ServiceManager:
     manager = _manager()
     if name not in manager:
         raise BridgeError(NO_SUCH_SERVICE, f"no service {name!r}", {"name": name, "known": manager.names()})
@@ -86,7 +77,6 @@ def _known(name: str, ctx: Context) -> ServiceManager:
 async def _start() -> None:
     """Start the configured services; a duplicate name fails the plugin at start-up."""
     _managers.clear()
-    _apps.clear()
     manager = _manager()
     for service in (plugin.settings or ServicesSettings()).services:
         manager.add(service)
@@ -100,46 +90,44 @@ async def _stop_all() -> None:
 
 
 @plugin.method("list", idempotent=True)
-async def list_services(ctx: Context) -> list[dict[str, Any]]:
+async def list_services() -> list[dict[str, Any]]:
     """Every service: name, state, pid, restarts, last exit code and error."""
-    _seen(ctx)
     return _manager().statuses()
 
 
 @plugin.method("status", idempotent=True)
-async def status(name: str, ctx: Context) -> dict[str, Any]:
+async def status(name: str) -> dict[str, Any]:
     """The state of service ``name``."""
-    return _known(name, ctx).status(name)
+    return _known(name).status(name)
 
 
 @plugin.method("start")
-async def start(name: str, ctx: Context) -> dict[str, Any]:
+async def start(name: str) -> dict[str, Any]:
     """Start service ``name`` (nothing if it is running) with a fresh restart budget."""
-    manager = _known(name, ctx)
+    manager = _known(name)
     manager.start(name)
     return manager.status(name)
 
 
 @plugin.method("stop")
-async def stop(name: str, ctx: Context) -> dict[str, Any]:
+async def stop(name: str) -> dict[str, Any]:
     """Stop service ``name``: SIGTERM to its process group, SIGKILL after its shutdown_timeout."""
-    manager = _known(name, ctx)
+    manager = _known(name)
     await manager.stop(name)
     return manager.status(name)
 
 
 @plugin.method("restart")
-async def restart(name: str, ctx: Context) -> dict[str, Any]:
+async def restart(name: str) -> dict[str, Any]:
     """Stop service ``name``, then start it again."""
-    manager = _known(name, ctx)
+    manager = _known(name)
     await manager.restart(name)
     return manager.status(name)
 
 
 @plugin.method("register")
-async def register(definition: Service, ctx: Context, start: bool = True) -> dict[str, Any]:
+async def register(definition: Service, start: bool = True) -> dict[str, Any]:
     """Add a service at run time (and start it, unless ``start`` is false)."""
-    _seen(ctx)
     manager = _manager()
     if definition.name in manager:
         raise BridgeError(SERVICE_EXISTS, f"a service named {definition.name!r} already exists",
@@ -151,11 +139,10 @@ async def register(definition: Service, ctx: Context, start: bool = True) -> dic
 
 
 @plugin.method("logs", idempotent=True)
-async def logs(name: str, ctx: Context, tail: int = Field(100, ge=0), follow: bool = True,
-               ) -> AsyncIterator[dict[str, Any]]:
+async def logs(name: str, tail: int = Field(100, ge=0), follow: bool = True) -> AsyncIterator[dict[str, Any]]:
     """Stream ``{t, stream, line}``: the last ``tail`` output lines of ``name``, then (with
     ``follow``) each new line until the call is cancelled."""
-    manager = _known(name, ctx)
+    manager = _known(name)
     if not follow:
         for entry in manager.logs(name, tail):
             yield entry
