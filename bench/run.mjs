@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 import { SMALL, clockTicks, encodeRing, latencyBlock, pipelinedBlock, replyValue, split } from './calls.mjs';
-import { REPO, childEnv, machineInfo, resolvePython } from './env.mjs';
+import { REPO, childEnv, idlestCpu, machineInfo, pinToCpu, resolvePython } from './env.mjs';
 import { FRAMERS } from './framing.mjs';
 import { computeRatios, report, round, summary } from './report.mjs';
 import { Server, withTimeout } from './server.mjs';
@@ -43,7 +43,7 @@ const PROFILES = {
 function parseArgs(argv) {
   const opts = {
     quick: false, json: null, only: null, framings: ['ndjson', 'lsp'], window: 128,
-    pygls: true, keepEnv: false, verbose: false,
+    pygls: true, keepEnv: false, verbose: false, pin: true,
   };
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
@@ -59,6 +59,7 @@ function parseArgs(argv) {
     else if (a === '--window') opts.window = Math.max(1, parseInt(next(), 10) || 1);
     else if (a === '--no-pygls') opts.pygls = false;
     else if (a === '--keep-env') opts.keepEnv = true;
+    else if (a === '--no-pin') opts.pin = false;
     else if (a === '--verbose' || a === '-v') opts.verbose = true;
     else if (a === '--help' || a === '-h') {
       console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 7).join('\n'));
@@ -272,18 +273,6 @@ async function runAll(specs, opts, cfg, env, py) {
     replyValue(msg);
   });
 
-  log(`latency: ${cfg.latWarm} warm-up + ${cfg.latN} sequential calls each, in ${cfg.rounds} rounds`);
-  await eachServer(entries, 'latency', async (e) => {
-    await latencyBlock(e.server, cfg.latWarm, nextId);
-    e.lat = [];
-  });
-  for (const n of split(cfg.latN, cfg.rounds)) {
-    await eachServer(entries, 'latency', async (e) => {
-      e.lat.push(...(await latencyBlock(e.server, n, nextId)));
-    });
-  }
-  for (const e of entries) if (e.res.ok) e.res.latencyUs = summary(e.lat);
-
   log(`pipelined: window ${opts.window}, >= ${cfg.pipeN} calls and ~${cfg.pipeSeconds} s each, in ${cfg.rounds} rounds`);
   await eachServer(entries, 'pipelined', async (e) => {
     e.ring = encodeRing(e.server.frame, 100000, Math.max(4096, opts.window * 16));
@@ -344,6 +333,32 @@ async function runAll(specs, opts, cfg, env, py) {
       ms: summary(e.big),
     };
   }
+
+  // Last, pinned: on a 2-vCPU VM a round trip is ~20 us when driver and server share a CPU and
+  // ~55 us when the other one must wake, and which happens changes from block to block. Every
+  // server is measured the same way (see bench/README.md); --no-pin measures unpinned.
+  let unpin = null;
+  let latencyCpu;
+  if (opts.pin) {
+    latencyCpu = await idlestCpu();
+    unpin = pinToCpu([process.pid, ...entries.filter((e) => e.res.ok).map((e) => e.server.child.pid)], latencyCpu);
+    if (!unpin) latencyCpu = null;
+  }
+  log(latencyCpu === undefined ? 'latency: not pinned (--no-pin)' : latencyCpu === null
+    ? 'latency: not pinned (taskset unavailable)' : `latency: driver and servers pinned to CPU ${latencyCpu}`);
+  log(`latency: ${cfg.latWarm} warm-up + ${cfg.latN} sequential calls each, in ${cfg.rounds} rounds`);
+  await eachServer(entries, 'latency', async (e) => {
+    await latencyBlock(e.server, cfg.latWarm, nextId);
+    e.lat = [];
+  });
+  for (const n of split(cfg.latN, cfg.rounds)) {
+    await eachServer(entries, 'latency', async (e) => {
+      e.lat.push(...(await latencyBlock(e.server, n, nextId)));
+    });
+  }
+  for (const e of entries) if (e.res.ok) e.res.latencyUs = summary(e.lat);
+
+  unpin?.();
 
   await eachServer(entries, 'close', async (e) => {
     e.res.memory = e.server.memory();
