@@ -63,3 +63,14 @@ def test_reading_and_the_roots(tmp_path):
         reply, chunks = host.recv_until(lambda m: m.get("id") == "s")
         assert [line for c in chunks for line in c["params"]["items"]] == ["hello", "world"]
         assert reply["result"] == {"items": 2, "chunks": 1}
+
+
+def test_a_path_added_and_deleted_in_one_raw_batch_ends_as_the_disk_says(tmp_path):
+    from handlers.fs.plugin import settle
+
+    here, gone = tmp_path / "here", tmp_path / "gone"
+    here.write_text("x")
+    raw = {(1, str(here)), (3, str(here)), (1, str(gone)), (3, str(gone)), (1, str(tmp_path / "new")),
+           (2, str(tmp_path / "new"))}
+    assert settle(raw) == [("deleted", str(gone)), ("created", str(here)),
+                           ("created", str(tmp_path / "new")), ("modified", str(tmp_path / "new"))]

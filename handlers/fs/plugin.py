@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from bridge import INVALID_PARAMS, BridgeError, Context, Plugin, __version__
 
-from .aggregate import Aggregator
+from .aggregate import Aggregator, Kind
 from .roots import AllowedRoots, PathNotAllowed
 
 #: Application error codes of this plugin.
@@ -117,8 +117,6 @@ async def _run(w: _Watch, notifier: Any, include: list[str], exclude: list[str],
                debounce_ms: int, aggregator: Aggregator, ctx: Context) -> None:
     from anyio import to_thread
 
-    kinds = {1: "created", 2: "modified", 3: "deleted"}  # watchfiles.Change values
-
     def wanted(path: str) -> bool:
         name = os.path.basename(path)
         if include and not any(fnmatch.fnmatch(name, p) for p in include):
@@ -133,14 +131,33 @@ async def _run(w: _Watch, notifier: Any, include: list[str], exclude: list[str],
                     break
                 if not isinstance(raw, set):  # "timeout" or "signal": look at the stop flag again
                     continue
-                for change, path in sorted(raw, key=lambda c: c[1]):
+                for kind, path in settle(raw):
                     if wanted(path):
-                        aggregator.add(kinds[change], path)  # type: ignore[arg-type]
+                        aggregator.add(kind, path)
                 batch = aggregator.flush()
                 if batch is not None:
                     ctx.notify("fs.changed", {"subscription": w.id, **batch.to_dict()})
     finally:
         _watches.pop(w.id, None)
+
+
+_KINDS: dict[int, Kind] = {1: "created", 2: "modified", 3: "deleted"}  # watchfiles.Change values
+
+
+def settle(raw: set[tuple[int, str]]) -> list[tuple[Kind, str]]:
+    """watchfiles' raw changes in a stable order. A raw batch is a set, so when one path was both
+    added and deleted inside it the order is lost: the disk says how it ended."""
+    by_path: dict[str, set[int]] = {}
+    for change, path in raw:
+        by_path.setdefault(path, set()).add(change)
+    events: list[tuple[Kind, str]] = []
+    for path in sorted(by_path):
+        changes = by_path[path]
+        if {1, 3} <= changes:  # added and deleted: which came last?
+            events.append(("created" if os.path.lexists(path) else "deleted", path))
+        else:
+            events.extend((_KINDS[c], path) for c in sorted(changes))  # added, modified, deleted
+    return events
 
 
 @plugin.on_shutdown
