@@ -1,31 +1,11 @@
 // Types for "@bridge-rpc/client/node": spawn a bridge host and talk to it over stdio.
 
 import type { ChildProcess } from 'node:child_process';
-import { RpcClient, type ClientOptions } from './index.js';
+import { RpcClient, type ClientOptions, type ReadyInfo } from './index.js';
 import type { HealthOptions, RestartOptions, RestartPolicy, Supervisor } from './supervisor.js';
 
 export * from './index.js';
 export * from './supervisor.js';
-
-/** The params of the host's `$/ready` notification. */
-export interface ReadyInfo {
-  /** The app's name ("bridge-builtins" when serving the built-in handlers). */
-  name?: string;
-  /** The bridge host's version. */
-  version: string;
-  appVersion?: string;
-  pid: number;
-  framing: string;
-  capabilities: {
-    batch?: boolean;
-    cancel?: string;
-    progress?: string;
-    discover?: string;
-    [key: string]: unknown;
-  };
-  limits?: { maxMessageBytes?: number; maxInflight?: number; maxBatch?: number; [key: string]: unknown };
-  [key: string]: unknown;
-}
 
 export interface SpawnOptions extends ClientOptions {
   /** The executable, e.g. a Python interpreter. */
