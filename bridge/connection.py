@@ -14,6 +14,7 @@ anyio freely, since anyio honours native cancellation.)
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 from time import perf_counter
@@ -104,8 +105,13 @@ def dumps(obj: Any) -> bytes:
 class Connection:
     """Serves ``app`` on one reader/writer pair until EOF or ``stop()``."""
 
+    _serials = itertools.count(1)
+
     def __init__(self, app: Bridge, settings: Settings, reader: Reader | Input, writer: Writer) -> None:
         self.app = app
+        #: This connection's number in the process; callers that declare no identity are
+        #: the participant ``connection:<serial>``.
+        self.serial = next(Connection._serials)
         self.settings = settings
         self._input: Input = reader if hasattr(reader, "attach") else Pump(reader)  # type: ignore[assignment,arg-type]
         self._writer = writer

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .identity import participant_id
+
 if TYPE_CHECKING:
     from .app import Bridge
     from .connection import Call, Connection
@@ -46,6 +48,12 @@ class Context:
     def cancelled(self) -> bool:
         """True once the caller cancelled the call, its timeout passed, or the host is stopping."""
         return self._call.cancel_code is not None
+
+    @property
+    def participant(self) -> str:
+        """The caller's participant id (see ``bridge.identity``): its declared id, its window,
+        or its connection's when it declared nothing."""
+        return participant_id(self.caller, self._conn.serial)
 
     @property
     def connection(self) -> Connection:

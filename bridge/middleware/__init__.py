@@ -58,6 +58,13 @@ class Request:
         return self.meta.get("caller")
 
     @property
+    def participant(self) -> str:
+        """The caller's participant id (``bridge.identity``)."""
+        from ..identity import participant_id
+
+        return participant_id(self.meta.get("caller"), self._conn.serial)
+
+    @property
     def context(self) -> Context:
         """The call's context (created on first use)."""
         if self._context is None:

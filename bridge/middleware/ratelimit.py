@@ -18,7 +18,7 @@ class RateLimit(Step):
 
     Over the limit a call is refused with RATE_LIMITED and ``data.retry_after`` (seconds),
     or, with ``queue=True``, waits its turn (at most ``max_wait`` seconds, then refused).
-    ``key`` splits the bucket: ``"caller"`` gives each caller its own, or a function of the
+    ``key`` splits the bucket: ``"caller"`` gives each caller (participant id) its own, or a function of the
     request. One instance used as an app default keeps a bucket per method.
     """
 
@@ -59,8 +59,7 @@ class RateLimit(Step):
         if self.key is None:
             return request.name
         if self.key == "caller":
-            caller = request.caller
-            return (request.name, repr(caller) if caller is not None else None)
+            return (request.name, request.participant)
         return (request.name, self.key(request))  # type: ignore[operator]
 
     def _take(self, key: Any) -> float:

@@ -84,7 +84,7 @@ async def watch(paths: list[str], ctx: Context, recursive: bool = True, include:
         raise BridgeError(INVALID_PARAMS, "paths must not be empty")
     settings = plugin.settings or FsSettings()
     real = [_resolve(p) for p in paths]
-    caller = ctx.caller
+    caller = ctx.participant
     if sum(1 for w in _watches.values() if w.caller == caller) >= settings.max_watches_per_caller:
         raise BridgeError(TOO_MANY_WATCHES, f"at most {settings.max_watches_per_caller} watches per caller",
                           {"limit": settings.max_watches_per_caller})

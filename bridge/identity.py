@@ -1,0 +1,33 @@
+"""Who is calling: one participant id per caller, derived from ``$meta.caller`` in one place.
+
+Clients declare themselves in ``$meta.caller``: a string (the participant id itself), or an
+object with ``participant`` (the id), else ``window`` (the Electron helper's default caller:
+``{window, frame}`` gives ``"window:<id>"``), else ``id``. A call that declares nothing is the
+connection's own participant, ``"connection:<n>"``. Plugins that tell callers apart (rate
+limits per caller, file watches, collaboration sessions) all use this id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+#: Longer declared ids are replaced by a digest, so a participant id stays a small key.
+MAX_PARTICIPANT_CHARS = 256
+
+
+def participant_id(declared: Any, connection: int = 1) -> str:
+    """The participant id of a call whose ``$meta.caller`` is ``declared``."""
+    if type(declared) is dict:
+        if isinstance(declared.get("participant"), (str, int)):
+            declared = declared["participant"]
+        elif isinstance(declared.get("window"), (str, int)):
+            declared = f"window:{declared['window']}"
+        elif isinstance(declared.get("id"), (str, int)):
+            declared = declared["id"]
+    if isinstance(declared, bool) or not isinstance(declared, (str, int)) or declared == "":
+        return f"connection:{connection}"
+    text = str(declared)
+    if len(text) > MAX_PARTICIPANT_CHARS:
+        return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return text
