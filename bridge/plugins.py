@@ -29,6 +29,8 @@ BUILTIN = {
     "system": "handlers.system:plugin",
     "fs": "handlers.fs.plugin:plugin",
     "services": "handlers.services.plugin:plugin",
+    "state": "handlers.state.plugin:plugin",
+    "collab": "handlers.collab.plugin:plugin",
 }
 F = TypeVar("F", bound=Callable[..., Any])
 

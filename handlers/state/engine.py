@@ -1,0 +1,359 @@
+"""The live documents: patches applied in memory on the event loop, acknowledged once durable.
+
+Patches are applied one at a time on the loop (so each is atomic and gets the next version),
+then written by a group commit: every patch that arrived while the previous write was on the
+disk goes in the next transaction, and its caller is answered (and subscribers told) only
+once that transaction is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+
+from bridge import INVALID_PARAMS, BridgeError
+
+from .patches import Path, PatchError, apply, clashes, parse, pointer, split
+from .store import Entry, Store, dumps
+
+if TYPE_CHECKING:
+    from bridge.connection import Connection
+
+log = logging.getLogger("bridge.state")
+T = TypeVar("T")
+
+#: Application error codes of the state plugin.
+CONFLICT = 4501
+PATCH_FAILED = 4502
+TOO_LARGE = 4503
+HISTORY_GONE = 4504
+UNAVAILABLE = 4505
+
+#: ``guard(participant, doc, action, paths)``: raise a BridgeError to refuse. action is "read" or "edit".
+Guard = Callable[[str, str, str, list[Path]], None]
+#: Called with a conflict's details before it is reported; what it returns joins the error's data.
+ConflictHook = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(slots=True)
+class Limits:
+    max_doc_bytes: int = 16 * 1024 * 1024
+    max_patch_bytes: int = 1024 * 1024
+    history: int = 1000
+    snapshot_every: int = 1000
+
+
+@dataclass(slots=True)
+class Doc:
+    """A document; one never written is the empty object at version 0."""
+
+    value: Any = field(default_factory=dict)
+    version: int = 0
+    durable: int = 0  # the newest version on disk
+    history: deque[Entry] = field(default_factory=deque)
+
+    def since(self, version: int) -> list[Entry] | None:
+        """The entries after ``version``, or None when they are no longer all kept."""
+        if version == self.version:
+            return []
+        oldest = self.history[0].version if self.history else self.version + 1
+        if version < oldest - 1:
+            return None
+        return list(itertools.islice(self.history, version - oldest + 1, None))
+
+
+@dataclass(slots=True)
+class Subscription:
+    id: str
+    doc: str
+    participant: str
+    connection: Connection
+
+
+class Documents:
+    """Named JSON documents with their versions, history, subscribers and durable store."""
+
+    def __init__(self, store: Store, limits: Limits | None = None) -> None:
+        self.store = store
+        self.limits = limits or Limits()
+        self.docs: dict[str, Doc] = {}
+        self.guards: list[Guard] = []
+        self.conflict_hooks: list[ConflictHook] = []
+        self.subscriptions: dict[str, Subscription] = {}
+        self._ids = itertools.count(1)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="bridge-state")
+        self._pending: list[tuple[Entry, bytes | None, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._broken: str | None = None
+        self._reloading: asyncio.Event | None = None  # set while memory is being re-read from disk
+
+    # ---- life -------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Any, limits: Limits | None = None, synchronous: str = "full") -> Documents:
+        """Open the store (off the loop) and recover every document from it."""
+        loop = asyncio.get_running_loop()
+        limits = limits or Limits()
+        executor = ThreadPoolExecutor(1)
+        try:
+            store = await loop.run_in_executor(executor, lambda: Store(path, synchronous=synchronous))
+            docs = cls(store, limits)
+            recovered = await loop.run_in_executor(executor, docs._recover_all)
+        finally:
+            executor.shutdown(wait=False)
+        log.info("state: %d document(s) recovered from %s", recovered, path or "memory")
+        return docs
+
+    def _recover_all(self) -> int:
+        for name in self.store.docs():
+            found = self.store.recover(name, self.limits.history)
+            self.docs[name] = Doc(found.value, found.version, found.version, deque(found.history))
+        return len(self.docs)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the store's thread (the only thread that touches SQLite)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+        await self.run(self.store.checkpoint_wal)
+        await self.run(self.store.close)
+        self._executor.shutdown(wait=True)
+
+    # ---- reads ------------------------------------------------------------
+
+    def get(self, name: str, participant: str) -> Doc:
+        self._guard(participant, name, "read", [()])
+        return self.docs.get(name) or Doc()
+
+    def names(self) -> list[str]:
+        return sorted(n for n, d in self.docs.items() if d.version)
+
+    # ---- writes -----------------------------------------------------------
+
+    async def patch(self, name: str, ops: Any, base: int | None, participant: str) -> int:
+        """Apply ``ops`` to ``name`` (from ``base``, or the current version if None); the new version."""
+        if self._reloading is not None:
+            await self._reloading.wait()
+        self._check_usable()
+        try:
+            ops = parse(ops)
+        except PatchError as exc:
+            raise BridgeError(INVALID_PARAMS, str(exc)) from None
+        size = len(orjson.dumps(ops))
+        if size > self.limits.max_patch_bytes:
+            raise BridgeError(TOO_LARGE, f"the patch is {size} bytes; at most {self.limits.max_patch_bytes}",
+                              {"limit": self.limits.max_patch_bytes, "size": size})
+        doc = self.docs.setdefault(name, Doc())
+        if base is not None and base > doc.version:
+            raise BridgeError(INVALID_PARAMS, f"base_version {base} is ahead of {name!r} (version {doc.version})",
+                              {"doc": name, "version": doc.version})
+        theirs = [] if base is None else doc.since(base)
+        if theirs is None:
+            raise BridgeError(HISTORY_GONE, f"base_version {base} of {name!r} is older than the kept history; "
+                              f"get the document again", {"doc": name, "version": doc.version})
+        try:
+            value, touched = apply(doc.value, ops)
+        except PatchError as exc:
+            if theirs and clashes(_raw_paths(ops), [p for e in theirs for p in e.touched]):
+                await self._conflict(name, doc, base, ops, _raw_paths(ops), theirs, participant)
+            raise BridgeError(PATCH_FAILED, str(exc), {"doc": name, "version": doc.version}) from None
+        if theirs and clashes(touched, [p for e in theirs for p in e.touched]):
+            await self._conflict(name, doc, base, ops, touched, theirs, participant)
+        self._guard(participant, name, "edit", touched)
+        blob = dumps(value)
+        if len(blob) > self.limits.max_doc_bytes:
+            raise BridgeError(TOO_LARGE, f"{name!r} would be {len(blob)} bytes; at most {self.limits.max_doc_bytes}",
+                              {"limit": self.limits.max_doc_bytes, "size": len(blob)})
+        return await self._commit(name, doc, value, ops, touched, participant, blob)
+
+    async def _commit(self, name: str, doc: Doc, value: Any, ops: list[dict[str, Any]], touched: list[Path],
+                      participant: str, blob: bytes) -> int:
+        # Nothing awaits between reading ``doc`` in patch() and here: each patch is applied
+        # atomically on the loop, on the version it was checked against.
+        entry = Entry(name, doc.version + 1, ops, touched, participant, time.time())
+        doc.value, doc.version = value, entry.version
+        doc.history.append(entry)
+        while len(doc.history) > self.limits.history:
+            doc.history.popleft()
+        snapshot = blob if entry.version % self.limits.snapshot_every == 0 else None
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((entry, snapshot, done))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+        await asyncio.shield(done)
+        return entry.version
+
+    async def _conflict(self, name: str, doc: Doc, base: int | None, ops: list[dict[str, Any]],
+                        mine: list[Path], theirs: list[Entry], participant: str) -> None:
+        their_paths = [p for e in theirs for p in e.touched]
+        paths = clashes(mine, their_paths)
+        info: dict[str, Any] = {
+            "doc": name, "base_version": base, "current_version": doc.version,
+            "paths": [pointer(p) for p in paths],
+            "authors": sorted({e.author for e in theirs if e.author is not None and any(
+                clashes(e.touched, paths))}),
+        }
+        data = dict(info)
+        for hook in self.conflict_hooks:  # e.g. collab records it and adds its conflict_id
+            data.update(await hook({**info, "ops": ops, "participant": participant, "clashing": paths}) or {})
+        raise BridgeError(CONFLICT, f"{name!r} changed at {', '.join(info['paths'])} since version {base} "
+                          f"(now {doc.version})", data)
+
+    async def _write(self) -> None:
+        """Write what is pending, batch after batch, until nothing is."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                entries = [e for e, _, _ in batch]
+                snapshots = [(e.doc, e.version, s) for e, s, _ in batch if s is not None]
+                try:
+                    await self.run(self.store.append, entries, snapshots)
+                except Exception as exc:
+                    await self._write_failed(batch, exc)
+                    continue
+                for entry, snapshot, done in batch:
+                    doc = self.docs.get(entry.doc)
+                    if doc is not None:
+                        doc.durable = entry.version
+                    if not done.done():
+                        done.set_result(None)
+                    self._tell(entry)
+                for doc_name in {e.doc for e, s, _ in batch if s is not None}:
+                    keep_from = self.docs[doc_name].version - self.limits.history if doc_name in self.docs else 0
+                    await self.run(self.store.prune, doc_name, keep_from)
+        finally:
+            self._writer = None
+
+    async def _write_failed(self, batch: list[tuple[Entry, bytes | None, asyncio.Future[None]]],
+                            exc: Exception) -> None:
+        """A write failed: fail its patches and every one applied after them, then reload the
+        documents they touched from disk, so memory again says what the disk says."""
+        batch = batch + self._pending
+        self._pending = []
+        log.error("state: writing %d patch(es) failed: %s", len(batch), exc)
+        self._reloading = asyncio.Event()
+        try:
+            for name in {e.doc for e, _, _ in batch}:
+                found = await self.run(self.store.recover, name, self.limits.history)
+                self.docs[name] = Doc(found.value, found.version, found.version, deque(found.history))
+                self._tell_reset(name)
+        except Exception as reload_error:  # the disk cannot be trusted any more
+            self._broken = f"the state store failed: {reload_error}"
+            log.error("state: %s; every later write is refused", self._broken)
+        finally:
+            self._reloading.set()
+            self._reloading = None
+        error = BridgeError(UNAVAILABLE, f"the patch could not be made durable: {exc}")
+        for _, _, done in batch:
+            if not done.done():
+                done.set_exception(error)
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise BridgeError(UNAVAILABLE, self._broken)
+
+    def _guard(self, participant: str, name: str, action: str, paths: list[Path]) -> None:
+        for guard in self.guards:
+            guard(participant, name, action, paths)
+
+    # ---- subscriptions ----------------------------------------------------
+
+    def subscribe(self, name: str, since: int | None, participant: str, conn: Connection) -> dict[str, Any]:
+        """Register for ``state.changed`` of ``name``; the reply catches the caller up from ``since``."""
+        self._guard(participant, name, "read", [()])
+        doc = self.docs.get(name) or Doc()
+        if since is not None and since > doc.version:
+            raise BridgeError(INVALID_PARAMS, f"since_version {since} is ahead of {name!r} (version {doc.version})",
+                              {"doc": name, "version": doc.version})
+        sub = Subscription(f"s{next(self._ids)}", name, participant, conn)
+        self.subscriptions[sub.id] = sub
+        reply: dict[str, Any] = {"subscription": sub.id, "doc": name, "to": doc.version}
+        entries = doc.since(since) if since is not None else None
+        if entries is None:
+            reply.update(full=True, value=doc.value, reason="no since_version given" if since is None else
+                         f"version {since} is older than the kept history")
+        else:
+            reply.update(full=False, ops=[op for e in entries for op in e.ops])
+        reply["from"] = since
+        return reply
+
+    def unsubscribe(self, sub_id: str, participant: str) -> bool:
+        sub = self.subscriptions.get(sub_id)
+        if sub is None or sub.participant != participant:
+            return False
+        del self.subscriptions[sub_id]
+        return True
+
+    def _listeners(self, name: str) -> list[Connection]:
+        found: dict[int, Connection] = {}
+        for sid, sub in list(self.subscriptions.items()):
+            if sub.connection.closed:
+                del self.subscriptions[sid]
+            elif sub.doc == name:
+                found[id(sub.connection)] = sub.connection
+        return list(found.values())
+
+    def _tell(self, entry: Entry) -> None:
+        params = {"doc": entry.doc, "from": entry.version - 1, "to": entry.version, "ops": entry.ops,
+                  "author": entry.author}
+        for conn in self._listeners(entry.doc):
+            conn.notify("state.changed", params)
+
+    def _tell_reset(self, name: str) -> None:
+        doc = self.docs[name]
+        for conn in self._listeners(name):
+            conn.notify("state.reset", {"doc": name, "version": doc.version, "value": doc.value})
+
+    # ---- maintenance ------------------------------------------------------
+
+    async def checkpoint(self) -> dict[str, int]:
+        """Snapshot every document at its durable version now, prune, and fold the WAL in."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+        taken = {n: d.version for n, d in self.docs.items() if d.version and d.version == d.durable}
+        blobs = [(n, d.version, dumps(d.value)) for n, d in self.docs.items() if n in taken]
+        await self.run(self.store.append, [], blobs)
+        for name, version in taken.items():
+            await self.run(self.store.prune, name, version - self.limits.history)
+        await self.run(self.store.checkpoint_wal)
+        return taken
+
+    async def delete(self, name: str, participant: str) -> bool:
+        self._check_usable()
+        self._guard(participant, name, "edit", [()])
+        if name not in self.docs:
+            return False
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+        await self.run(self.store.delete, name)
+        self.docs.pop(name, None)
+        self._tell_reset_deleted(name)
+        return True
+
+    def _tell_reset_deleted(self, name: str) -> None:
+        for conn in self._listeners(name):
+            conn.notify("state.reset", {"doc": name, "version": 0, "value": {}, "deleted": True})
+
+
+def _raw_paths(ops: list[dict[str, Any]]) -> list[Path]:
+    """The paths ops name, without looking at the document (for a patch that does not apply)."""
+    found: list[Path] = []
+    for op in ops:
+        for key in ("path", "from"):
+            if isinstance(op.get(key), str):
+                try:
+                    found.append(split(op[key])[:-1] if op["op"] in ("add", "remove", "move") else split(op[key]))
+                except PatchError:
+                    pass
+    return found

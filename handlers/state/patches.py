@@ -1,0 +1,162 @@
+"""RFC 6902 patches (applied by ``jsonpatch``) and the paths they touch, for conflict checks.
+
+A path is a tuple of JSON Pointer parts; ``()`` is the whole document. Two paths overlap when
+one is a prefix of the other. An op that inserts into or removes from an array shifts every
+later element, so it touches the array itself, not just its index: conservative, so that a
+rebased patch never lands on an element that moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import jsonpatch
+import jsonpointer
+import orjson
+
+Path = tuple[str, ...]
+MISSING: Any = object()
+
+
+class PatchError(ValueError):
+    """The patch is malformed, or does not apply to the document (a failed ``test`` included)."""
+
+
+def parse(ops: Any) -> list[dict[str, Any]]:
+    """Check the shape of a patch: a list of operations with an ``op`` and a ``path``."""
+    if not isinstance(ops, list):
+        raise PatchError("a patch is a list of operations")
+    for i, op in enumerate(ops):
+        if not isinstance(op, dict) or not isinstance(op.get("op"), str) or not isinstance(op.get("path"), str):
+            raise PatchError(f"operation {i} must be an object with string 'op' and 'path'")
+        if op["op"] in ("move", "copy") and not isinstance(op.get("from"), str):
+            raise PatchError(f"operation {i} ({op['op']}) needs a string 'from'")
+    return ops
+
+
+def apply(value: Any, ops: Sequence[dict[str, Any]]) -> tuple[Any, list[Path]]:
+    """The document after ``ops`` (``value`` is not changed) and the paths they touched.
+
+    All or nothing: a failing operation raises PatchError and nothing is kept.
+    """
+    doc = orjson.loads(orjson.dumps(value))  # a private copy, faster than deepcopy
+    touched: list[Path] = []
+    for i, op in enumerate(ops):
+        try:
+            touched.extend(_touches(doc, op))
+            doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, KeyError) as exc:
+            raise PatchError(f"operation {i} ({op.get('op')} {op.get('path')}): {exc}") from None
+    return doc, touched
+
+
+def _touches(doc: Any, op: dict[str, Any]) -> list[Path]:
+    kind = op["op"]
+    path = split(op["path"])
+    found: list[Path] = []
+    if kind in ("move", "copy"):
+        source = split(op["from"])
+        found.append(_shifted(doc, source) if kind == "move" else source)
+    found.append(_shifted(doc, path) if kind in ("add", "remove", "move", "copy") else path)
+    return found
+
+
+def _shifted(doc: Any, path: Path) -> Path:
+    """``path``, or its array when the op inserts into or removes from an array."""
+    if path and isinstance(value_at(doc, path[:-1]), list):
+        return path[:-1]
+    return path
+
+
+def split(pointer: str) -> Path:
+    try:
+        return tuple(jsonpointer.JsonPointer(pointer).parts)
+    except jsonpointer.JsonPointerException as exc:
+        raise PatchError(f"bad JSON pointer {pointer!r}: {exc}") from None
+
+
+def pointer(path: Path) -> str:
+    return jsonpointer.JsonPointer.from_parts(list(path)).path
+
+
+def value_at(doc: Any, path: Path) -> Any:
+    """The value at ``path``, or MISSING."""
+    for part in path:
+        if isinstance(doc, dict):
+            if part not in doc:
+                return MISSING
+            doc = doc[part]
+        elif isinstance(doc, list):
+            if not part.isdigit() or int(part) >= len(doc):
+                return MISSING
+            doc = doc[int(part)]
+        else:
+            return MISSING
+    return doc
+
+
+def overlaps(a: Path, b: Path) -> bool:
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
+
+
+def clashes(mine: Iterable[Path], theirs: Iterable[Path]) -> list[Path]:
+    """My paths that overlap any of theirs."""
+    theirs = list(theirs)
+    return [p for p in dict.fromkeys(mine) if any(overlaps(p, q) for q in theirs)]
+
+
+def common_ancestor(paths: Iterable[Path]) -> Path:
+    paths = list(paths)
+    if not paths:
+        return ()
+    first = paths[0]
+    n = len(first)
+    for p in paths[1:]:
+        n = min(n, len(p))
+        for i in range(n):
+            if p[i] != first[i]:
+                n = i
+                break
+    return first[:n]
+
+
+def set_at(path: Path, current: Any, value: Any) -> list[dict[str, Any]]:
+    """The ops that make the value at ``path`` be ``value`` (MISSING: absent)."""
+    where = pointer(path)
+    if value is MISSING:
+        return [] if current is MISSING else [{"op": "remove", "path": where}]
+    return [{"op": "add" if current is MISSING else "replace", "path": where, "value": value}]
+
+
+def merge3(base: Any, mine: Any, theirs: Any) -> tuple[Any, list[str]]:
+    """Three-way merge of objects, key by key (nested objects recursively).
+
+    A key changed on one side only takes that side; a key both sides changed differently
+    takes mine and is listed in the second value. MISSING stands for an absent key.
+    """
+    if not (isinstance(mine, dict) and isinstance(theirs, dict)):
+        raise PatchError("merge needs an object on both sides; use mine, theirs or manual")
+    base = base if isinstance(base, dict) else {}
+    merged: dict[str, Any] = {}
+    overridden: list[str] = []
+    for key in dict.fromkeys([*theirs, *mine, *base]):
+        b, m, t = base.get(key, MISSING), mine.get(key, MISSING), theirs.get(key, MISSING)
+        if _same(m, b):
+            chosen = t
+        elif _same(t, b) or _same(m, t):
+            chosen = m
+        elif isinstance(m, dict) and isinstance(t, dict):
+            chosen, deeper = merge3(b, m, t)
+            overridden.extend(f"{key}/{k}" for k in deeper)
+        else:
+            chosen = m
+            overridden.append(key)
+        if chosen is not MISSING:
+            merged[key] = chosen
+    return merged, overridden
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or (a is not MISSING and b is not MISSING and a == b)

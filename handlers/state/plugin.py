@@ -1,0 +1,145 @@
+"""The built-in ``state`` plugin: named JSON documents, changed by RFC 6902 patches.
+
+Every acknowledged patch is on disk (SQLite, WAL); ``state.changed`` tells subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from bridge import BridgeError, Context, Plugin, __version__
+
+from .engine import UNAVAILABLE, Documents, Limits
+from .store import StoreError
+
+log = logging.getLogger("bridge.state")
+
+
+class StateSettings(BaseModel):
+    path: str | None = Field(default=None, description="the SQLite file (default: state.sqlite3 in the app's data directory)")
+    memory: bool = Field(default=False, description="keep documents in memory only: nothing survives the host")
+    memory_if_unavailable: bool = Field(default=False, description="if the database cannot be opened or trusted, run "
+                                        "in memory with a warning instead of failing at start-up")
+    synchronous: Literal["full", "normal"] = Field(default="full", description="'full' also survives power loss; "
+                                                   "'normal' survives the host being killed")
+    snapshot_every: int = Field(default=1000, ge=1, description="versions between automatic snapshots of a document")
+    history: int = Field(default=1000, ge=0, description="versions of each document kept for diffs and conflict checks")
+    max_doc_bytes: int = Field(default=16 * 1024 * 1024, ge=1, description="largest document, as JSON")
+    max_patch_bytes: int = Field(default=1024 * 1024, ge=1, description="largest patch, as JSON")
+
+
+plugin = Plugin("state", __version__, description="Versioned JSON documents with RFC 6902 patches, durable.",
+                settings=StateSettings)
+_opened: list[asyncio.Future[Documents]] = []
+
+
+def default_path(app_name: str) -> Path:
+    from platformdirs import user_data_path
+
+    return user_data_path(app_name, appauthor=False) / "state.sqlite3"
+
+
+async def documents() -> Documents:
+    """The documents, opened on first use (the start-up hook, or another plugin's)."""
+    if not _opened:
+        _opened.append(asyncio.get_running_loop().create_task(_open()))
+    return await asyncio.shield(_opened[0])
+
+
+async def _open() -> Documents:
+    settings = plugin.settings or StateSettings()
+    limits = Limits(settings.max_doc_bytes, settings.max_patch_bytes, settings.history, settings.snapshot_every)
+    if settings.memory:
+        log.warning("state: memory only (settings.memory): nothing survives the host")
+        return await Documents.open(None, limits)
+    path = Path(settings.path) if settings.path else default_path(plugin.app.name if plugin.app else "bridge")
+    try:
+        return await Documents.open(path, limits, settings.synchronous)
+    except StoreError as exc:
+        if not settings.memory_if_unavailable:
+            raise
+        log.warning("state: %s; running in memory only (memory_if_unavailable): nothing survives the host", exc)
+        return await Documents.open(None, limits)
+
+
+@plugin.on_startup
+async def _start() -> None:
+    _opened.clear()
+    await documents()
+
+
+@plugin.on_shutdown
+async def _stop() -> None:
+    if _opened and _opened[0].done() and not _opened[0].exception():
+        await _opened[0].result().close()
+    _opened.clear()
+
+
+async def _docs() -> Documents:
+    try:
+        return await documents()
+    except StoreError as exc:
+        raise BridgeError(UNAVAILABLE, str(exc)) from None
+
+
+@plugin.method("get", idempotent=True)
+async def get(doc: str, ctx: Context) -> dict[str, Any]:
+    """``{doc, version, value}``: the document now (version 0 and ``{}`` if it was never written)."""
+    found = (await _docs()).get(doc, ctx.participant)
+    return {"doc": doc, "version": found.version, "value": found.value}
+
+
+@plugin.method("patch")
+async def patch(doc: str, ops: list[dict[str, Any]], ctx: Context, base_version: int | None = None) -> dict[str, Any]:
+    """Apply an RFC 6902 patch atomically; ``{doc, version}`` once it is on disk.
+
+    With ``base_version``, a patch whose paths someone else changed since is a conflict
+    (4501, the current version in ``data``); one that touches only other paths is applied
+    on top. Without it, the patch applies to whatever the document is now.
+    """
+    version = await (await _docs()).patch(doc, ops, base_version, ctx.participant)
+    return {"doc": doc, "version": version}
+
+
+@plugin.method("set")
+async def set_(doc: str, value: Any, ctx: Context, base_version: int | None = None) -> dict[str, Any]:
+    """Replace the whole document (a patch of one ``add`` at the root)."""
+    return await patch(doc, [{"op": "add", "path": "", "value": value}], ctx, base_version)
+
+
+@plugin.method("subscribe")
+async def subscribe(doc: str, ctx: Context, since_version: int | None = None) -> dict[str, Any]:
+    """Catch up and follow ``doc``: the reply has the ops from ``since_version`` to now (or the
+    full value, ``full: true`` with the reason, when that version is no longer kept); every
+    later change arrives as ``state.changed {doc, from, to, ops, author}``."""
+    return (await _docs()).subscribe(doc, since_version, ctx.participant, ctx.connection)
+
+
+@plugin.method("unsubscribe")
+async def unsubscribe(subscription: str, ctx: Context) -> bool:
+    """Stop a subscription; false if there was none of the caller's by that id."""
+    return (await _docs()).unsubscribe(subscription, ctx.participant)
+
+
+@plugin.method("list", idempotent=True)
+async def list_() -> list[dict[str, Any]]:
+    """``[{doc, version}]`` of every document."""
+    docs = await _docs()
+    return [{"doc": name, "version": docs.docs[name].version} for name in docs.names()]
+
+
+@plugin.method("delete")
+async def delete(doc: str, ctx: Context) -> bool:
+    """Delete a document and its history; subscribers get ``state.reset`` with ``deleted``."""
+    return await (await _docs()).delete(doc, ctx.participant)
+
+
+@plugin.method("checkpoint")
+async def checkpoint() -> dict[str, Any]:
+    """Snapshot every document now (start-up replays only what follows) and fold the WAL in."""
+    return {"docs": await (await _docs()).checkpoint()}

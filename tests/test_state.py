@@ -1,0 +1,271 @@
+"""handlers/state: the durable store (log, checksummed snapshots, recovery, migrations) and the
+live documents (atomic patches, conflicts and rebasing, group commit, subscriptions, limits)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge import INVALID_PARAMS, BridgeError
+from handlers.state.engine import CONFLICT, HISTORY_GONE, PATCH_FAILED, TOO_LARGE, UNAVAILABLE, Documents, Limits
+from handlers.state.patches import apply
+from handlers.state.store import Entry, Store, StoreError, dumps
+
+from state_ops import draw_op
+
+
+class Listener:
+    """Stands in for a Connection: records what the documents send it."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+
+    def notify(self, method: str, params: Any = None) -> None:
+        self.sent.append((method, params))
+
+
+def history_of(data: st.DataObject, n: int) -> tuple[list[Any], list[list[dict[str, Any]]]]:
+    """``n`` random patches and the value after each (values[0] is the empty document)."""
+    values: list[Any] = [{}]
+    patches = []
+    for _ in range(n):
+        ops = [draw_op(data, values[-1]) for _ in range(data.draw(st.integers(1, 2)))]
+        try:
+            new, _ = apply(values[-1], ops)
+        except Exception:  # the second op may not apply after the first: keep the first only
+            ops = ops[:1]
+            new, _ = apply(values[-1], ops)
+        values.append(new)
+        patches.append(ops)
+    return values, patches
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_replay_from_any_checkpoint_gives_the_same_document(data: st.DataObject) -> None:
+    n = data.draw(st.integers(1, 12))
+    values, patches = history_of(data, n)
+    for k in range(n + 1):
+        store = Store(None)
+        entries = [Entry("d", v, patches[v - 1], [], "p", 0.0) for v in range(k + 1, n + 1)]
+        store.append(entries, [("d", k, dumps(values[k]))] if k else [])
+        if k:  # the log before the checkpoint is gone, as after pruning
+            found = store.recover("d", history=0)
+        else:
+            store.append([], [])
+            found = store.recover("d", history=0)
+        assert (found.version, found.value, found.snapshot) == (n, values[n], k)
+        store.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_the_diff_from_any_kept_version_leads_to_now(data: st.DataObject) -> None:
+    n = data.draw(st.integers(1, 10))
+    history = data.draw(st.integers(0, 10))
+    values, patches = history_of(data, n)
+
+    async def run() -> None:
+        docs = await Documents.open(None, Limits(history=history, snapshot_every=3))
+        for ops in patches:
+            await docs.patch("d", ops, None, "p")
+        for since in range(n + 1):
+            caught = docs.subscribe("d", since, "p", Listener())  # type: ignore[arg-type]
+            if since >= n - history:
+                assert caught["full"] is False
+                assert apply(values[since], caught["ops"])[0] == values[n]
+            else:
+                assert caught["full"] is True and caught["value"] == values[n]
+            assert caught["to"] == n
+        await docs.close()
+
+    asyncio.run(run())
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def open_docs(tmp_path: Path, **limits: Any) -> Documents:
+    return await Documents.open(tmp_path / "state.sqlite3", Limits(**limits))
+
+
+async def test_patches_survive_a_reopen(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path, snapshot_every=4)
+    for i in range(10):
+        assert await docs.patch("notes", [{"op": "add", "path": f"/n{i}", "value": i}], None, "alice") == i + 1
+    await docs.close()
+    again = await open_docs(tmp_path)
+    assert again.docs["notes"].version == 10
+    assert again.docs["notes"].value == {f"n{i}": i for i in range(10)}
+    assert [e.author for e in again.docs["notes"].history][-1] == "alice"
+    await again.close()
+
+
+async def test_a_stale_base_on_the_same_path_is_a_conflict(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path)
+    await docs.patch("d", [{"op": "add", "path": "", "value": {"title": "a", "body": "b", "list": [1, 2]}}], None, "x")
+    assert await docs.patch("d", [{"op": "replace", "path": "/title", "value": "alice"}], 1, "alice") == 2
+    with pytest.raises(BridgeError) as refused:
+        await docs.patch("d", [{"op": "replace", "path": "/title", "value": "bob"}], 1, "bob")
+    assert refused.value.code == CONFLICT
+    assert refused.value.data == {"doc": "d", "base_version": 1, "current_version": 2, "paths": ["/title"],
+                                  "authors": ["alice"]}
+    # a disjoint path from the same old base is rebased and applied
+    assert await docs.patch("d", [{"op": "replace", "path": "/body", "value": "bob"}], 1, "bob") == 3
+    assert docs.docs["d"].value["title"] == "alice" and docs.docs["d"].value["body"] == "bob"
+    # an insert into an array moves its elements: an edit of one of them from before is a conflict
+    assert await docs.patch("d", [{"op": "add", "path": "/list/0", "value": 0}], 3, "alice") == 4
+    with pytest.raises(BridgeError) as shifted:
+        await docs.patch("d", [{"op": "replace", "path": "/list/1", "value": 20}], 3, "bob")
+    assert shifted.value.code == CONFLICT and shifted.value.data["paths"] == ["/list/1"]
+    await docs.close()
+
+
+async def test_bad_bases_and_bad_patches(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path, history=2)
+    for i in range(5):
+        await docs.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, "p")
+    with pytest.raises(BridgeError) as ahead:
+        await docs.patch("d", [], 9, "p")
+    assert ahead.value.code == INVALID_PARAMS
+    with pytest.raises(BridgeError) as gone:
+        await docs.patch("d", [{"op": "add", "path": "/z", "value": 1}], 1, "p")
+    assert gone.value.code == HISTORY_GONE and gone.value.data["version"] == 5
+    with pytest.raises(BridgeError) as failed:
+        await docs.patch("d", [{"op": "add", "path": "/new", "value": 1}, {"op": "test", "path": "/k0", "value": 9}],
+                         None, "p")
+    assert failed.value.code == PATCH_FAILED and "operation 1" in failed.value.message
+    with pytest.raises(BridgeError) as malformed:
+        await docs.patch("d", [{"path": "/x"}], None, "p")
+    assert malformed.value.code == INVALID_PARAMS
+    assert docs.docs["d"].version == 5 and "new" not in docs.docs["d"].value
+    await docs.close()
+
+
+async def test_limits_refuse_without_changing_anything(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path, max_patch_bytes=200, max_doc_bytes=300)
+    with pytest.raises(BridgeError) as patch_size:
+        await docs.patch("d", [{"op": "add", "path": "/x", "value": "x" * 300}], None, "p")
+    assert patch_size.value.code == TOO_LARGE and patch_size.value.data["limit"] == 200
+    for i in range(2):
+        await docs.patch("d", [{"op": "add", "path": f"/k{i}", "value": "y" * 100}], None, "p")
+    with pytest.raises(BridgeError) as doc_size:
+        await docs.patch("d", [{"op": "add", "path": "/k9", "value": "y" * 100}], None, "p")
+    assert doc_size.value.code == TOO_LARGE and doc_size.value.data["limit"] == 300
+    assert docs.docs["d"].version == 2
+    await docs.close()
+
+
+async def test_concurrent_patches_share_transactions_and_are_each_told_once(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path)
+    writes: list[int] = []
+    append = docs.store.append
+    docs.store.append = lambda entries, snaps=(): (writes.append(len(list(entries) if not isinstance(entries, list)
+                                                                        else entries)), append(entries, snaps))[1]
+    listener = Listener()
+    docs.subscribe("d", 0, "watcher", listener)  # type: ignore[arg-type]
+    versions = await asyncio.gather(*(docs.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, f"p{i % 3}")
+                                      for i in range(200)))
+    assert sorted(versions) == list(range(1, 201))
+    assert sum(writes) == 200 and len(writes) < 50  # group commit: a transaction carries many patches
+    changes = [params for method, params in listener.sent if method == "state.changed"]
+    assert [(c["from"], c["to"]) for c in changes] == [(v - 1, v) for v in range(1, 201)]
+    await docs.close()
+
+
+async def test_a_failed_write_fails_its_patches_and_memory_goes_back_to_the_disk(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path)
+    await docs.patch("d", [{"op": "add", "path": "/kept", "value": 1}], None, "p")
+    listener = Listener()
+    docs.subscribe("d", 1, "watcher", listener)  # type: ignore[arg-type]
+    append = docs.store.append
+
+    def disk_full(entries: Any, snaps: Any = ()) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    docs.store.append = disk_full  # type: ignore[method-assign]
+    results = await asyncio.gather(*(docs.patch("d", [{"op": "add", "path": f"/lost{i}", "value": i}], None, "p")
+                                     for i in range(5)), return_exceptions=True)
+    assert all(isinstance(r, BridgeError) and r.code == UNAVAILABLE for r in results)
+    assert docs.docs["d"].value == {"kept": 1} and docs.docs["d"].version == 1
+    assert ("state.reset", {"doc": "d", "version": 1, "value": {"kept": 1}}) in listener.sent
+    assert not [m for m, _ in listener.sent if m == "state.changed"]
+    docs.store.append = append  # type: ignore[method-assign]
+    assert await docs.patch("d", [{"op": "add", "path": "/after", "value": 2}], None, "p") == 2
+    await docs.close()
+
+
+async def test_checkpoint_prunes_the_log_and_recovery_stays_exact(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path, history=3, snapshot_every=1000)
+    for i in range(20):
+        await docs.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, "p")
+    assert await docs.checkpoint() == {"d": 20}
+    logged = docs.store.db.execute("SELECT min(version), count(*) FROM log").fetchone()
+    assert logged == (18, 3)  # only the kept history is left
+    expected = docs.docs["d"].value
+    await docs.close()
+    again = await open_docs(tmp_path, history=3)
+    assert again.docs["d"].value == expected and len(again.docs["d"].history) == 3
+    await again.close()
+
+
+async def test_a_corrupt_newest_snapshot_falls_back_to_the_older_one(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path, snapshot_every=5, history=100)
+    for i in range(12):
+        await docs.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, "p")
+    expected = docs.docs["d"].value
+    await docs.close()
+    db = sqlite3.connect(tmp_path / "state.sqlite3")
+    assert [v for (v,) in db.execute("SELECT version FROM snapshots ORDER BY version")] == [5, 10]
+    db.execute("UPDATE snapshots SET value = ? WHERE version = 10", (b'{"k0": 666}',))
+    db.commit()
+    db.close()
+    again = await open_docs(tmp_path)
+    assert again.docs["d"].value == expected and again.docs["d"].version == 12
+    await again.close()
+
+
+async def test_a_log_that_cannot_be_trusted_is_an_error_at_open(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path)
+    for i in range(3):
+        await docs.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, "p")
+    await docs.close()
+    db = sqlite3.connect(tmp_path / "state.sqlite3")
+    db.execute("UPDATE log SET ops = ? WHERE version = 2", (b'[]',))
+    db.commit()
+    with pytest.raises(StoreError, match="log entry 2 fails its checksum"):
+        await open_docs(tmp_path)
+    db.execute("DELETE FROM log WHERE version = 2")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="jumps from version 1 to 3"):
+        await open_docs(tmp_path)
+
+
+async def test_an_unopenable_or_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "state.sqlite3"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="state database"):
+        await open_docs(tmp_path)
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(StoreError):
+        await Documents.open(blocked / "sub" / "state.sqlite3")
+
+
+def test_migrations_run_once_and_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    steps = ["CREATE TABLE t1 (x INTEGER)", "ALTER TABLE t1 ADD COLUMN y INTEGER"]
+    assert store.migrate("extra", steps[:1]) == 1
+    assert store.migrate("extra", steps) == 2  # only the new step runs
+    with pytest.raises(StoreError, match="refusing to downgrade"):
+        store.migrate("extra", steps[:1])
+    store.close()
