@@ -22,7 +22,7 @@ import orjson
 
 from bridge import INVALID_PARAMS, BridgeError
 
-from .patches import Path, PatchError, apply, clashes, parse, pointer, split
+from .patches import Path, PatchError, apply, clashes, named_paths, parse, pointer
 from .store import Entry, Store, dumps
 
 if TYPE_CHECKING:
@@ -162,15 +162,16 @@ class Documents:
         if theirs is None:
             raise BridgeError(HISTORY_GONE, f"base_version {base} of {name!r} is older than the kept history; "
                               f"get the document again", {"doc": name, "version": doc.version})
+        failed: PatchError | None = None
         try:
             value, touched = apply(doc.value, ops)
         except PatchError as exc:
-            if theirs and clashes(_raw_paths(ops), [p for e in theirs for p in e.touched]):
-                await self._conflict(name, doc, base, ops, _raw_paths(ops), theirs, participant)
-            raise BridgeError(PATCH_FAILED, str(exc), {"doc": name, "version": doc.version}) from None
+            value, touched, failed = None, [p for op in ops for p in named_paths(op)], exc
+        self._guard(participant, name, "edit", touched)
         if theirs and clashes(touched, [p for e in theirs for p in e.touched]):
             await self._conflict(name, doc, base, ops, touched, theirs, participant)
-        self._guard(participant, name, "edit", touched)
+        if failed is not None:
+            raise BridgeError(PATCH_FAILED, str(failed), {"doc": name, "version": doc.version})
         blob = dumps(value)
         if len(blob) > self.limits.max_doc_bytes:
             raise BridgeError(TOO_LARGE, f"{name!r} would be {len(blob)} bytes; at most {self.limits.max_doc_bytes}",
@@ -267,6 +268,15 @@ class Documents:
         for guard in self.guards:
             guard(participant, name, action, paths)
 
+    async def value_at(self, name: str, version: int) -> Any:
+        """``name`` as it was at ``version`` (StoreError if that version is no longer kept)."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+        doc = self.docs.get(name)
+        if doc is not None and version == doc.version:
+            return doc.value
+        return await self.run(self.store.value_at, name, version)
+
     # ---- subscriptions ----------------------------------------------------
 
     def subscribe(self, name: str, since: int | None, participant: str, conn: Connection) -> dict[str, Any]:
@@ -344,16 +354,3 @@ class Documents:
     def _tell_reset_deleted(self, name: str) -> None:
         for conn in self._listeners(name):
             conn.notify("state.reset", {"doc": name, "version": 0, "value": {}, "deleted": True})
-
-
-def _raw_paths(ops: list[dict[str, Any]]) -> list[Path]:
-    """The paths ops name, without looking at the document (for a patch that does not apply)."""
-    found: list[Path] = []
-    for op in ops:
-        for key in ("path", "from"):
-            if isinstance(op.get(key), str):
-                try:
-                    found.append(split(op[key])[:-1] if op["op"] in ("add", "remove", "move") else split(op[key]))
-                except PatchError:
-                    pass
-    return found

@@ -69,6 +69,24 @@ def _shifted(doc: Any, path: Path) -> Path:
     return path
 
 
+def named_paths(op: dict[str, Any], doc: Any = MISSING) -> list[Path]:
+    """The paths an op names, without applying it (for a patch that does not apply): an add,
+    remove or move touches its parent when that is an array in ``doc``, or, without a
+    document to look at, always (which covers an array's shift)."""
+    found: list[Path] = []
+    for key in ("path", "from"):
+        if isinstance(op.get(key), str):
+            try:
+                path = split(op[key])
+            except PatchError:
+                continue
+            if op.get("op") in ("add", "remove", "move") and path and (
+                    doc is MISSING or isinstance(value_at(doc, path[:-1]), list)):
+                path = path[:-1]
+            found.append(path)
+    return found
+
+
 def split(pointer: str) -> Path:
     try:
         return tuple(jsonpointer.JsonPointer(pointer).parts)

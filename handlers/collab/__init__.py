@@ -1,0 +1,1 @@
+"""The built-in ``collab`` plugin: sessions, participants, presence, locks and conflicts over ``state``."""

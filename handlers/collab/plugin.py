@@ -1,0 +1,375 @@
+"""The built-in ``collab`` plugin: sessions over ``state`` documents, with participants and
+their permissions, presence, locks and conflicts. Sessions, members, conflicts and comments are
+kept in the state database; presence and locks live in the host's memory."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, Field
+
+from bridge import INVALID_PARAMS, BridgeError, Context, Plugin, __version__
+from handlers.state import plugin as state
+from handlers.state.engine import Documents
+from handlers.state.patches import MISSING, PatchError, apply, common_ancestor, value_at
+
+from .conflicts import Conflict, resolution
+from .sessions import NO_SUCH_CONFLICT, Collab, Participant
+
+log = logging.getLogger("bridge.collab")
+
+MIGRATIONS = [
+    """
+    CREATE TABLE collab_sessions (id TEXT PRIMARY KEY, record BLOB NOT NULL);
+    CREATE TABLE collab_conflicts (id TEXT PRIMARY KEY, session TEXT NOT NULL, record BLOB NOT NULL);
+    CREATE TABLE collab_comments (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, author TEXT NOT NULL,
+        text TEXT NOT NULL, anchor BLOB, at REAL NOT NULL);
+    """,
+]
+
+
+class CollabSettings(BaseModel):
+    away_after: float = Field(default=300, gt=0, description="seconds without a call before a participant is away")
+    remove_after: float = Field(default=600, gt=0, description="seconds without a call before a participant is removed")
+    empty_session_ttl: float = Field(default=3600, ge=0, description="seconds an empty session is kept")
+    max_lock_ttl: float = Field(default=3600, gt=0, description="longest lock a participant may take")
+    sweep_interval: float = Field(default=1.0, gt=0, description="seconds between expiry checks")
+    max_comment_chars: int = Field(default=10_000, ge=1)
+
+
+plugin = Plugin("collab", __version__, description="Sessions, participants, presence, locks and conflicts.",
+                settings=CollabSettings)
+
+
+class Hub:
+    """The collab model wired to the state documents, the store and the connection."""
+
+    def __init__(self, docs: Documents, settings: CollabSettings) -> None:
+        self.docs = docs
+        self.model = Collab(self.emit, away_after=settings.away_after, remove_after=settings.remove_after,
+                            empty_session_ttl=settings.empty_session_ttl, max_lock_ttl=settings.max_lock_ttl)
+        self.settings = settings
+        self.conflicts: dict[str, Conflict] = {}
+        self._ids = itertools.count(1)
+        self.sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        store = self.docs.store
+        await self.docs.run(store.migrate, "collab", MIGRATIONS)
+        sessions = await self.docs.run(lambda: store.db.execute("SELECT record FROM collab_sessions").fetchall())
+        for (record,) in sessions:
+            self.model.load(orjson.loads(record))
+        rows = await self.docs.run(lambda: store.db.execute("SELECT record FROM collab_conflicts").fetchall())
+        for (record,) in rows:
+            conflict = Conflict.from_record(orjson.loads(record))
+            self.conflicts[conflict.id] = conflict
+        self._ids = itertools.count(len(self.conflicts) + 1)
+        self.docs.guards.append(self.model.check)
+        self.docs.conflict_hooks.append(self.record_conflict)
+        self.sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        log.info("collab: %d session(s), %d conflict(s) recovered", len(self.model.sessions), len(self.conflicts))
+
+    async def stop(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        if self.model.check in self.docs.guards:
+            self.docs.guards.remove(self.model.check)
+        if self.record_conflict in self.docs.conflict_hooks:
+            self.docs.conflict_hooks.remove(self.record_conflict)
+
+    # ---- events -------------------------------------------------------------
+
+    def emit(self, event: str, params: dict[str, Any], to: list[Participant] | None) -> None:
+        """Send ``event`` once per connection, naming its recipients in ``to`` (None: everyone)."""
+        app = plugin.app
+        default = app.connection if app is not None else None
+        if to is None:
+            if default is not None and not default.closed:
+                default.notify(event, params)
+            return
+        by_conn: dict[int, tuple[Any, list[str]]] = {}
+        for participant in to:
+            conn = participant.connection or default
+            if conn is not None and not conn.closed:
+                by_conn.setdefault(id(conn), (conn, []))[1].append(participant.id)
+        for conn, ids in by_conn.values():
+            conn.notify(event, {**params, "to": ids})
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("collab: sweeping failed")
+
+    async def sweep(self) -> None:
+        expired = self.model.sweep()
+        for id in expired:
+            await self.docs.run(self._delete_session, id)
+        if expired:
+            self.emit("collab.sessions_changed", {"expired": expired}, None)
+
+    # ---- durability ---------------------------------------------------------
+
+    async def save(self, session_id: str) -> None:
+        record = orjson.dumps(self.model.get(session_id).record())
+        await self.docs.run(self._write, "INSERT OR REPLACE INTO collab_sessions VALUES (?, ?)", (session_id, record))
+
+    async def save_conflict(self, conflict: Conflict) -> None:
+        await self.docs.run(self._write, "INSERT OR REPLACE INTO collab_conflicts VALUES (?, ?, ?)",
+                            (conflict.id, conflict.session, orjson.dumps(conflict.record())))
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        with self.docs.store.db:  # one transaction
+            self.docs.store.db.execute("BEGIN IMMEDIATE")
+            self.docs.store.db.execute(sql, args)
+
+    def _delete_session(self, id: str) -> None:
+        with self.docs.store.db:
+            self.docs.store.db.execute("BEGIN IMMEDIATE")
+            self.docs.store.db.execute("DELETE FROM collab_sessions WHERE id = ?", (id,))
+            self.docs.store.db.execute("DELETE FROM collab_conflicts WHERE session = ?", (id,))
+            self.docs.store.db.execute("DELETE FROM collab_comments WHERE session = ?", (id,))
+
+    # ---- conflicts ----------------------------------------------------------
+
+    async def record_conflict(self, info: dict[str, Any]) -> dict[str, Any] | None:
+        """The state documents found a conflict: record it if the document is a session's."""
+        session_id = self.model.governed.get(info["doc"])
+        if session_id is None:
+            return None
+        doc, path = info["doc"], common_ancestor(info["clashing"])
+        current = self.docs.docs[doc].value
+        try:
+            base_doc = await self.docs.value_at(doc, info["base_version"])
+        except Exception:  # no longer kept: a merge then sees no base
+            base_doc = MISSING
+        try:
+            mine_doc = apply(base_doc if base_doc is not MISSING else current, info["ops"])[0]
+        except PatchError:
+            mine_doc = MISSING
+        conflict = Conflict(
+            f"c{next(self._ids)}-{int(time.time() * 1000)}", session_id, doc, info["base_version"],
+            info["current_version"], path, info["ops"], info["participant"], info["authors"],
+            value_at(base_doc, path) if base_doc is not MISSING else MISSING,
+            value_at(mine_doc, path) if mine_doc is not MISSING else MISSING, value_at(current, path))
+        self.conflicts[conflict.id] = conflict
+        await self.save_conflict(conflict)
+        self.emit("collab.conflict", conflict.view(), self._involved(conflict))
+        return {"conflict_id": conflict.id, "session": session_id}
+
+    def _involved(self, conflict: Conflict, *more: str) -> list[Participant]:
+        session = self.model.sessions.get(conflict.session)
+        if session is None:
+            return []
+        wanted = conflict.involved | set(more)
+        return [p for p in session.participants.values() if p.id in wanted]
+
+    async def resolve(self, conflict_id: str, strategy: str, value: Any, who: str) -> dict[str, Any]:
+        conflict = self.conflicts.get(conflict_id)
+        if conflict is None:
+            raise BridgeError(NO_SUCH_CONFLICT, f"no conflict {conflict_id!r}", {"conflict_id": conflict_id})
+        if conflict.resolved is not None:
+            raise BridgeError(NO_SUCH_CONFLICT, f"conflict {conflict_id!r} is already resolved",
+                              {"conflict_id": conflict_id, "resolved": conflict.resolved})
+        self.model.member(conflict.session, who, "edit")
+        doc = self.docs.docs.get(conflict.doc)
+        current = doc.value if doc is not None else {}
+        try:
+            ops, overridden = resolution(conflict, strategy, current, value)
+        except PatchError as exc:
+            raise BridgeError(INVALID_PARAMS, str(exc), {"conflict_id": conflict_id}) from None
+        version = await self.docs.patch(conflict.doc, ops, None, who) if ops else (doc.version if doc else 0)
+        conflict.resolved = {"strategy": strategy, "by": who, "version": version, "overridden": overridden}
+        await self.save_conflict(conflict)
+        self.emit("collab.conflict_resolved", {"conflict_id": conflict_id, "session": conflict.session,
+                                               "doc": conflict.doc, **conflict.resolved},
+                  self._involved(conflict, who))
+        return {"conflict_id": conflict_id, **conflict.resolved}
+
+
+_hubs: list[Hub] = []
+
+
+async def hub() -> Hub:
+    if not _hubs:
+        raise BridgeError(state.UNAVAILABLE, "the collab plugin has not started")
+    return _hubs[0]
+
+
+@plugin.on_startup
+async def _start() -> None:
+    for old in _hubs:
+        await old.stop()
+    _hubs.clear()
+    docs = await state.documents()
+    started = Hub(docs, plugin.settings or CollabSettings())
+    await started.start()
+    _hubs.append(started)
+
+
+@plugin.on_shutdown
+async def _stop() -> None:
+    for old in _hubs:
+        await old.stop()
+    _hubs.clear()
+
+
+@plugin.method("create_session")
+async def create_session(id: str, ctx: Context, permissions: dict[str, list[str]] | None = None,
+                         docs: list[str] | None = None) -> dict[str, Any]:
+    """Create session ``id`` governing state ``docs``; ``permissions`` maps participants (``*``:
+    anyone else) to ``edit``, ``view``, ``comment``, ``share``. The creator holds all four and joins."""
+    h = await hub()
+    h.model.create(id, ctx.participant, permissions or {}, docs or [])
+    h.model.join(id, ctx.participant, ctx.connection)
+    await h.save(id)
+    h.emit("collab.sessions_changed", {"created": [id]}, None)
+    return h.model.view(h.model.get(id))
+
+
+@plugin.method("join")
+async def join(session: str, ctx: Context) -> dict[str, Any]:
+    """Join a session the caller has permissions in; the others get ``collab.participant_joined``."""
+    h = await hub()
+    was_empty = not h.model.get(session).participants
+    joined = h.model.join(session, ctx.participant, ctx.connection)
+    if was_empty:
+        await h.save(session)
+    return {**h.model.view(joined), "you": ctx.participant, "permissions": joined.permissions(ctx.participant)}
+
+
+@plugin.method("leave")
+async def leave(session: str, ctx: Context) -> bool:
+    """Leave a session (the caller's locks are released); false if the caller was not in it."""
+    h = await hub()
+    left = h.model.leave(session, ctx.participant)
+    if left and not h.model.get(session).participants:
+        await h.save(session)
+    return left
+
+
+@plugin.method("sessions", idempotent=True)
+async def sessions(ctx: Context) -> list[dict[str, Any]]:
+    """The sessions the caller may join: ``[{id, docs, participants, created_by}]``."""
+    return (await hub()).model.visible(ctx.participant)
+
+
+@plugin.method("session", idempotent=True)
+async def session(session: str, ctx: Context) -> dict[str, Any]:
+    """One session as its participants see it: members, who is here, locks."""
+    h = await hub()
+    return h.model.view(h.model.member(session, ctx.participant))
+
+
+@plugin.method("share")
+async def share(session: str, participant: str, permissions: list[str], ctx: Context) -> dict[str, Any]:
+    """Give ``participant`` these permissions (``[]`` takes them away); needs ``share``."""
+    h = await hub()
+    h.model.share(session, ctx.participant, participant, permissions)
+    await h.save(session)
+    return h.model.view(h.model.get(session))
+
+
+@plugin.method("heartbeat")
+async def heartbeat(session: str, ctx: Context, presence: Any = None) -> bool:
+    """I am here (any call in the session counts too); ``presence`` (a cursor, a selection) is
+    passed on to the others as ``collab.presence`` when it changes."""
+    (await hub()).model.heartbeat(session, ctx.participant, presence)
+    return True
+
+
+@plugin.method("broadcast")
+async def broadcast(session: str, payload: Any, ctx: Context, event: str | None = None) -> int:
+    """Send ``collab.broadcast {session, from, event, payload}`` to everyone else in the session;
+    returns how many were told."""
+    h = await hub()
+    found = h.model.member(session, ctx.participant)
+    others = h.model.others(found, ctx.participant)
+    h.emit("collab.broadcast", {"session": session, "from": ctx.participant, "event": event, "payload": payload},
+           others)
+    return len(others)
+
+
+@plugin.method("comment")
+async def comment(session: str, text: str, ctx: Context, anchor: Any = None) -> dict[str, Any]:
+    """Add a comment (needs ``comment``); kept with the session and sent as ``collab.comment``."""
+    h = await hub()
+    found = h.model.member(session, ctx.participant, "comment")
+    if len(text) > h.settings.max_comment_chars:
+        raise BridgeError(INVALID_PARAMS, f"a comment is at most {h.settings.max_comment_chars} characters")
+    at = time.time()
+
+    def add() -> int:
+        with h.docs.store.db:
+            h.docs.store.db.execute("BEGIN IMMEDIATE")
+            cursor = h.docs.store.db.execute(
+                "INSERT INTO collab_comments (session, author, text, anchor, at) VALUES (?, ?, ?, ?, ?)",
+                (session, ctx.participant, text, orjson.dumps(anchor), at))
+            return int(cursor.lastrowid or 0)
+
+    seq = await h.docs.run(add)
+    note = {"session": session, "seq": seq, "author": ctx.participant, "text": text, "anchor": anchor, "at": at}
+    h.emit("collab.comment", note, list(found.participants.values()))
+    return note
+
+
+@plugin.method("comments", idempotent=True)
+async def comments(session: str, ctx: Context) -> list[dict[str, Any]]:
+    """The session's comments, oldest first."""
+    h = await hub()
+    h.model.member(session, ctx.participant, "view")
+    rows = await h.docs.run(lambda: h.docs.store.db.execute(
+        "SELECT seq, author, text, anchor, at FROM collab_comments WHERE session = ? ORDER BY seq",
+        (session,)).fetchall())
+    return [{"session": session, "seq": s, "author": a, "text": t, "anchor": orjson.loads(n), "at": at}
+            for s, a, t, n, at in rows]
+
+
+@plugin.method("acquire_lock")
+async def acquire_lock(session: str, resource: str, ctx: Context,
+                       kind: Literal["exclusive", "shared"] = "exclusive",
+                       ttl: float = Field(60, gt=0)) -> dict[str, Any]:
+    """Lock ``resource`` (``doc`` or ``doc#/json/pointer``) for ``ttl`` seconds (again to renew);
+    while held, others' edits of it are refused (4603, naming the holder). Needs ``edit``."""
+    h = await hub()
+    lock = h.model.acquire(session, ctx.participant, resource, kind, ttl)
+    return lock.view(h.model.clock())
+
+
+@plugin.method("release_lock")
+async def release_lock(session: str, resource: str, ctx: Context) -> bool:
+    """Release the caller's lock on ``resource``; false if it held none."""
+    return (await hub()).model.release(session, ctx.participant, resource)
+
+
+@plugin.method("locks", idempotent=True)
+async def locks(session: str, ctx: Context) -> list[dict[str, Any]]:
+    """The locks held in the session now."""
+    h = await hub()
+    return h.model.view(h.model.member(session, ctx.participant))["locks"]
+
+
+@plugin.method("conflicts", idempotent=True)
+async def conflicts(session: str, ctx: Context, include_resolved: bool = False) -> list[dict[str, Any]]:
+    """The session's conflicts (open ones, unless ``include_resolved``)."""
+    h = await hub()
+    h.model.member(session, ctx.participant, "view")
+    return [c.view() for c in h.conflicts.values()
+            if c.session == session and (include_resolved or c.resolved is None)]
+
+
+@plugin.method("resolve")
+async def resolve(conflict_id: str, strategy: Literal["mine", "theirs", "merge", "manual"], ctx: Context,
+                  value: Any = None) -> dict[str, Any]:
+    """Resolve a conflict: ``mine`` (the refused patch wins), ``theirs`` (the document stays),
+    ``merge`` (objects, key by key), ``manual`` (``value`` at the path; null if not given).
+    Everyone involved is told."""
+    return await (await hub()).resolve(conflict_id, strategy, value, ctx.participant)

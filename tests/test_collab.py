@@ -1,0 +1,208 @@
+"""handlers/collab: sessions, permissions on state documents, presence and locks with a
+controllable clock, conflicts recorded and resolved each way, what survives a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge import BridgeError
+from handlers.collab.plugin import CollabSettings, Hub
+from handlers.collab.sessions import FORBIDDEN, LOCKED, NOT_A_PARTICIPANT, Collab
+from handlers.state.engine import CONFLICT, Documents
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Conn:
+    """Stands in for a Connection: what the hub sends it, by event."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+
+    def notify(self, method: str, params: Any = None) -> None:
+        self.sent.append((method, params))
+
+    def events(self, name: str) -> list[Any]:
+        return [p for m, p in self.sent if m == name]
+
+
+def model(**settings: Any) -> tuple[Collab, Clock, list[tuple[str, dict[str, Any], list[str]]]]:
+    clock = Clock()
+    told: list[tuple[str, dict[str, Any], list[str]]] = []
+    collab = Collab(lambda event, params, to: told.append((event, params, [p.id for p in to] if to else [])),
+                    clock=clock, wall=clock, **settings)
+    return collab, clock, told
+
+
+def test_presence_goes_away_then_removed_with_its_locks_and_empty_sessions_expire() -> None:
+    collab, clock, told = model(away_after=300, remove_after=600, empty_session_ttl=60)
+    collab.create("s", "alice", {"*": ["edit"]}, ["doc"])
+    collab.join("s", "alice")
+    collab.join("s", "bob")
+    collab.acquire("s", "bob", "doc#/title", "exclusive", ttl=3600)
+    clock.now += 299
+    collab.heartbeat("s", "alice")
+    assert collab.sweep() == [] and not [e for e in told if e[0] == "collab.presence"]
+    clock.now += 1  # bob idle 300 s: away, and alice is told
+    collab.sweep()
+    assert ("collab.presence", {"session": "s", "participant": "bob", "status": "away", "presence": None},
+            ["alice"]) in told
+    clock.now += 300  # bob idle 600 s: removed, his lock released, alice told
+    collab.sweep()
+    assert "bob" not in collab.get("s").participants
+    assert ("collab.lock_released", {"session": "s", "resource": "doc#/title", "holder": "bob", "reason": "idle"},
+            ["alice"]) in told
+    assert ("collab.participant_left", {"session": "s", "participant": "bob", "reason": "idle"}, ["alice"]) in told
+    collab.leave("s", "alice")
+    clock.now += 59
+    assert collab.sweep() == []
+    clock.now += 1
+    assert collab.sweep() == ["s"] and "doc" not in collab.governed
+
+
+def test_locks_block_others_edits_expire_and_share() -> None:
+    collab, clock, told = model()
+    collab.create("s", "alice", {"bob": ["edit"], "carol": ["view"]}, ["doc"])
+    for who in ("alice", "bob", "carol"):
+        collab.join("s", who)
+    collab.acquire("s", "alice", "doc#/title", "exclusive", ttl=10)
+    collab.check("alice", "doc", "edit", [("title",)])  # the holder may edit
+    collab.check("bob", "doc", "edit", [("body",)])  # another path is free
+    with pytest.raises(BridgeError) as locked:
+        collab.check("bob", "doc", "edit", [("title", "text")])
+    assert locked.value.code == LOCKED and locked.value.data["holder"] == "alice"
+    with pytest.raises(BridgeError) as taken:
+        collab.acquire("s", "bob", "doc", "shared", ttl=10)  # the whole doc overlaps alice's part
+    assert taken.value.code == LOCKED
+    with pytest.raises(BridgeError) as viewer:
+        collab.acquire("s", "carol", "doc#/body", "exclusive", ttl=10)
+    assert viewer.value.code == FORBIDDEN
+    clock.now += 10
+    collab.sweep()
+    assert ("collab.lock_expired", {"session": "s", "resource": "doc#/title", "holder": "alice",
+                                     "reason": "expired"}, ["alice", "bob", "carol"]) in told
+    collab.check("bob", "doc", "edit", [("title",)])
+    collab.acquire("s", "bob", "doc#/body", "shared", ttl=5)
+    collab.acquire("s", "alice", "doc#/body", "shared", ttl=5)  # shared locks share
+
+
+def test_permissions_are_enforced_and_can_be_shared() -> None:
+    collab, _, told = model()
+    collab.create("s", "alice", {"bob": ["view"]}, ["doc"])
+    collab.join("s", "alice")
+    with pytest.raises(BridgeError) as outsider:
+        collab.join("s", "mallory")
+    assert outsider.value.code == FORBIDDEN
+    with pytest.raises(BridgeError) as not_joined:
+        collab.check("bob", "doc", "read", [()])
+    assert not_joined.value.code == NOT_A_PARTICIPANT
+    collab.join("s", "bob")
+    collab.check("bob", "doc", "read", [()])
+    with pytest.raises(BridgeError) as viewer:
+        collab.check("bob", "doc", "edit", [("x",)])
+    assert viewer.value.code == FORBIDDEN and viewer.value.data["permissions"] == ["view"]
+    with pytest.raises(BridgeError):
+        collab.share("s", "bob", "bob", ["edit"])  # bob cannot share
+    collab.share("s", "alice", "bob", ["edit"])
+    collab.check("bob", "doc", "edit", [("x",)])
+    assert collab.get("s").members["bob"] == ["edit", "view"]
+    collab.check("anyone", "other-doc", "edit", [()])  # documents outside sessions are free
+
+
+async def hub(tmp_path: Path, **settings: Any) -> Hub:
+    docs = await Documents.open(tmp_path / "state.sqlite3")
+    h = Hub(docs, CollabSettings(**settings))
+    await h.start()
+    return h
+
+
+async def two_writers_one_viewer(h: Hub) -> dict[str, Conn]:
+    conns = {who: Conn() for who in ("alice", "bob", "carol")}
+    h.model.create("s", "alice", {"bob": ["edit"], "carol": ["view"]}, ["doc"])
+    for who, conn in conns.items():
+        h.model.join("s", who, conn)
+    await h.save("s")
+    await h.docs.patch("doc", [{"op": "add", "path": "", "value": {"title": "t", "meta": {"a": 1, "b": 1}}}],
+                       None, "alice")
+    return conns
+
+
+async def conflict_on(h: Hub, path: str, alice_value: Any, bob_value: Any) -> str:
+    base = h.docs.docs["doc"].version
+    await h.docs.patch("doc", [{"op": "replace", "path": path, "value": alice_value}], base, "alice")
+    with pytest.raises(BridgeError) as refused:
+        await h.docs.patch("doc", [{"op": "replace", "path": path, "value": bob_value},
+                                   {"op": "add", "path": "/bob_was_here", "value": True}], base, "bob")
+    assert refused.value.code == CONFLICT and refused.value.data["paths"] == [path]
+    return refused.value.data["conflict_id"]
+
+
+@pytest.mark.parametrize(("strategy", "value", "title"), [
+    ("mine", None, "bob"), ("theirs", None, "alice"), ("manual", "both", "both")])
+async def test_a_conflict_is_recorded_and_resolved(tmp_path: Path, strategy: str, value: Any, title: str) -> None:
+    h = await hub(tmp_path)
+    conns = await two_writers_one_viewer(h)
+    with pytest.raises(BridgeError) as viewer:
+        await h.docs.patch("doc", [{"op": "replace", "path": "/title", "value": "carol"}], None, "carol")
+    assert viewer.value.code == FORBIDDEN
+    conflict_id = await conflict_on(h, "/title", "alice", "bob")
+    recorded = conns["bob"].events("collab.conflict")[0]
+    assert recorded["to"] == ["bob"] and conns["alice"].events("collab.conflict")[0]["to"] == ["alice"]
+    assert conns["carol"].events("collab.conflict") == []  # both authors are told; the viewer is not involved
+    assert (recorded["base"], recorded["mine"]["value"], recorded["theirs"]["value"]) == ({"title": "t",
+            "meta": {"a": 1, "b": 1}}["title"], "bob", "alice")
+    done = await h.resolve(conflict_id, strategy, value, "bob")
+    assert h.docs.docs["doc"].value["title"] == title
+    assert h.docs.docs["doc"].value.get("bob_was_here") is (None if strategy == "theirs" else True)
+    told = conns["alice"].events("collab.conflict_resolved")[0]
+    assert told["strategy"] == strategy and told["version"] == done["version"] and told["by"] == "bob"
+    with pytest.raises(BridgeError):
+        await h.resolve(conflict_id, "theirs", None, "bob")  # once only
+    await h.stop()
+    await h.docs.close()
+
+
+async def test_merge_takes_each_key_from_the_side_that_changed_it(tmp_path: Path) -> None:
+    h = await hub(tmp_path)
+    await two_writers_one_viewer(h)
+    base = h.docs.docs["doc"].version
+    await h.docs.patch("doc", [{"op": "replace", "path": "/meta/a", "value": 2}], base, "alice")
+    with pytest.raises(BridgeError) as refused:
+        await h.docs.patch("doc", [{"op": "replace", "path": "/meta", "value": {"a": 1, "b": 3, "c": 4}}], base, "bob")
+    done = await h.resolve(refused.value.data["conflict_id"], "merge", None, "alice")
+    assert h.docs.docs["doc"].value["meta"] == {"a": 2, "b": 3, "c": 4} and done["overridden"] == []
+    await h.stop()
+    await h.docs.close()
+
+
+async def test_sessions_members_and_conflicts_survive_a_restart_presence_and_locks_do_not(tmp_path: Path) -> None:
+    h = await hub(tmp_path)
+    await two_writers_one_viewer(h)
+    h.model.acquire("s", "alice", "doc#/meta", "exclusive", 60)
+    conflict_id = await conflict_on(h, "/title", "alice", "bob")
+    await h.stop()
+    await h.docs.close()
+    again = await hub(tmp_path)
+    session = again.model.get("s")
+    assert session.members == {"alice": ["edit", "view", "comment", "share"], "bob": ["edit", "view"],
+                               "carol": ["view"]}
+    assert session.participants == {} and session.locks == {}
+    assert again.conflicts[conflict_id].resolved is None
+    again.model.join("s", "bob", Conn())
+    await again.resolve(conflict_id, "mine", None, "bob")
+    assert again.docs.docs["doc"].value["title"] == "bob"
+    await again.stop()
+    await again.docs.close()
