@@ -69,8 +69,7 @@ async def _open() -> Documents:
 
 @plugin.on_startup
 async def _start() -> None:
-    _opened.clear()
-    await documents()
+    await documents()  # opened already if another plugin (collab) started first
 
 
 @plugin.on_shutdown
