@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 import pytest
 from hypothesis import given
@@ -16,20 +19,13 @@ from harness import exchange, lines
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.parametrize(("declared", "expected"), [
-    ("alice", "alice"),
-    (7, "7"),
-    ({"participant": "bob", "window": 3}, "bob"),
-    ({"window": 3, "frame": "app://index.html"}, "window:3"),
-    ({"id": "carol"}, "carol"),
-    (None, "connection:5"),
-    ("", "connection:5"),
-    (True, "connection:5"),
-    ([1, 2], "connection:5"),
-    ({"frame": "x"}, "connection:5"),
-])
-def test_declared_callers_map_to_participant_ids(declared: Any, expected: str) -> None:
-    assert participant_id(declared, 5) == expected
+#: Shared with client_js/test/identity.test.mjs: both sides derive the same ids (null: the connection's).
+VECTORS = orjson.loads((Path(__file__).parent / "identity_vectors.json").read_bytes())
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda v: orjson.dumps(v["declared"]).decode())
+def test_declared_callers_map_to_participant_ids(vector: dict[str, Any]) -> None:
+    assert participant_id(vector["declared"], 5) == (vector["participant"] or "connection:5")
 
 
 @given(st.text(min_size=MAX_PARTICIPANT_CHARS + 1, max_size=2 * MAX_PARTICIPANT_CHARS))

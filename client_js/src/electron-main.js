@@ -24,6 +24,7 @@
 // outcome carries `chunks`, the number of `:chunk`s pushed, so the page can wait for them all.
 
 import { ErrorCodes } from './errors.js';
+import { participantOf } from './identity.js';
 
 const MAX_TIMEOUT = 2 ** 31 - 1;
 const DEFAULT_WINDOW = 16;
@@ -68,6 +69,8 @@ export function exposeToRenderers(
         /** stream id -> { credit, wake }: what the page lets main push */
         flows: new Map(),
         events: new Set(),
+        /** the participant id the host knows this window by (from its last call or subscription) */
+        participant: null,
         offDestroyed: () => contents.removeListener('destroyed', onDestroyed),
       };
       windows.set(contents.id, state);
@@ -112,10 +115,12 @@ export function exposeToRenderers(
     }
   }
 
+  /** An event whose params carry a `to` list of participant ids goes only to those windows. */
   function forwardEvent(name, params) {
+    const to = Array.isArray(params?.to) ? new Set(params.to) : null;
     for (const id of hostEvents.get(name)?.windows ?? []) {
       const state = windows.get(id);
-      if (state) push(state.contents, `${channel}:event`, { event: name, params });
+      if (state && (to === null || to.has(state.participant))) push(state.contents, `${channel}:event`, { event: name, params });
     }
   }
 
@@ -153,6 +158,7 @@ export function exposeToRenderers(
     }
     const contents = event.sender;
     const state = windowFor(contents);
+    state.participant = participantOf(identity);
     if (state.calls.has(checked.id)) {
       return { refused: failure(new TypeError(`call id ${checked.id} is already in use by this window`)) };
     }
@@ -234,6 +240,11 @@ export function exposeToRenderers(
     if (typeof name !== 'string' || name === '') return failure(new TypeError('event must be a non-empty string'));
     if (!eventAllowed(name)) return failure(notAllowed('event', name));
     const state = windowFor(event.sender);
+    try {
+      state.participant = participantOf(caller(event));
+    } catch (error) {
+      return failure(error);
+    }
     if (!state.events.has(name)) {
       state.events.add(name);
       joinEvent(name, state.contents.id);

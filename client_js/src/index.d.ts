@@ -212,3 +212,5 @@ export interface ReadyInfo {
   idempotent?: string[];
   [key: string]: unknown;
 }
+
+export { participantOf } from './identity.js';

@@ -3,3 +3,4 @@
 
 export { RpcClient } from './client.js';
 export { CallCancelledError, CallTimeoutError, ConnectionClosedError, ErrorCodes, RpcError } from './errors.js';
+export { participantOf } from './identity.js';
