@@ -90,6 +90,35 @@ def test_the_diff_from_any_kept_version_leads_to_now(data: st.DataObject) -> Non
     asyncio.run(run())
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_patches_and_checkpoints_in_any_order_reopen_to_the_same_document(data: st.DataObject) -> None:
+    """Through the live documents: patches, checkpoints at random points, automatic snapshots;
+    a reopened store (snapshot + log replay) has exactly the document and version."""
+    n = data.draw(st.integers(1, 15))
+    values, patches = history_of(data, n)
+    checkpoints = data.draw(st.sets(st.integers(1, n)))
+    every = data.draw(st.integers(1, 6))
+    history = data.draw(st.integers(0, 5))
+
+    async def run(directory: Path) -> None:
+        docs = await Documents.open(directory / "s.db", Limits(snapshot_every=every, history=history))
+        for version, ops in enumerate(patches, start=1):
+            await docs.patch("d", ops, None, "p")
+            if version in checkpoints:
+                await docs.checkpoint()
+        await docs.close()
+        again = await Documents.open(directory / "s.db", Limits(history=history))
+        assert (again.docs["d"].version, again.docs["d"].value) == (n, values[n])
+        assert len(again.docs["d"].history) <= history
+        await again.close()
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        asyncio.run(run(Path(directory)))
+
+
 pytestmark = pytest.mark.anyio
 
 
