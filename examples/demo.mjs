@@ -15,7 +15,8 @@ import { CallCancelledError, CallTimeoutError, RpcError, spawnSidecar } from '..
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 // "module:attr" of the app to serve; without it the host serves its built-in demo.* handlers.
-const hostArgs = ['-m', 'bridge', 'serve', 'examples.app:app'];
+// The built-in state and collab plugins join it for the shared-state part of the tour.
+const hostArgs = ['-m', 'bridge', 'serve', 'examples.app:app', '--plugin', 'state', '--plugin', 'collab'];
 
 const color = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (code) => (text) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
@@ -62,6 +63,8 @@ async function main() {
     command,
     args: hostArgs,
     cwd: repoRoot,
+    // Shared documents in memory: the tour leaves nothing behind in the user's data directory.
+    env: { BRIDGE_STATE_MEMORY: '1', BRIDGE_LOG_LEVEL: 'error' },
     // The host logs to stderr; stdout belongs to the protocol.
     onStderr: (line) => console.log(dim(`  host stderr │ ${line}`)),
   });
@@ -150,6 +153,35 @@ async function main() {
     const stopped = await long.result.catch((error) => error);
     show('break after 1 chunk', `${first.length} titles of ${long.progress.total}; result: ${stopped.name}`);
     expect(stopped instanceof CallCancelledError, `the abandoned stream ended with ${stopped}`);
+
+    section('Shared state: two participants patch one document; a conflict is resolved');
+    // One client speaks for both here; in an Electron app each window is its own participant.
+    const as = (who, params) => ({ ...params, $meta: { caller: { participant: who } } });
+    await client.call('collab.create_session', as('alice', { id: 'groceries', docs: ['list'], permissions: { bob: ['edit'] } }));
+    await client.call('collab.join', as('bob', { session: 'groceries' }));
+    const { version: base } = await client.call('state.set', as('alice', { doc: 'list', value: { title: 'Groceries', items: [] } }));
+    const seen = [];
+    const offChanged = client.on('state.changed', ({ from, to, author, ops }) => {
+      seen.push(to);
+      show(`state.changed v${from}→v${to}`, `${author}: ${ops.map((op) => `${op.op} ${op.path}`).join(', ')}`);
+    });
+    await client.call('state.subscribe', as('bob', { doc: 'list', since_version: base }));
+    await client.call('state.patch', as('alice', { doc: 'list', base_version: base, ops: [{ op: 'replace', path: '/title', value: 'Weekend' }] }));
+    await client.call('state.patch', as('bob', { doc: 'list', base_version: base, ops: [{ op: 'add', path: '/items/-', value: 'oat milk' }] }));
+    show('bob, same base, other path', 'rebased and applied');
+    const clash = await expectRejection(
+      client.call('state.patch', as('bob', { doc: 'list', base_version: base, ops: [{ op: 'replace', path: '/title', value: 'Saturday' }] })),
+      RpcError,
+    );
+    show('bob, same base, /title', `code ${clash.code}: ${clash.message}`);
+    expect(clash.code === 4501 && clash.data.conflict_id, `expected a recorded conflict, got ${clash.code}`);
+    const settled = await client.call('collab.resolve', as('alice', { conflict_id: clash.data.conflict_id, strategy: 'manual', value: 'Weekend, Saturday' }));
+    const final = await client.call('state.get', as('bob', { doc: 'list' }));
+    show('resolved by alice', `${settled.strategy} → v${settled.version}`);
+    show('the document', final.value);
+    offChanged();
+    expect(final.value.title === 'Weekend, Saturday' && final.value.items[0] === 'oat milk' && seen.length === 3,
+      `document ${JSON.stringify(final)} after ${seen.length} changes`);
 
     section('Cancellation: abort a slow call, or give it a timeout');
     const controller = new AbortController();
