@@ -298,3 +298,26 @@ def test_migrations_run_once_and_a_newer_schema_is_refused(tmp_path: Path) -> No
     with pytest.raises(StoreError, match="refusing to downgrade"):
         store.migrate("extra", steps[:1])
     store.close()
+
+
+async def test_patches_sent_during_a_delete_land_after_it_and_survive_a_reopen(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path)
+    for i in range(5):
+        await docs.patch("d", [{"op": "add", "path": f"/old{i}", "value": i}], None, "p")
+    racing = [docs.patch("d", [{"op": "add", "path": f"/new{i}", "value": i}], None, "p") for i in range(3)]
+    deleted, *versions = await asyncio.gather(docs.delete("d", "p"), *racing)
+    assert deleted is True and sorted(versions) == [1, 2, 3]
+    assert docs.docs["d"].value == {"new0": 0, "new1": 1, "new2": 2}
+    await docs.close()
+    again = await open_docs(tmp_path)
+    assert (again.docs["d"].version, again.docs["d"].value) == (3, {"new0": 0, "new1": 1, "new2": 2})
+    await again.close()
+
+
+async def test_a_refused_first_patch_leaves_no_document(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path)
+    for i in range(50):
+        with pytest.raises(BridgeError):
+            await docs.patch(f"junk{i}", [{"op": "remove", "path": "/nothing"}], None, "p")
+    assert docs.docs == {} and docs.names() == []
+    await docs.close()

@@ -143,9 +143,18 @@ class Documents:
 
     async def patch(self, name: str, ops: Any, base: int | None, participant: str) -> int:
         """Apply ``ops`` to ``name`` (from ``base``, or the current version if None); the new version."""
-        if self._reloading is not None:
+        while self._reloading is not None:
             await self._reloading.wait()
         self._check_usable()
+        try:
+            return await self._patch(name, ops, base, participant)
+        except BridgeError:
+            doc = self.docs.get(name)
+            if doc is not None and doc.version == 0 and not any(s.doc == name for s in self.subscriptions.values()):
+                del self.docs[name]  # a refused first patch leaves no empty document behind
+            raise
+
+    async def _patch(self, name: str, ops: Any, base: int | None, participant: str) -> int:
         try:
             ops = parse(ops)
         except PatchError as exc:
@@ -243,7 +252,9 @@ class Documents:
         batch = batch + self._pending
         self._pending = []
         log.error("state: writing %d patch(es) failed: %s", len(batch), exc)
-        self._reloading = asyncio.Event()
+        owned = self._reloading is None  # a delete may already hold patches back
+        if owned:
+            self._reloading = asyncio.Event()
         try:
             for name in {e.doc for e, _, _ in batch}:
                 found = await self.run(self.store.recover, name, self.limits.history)
@@ -253,8 +264,9 @@ class Documents:
             self._broken = f"the state store failed: {reload_error}"
             log.error("state: %s; every later write is refused", self._broken)
         finally:
-            self._reloading.set()
-            self._reloading = None
+            if owned and self._reloading is not None:
+                self._reloading.set()
+                self._reloading = None
         error = BridgeError(UNAVAILABLE, f"the patch could not be made durable: {exc}")
         for _, _, done in batch:
             if not done.done():
@@ -340,14 +352,22 @@ class Documents:
         return taken
 
     async def delete(self, name: str, participant: str) -> bool:
+        """Delete ``name`` and its history. Patches wait meanwhile, so none lands in between."""
         self._check_usable()
         self._guard(participant, name, "edit", [()])
         if name not in self.docs:
             return False
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
-        await self.run(self.store.delete, name)
-        self.docs.pop(name, None)
+        while self._reloading is not None:
+            await self._reloading.wait()
+        gate = self._reloading = asyncio.Event()
+        try:
+            if self._writer is not None:
+                await asyncio.shield(self._writer)
+            await self.run(self.store.delete, name)
+            self.docs.pop(name, None)
+        finally:
+            gate.set()
+            self._reloading = None
         self._tell_reset_deleted(name)
         return True
 
