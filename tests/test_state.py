@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge import INVALID_PARAMS, BridgeError
-from handlers.state.engine import CONFLICT, HISTORY_GONE, PATCH_FAILED, TOO_LARGE, UNAVAILABLE, Documents, Limits
+from handlers.state.engine import (CONFLICT, HISTORY_GONE, PATCH_FAILED, TOO_LARGE, TOO_MANY_SUBSCRIPTIONS,
+                                   UNAVAILABLE, Documents, Limits)
 from handlers.state.patches import apply
 from handlers.state.store import Entry, Store, StoreError, dumps
 
@@ -320,4 +321,17 @@ async def test_a_refused_first_patch_leaves_no_document(tmp_path: Path) -> None:
         with pytest.raises(BridgeError):
             await docs.patch(f"junk{i}", [{"op": "remove", "path": "/nothing"}], None, "p")
     assert docs.docs == {} and docs.names() == []
+    await docs.close()
+
+
+async def test_subscriptions_per_connection_are_limited(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path, max_subscriptions=3)
+    one, other = Listener(), Listener()
+    subs = [docs.subscribe(f"d{i}", None, "p", one)["subscription"] for i in range(3)]  # type: ignore[arg-type]
+    with pytest.raises(BridgeError) as refused:
+        docs.subscribe("d9", None, "p", one)  # type: ignore[arg-type]
+    assert refused.value.code == TOO_MANY_SUBSCRIPTIONS and refused.value.data == {"limit": 3}
+    docs.subscribe("d9", None, "p", other)  # type: ignore[arg-type]  # another connection has its own
+    assert docs.unsubscribe(subs[0], "p")
+    docs.subscribe("d9", None, "p", one)  # type: ignore[arg-type]
     await docs.close()

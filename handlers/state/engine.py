@@ -37,6 +37,7 @@ PATCH_FAILED = 4502
 TOO_LARGE = 4503
 HISTORY_GONE = 4504
 UNAVAILABLE = 4505
+TOO_MANY_SUBSCRIPTIONS = 4506
 
 #: ``guard(participant, doc, action, paths)``: raise a BridgeError to refuse. action is "read" or "edit".
 Guard = Callable[[str, str, str, list[Path]], None]
@@ -50,6 +51,7 @@ class Limits:
     max_patch_bytes: int = 1024 * 1024
     history: int = 1000
     snapshot_every: int = 1000
+    max_subscriptions: int = 1024  # per connection
 
 
 @dataclass(slots=True)
@@ -298,6 +300,9 @@ class Documents:
         if since is not None and since > doc.version:
             raise BridgeError(INVALID_PARAMS, f"since_version {since} is ahead of {name!r} (version {doc.version})",
                               {"doc": name, "version": doc.version})
+        if sum(1 for s in self.subscriptions.values() if s.connection is conn) >= self.limits.max_subscriptions:
+            raise BridgeError(TOO_MANY_SUBSCRIPTIONS, f"at most {self.limits.max_subscriptions} subscriptions per "
+                              f"connection; unsubscribe first", {"limit": self.limits.max_subscriptions})
         sub = Subscription(f"s{next(self._ids)}", name, participant, conn)
         self.subscriptions[sub.id] = sub
         reply: dict[str, Any] = {"subscription": sub.id, "doc": name, "to": doc.version}

@@ -31,6 +31,7 @@ class StateSettings(BaseModel):
     history: int = Field(default=1000, ge=0, description="versions of each document kept for diffs and conflict checks")
     max_doc_bytes: int = Field(default=16 * 1024 * 1024, ge=1, description="largest document, as JSON")
     max_patch_bytes: int = Field(default=1024 * 1024, ge=1, description="largest patch, as JSON")
+    max_subscriptions: int = Field(default=1024, ge=1, description="subscriptions open at once per connection")
 
 
 plugin = Plugin("state", __version__, description="Versioned JSON documents with RFC 6902 patches, durable.",
@@ -53,7 +54,8 @@ async def documents() -> Documents:
 
 async def _open() -> Documents:
     settings = plugin.settings or StateSettings()
-    limits = Limits(settings.max_doc_bytes, settings.max_patch_bytes, settings.history, settings.snapshot_every)
+    limits = Limits(settings.max_doc_bytes, settings.max_patch_bytes, settings.history, settings.snapshot_every,
+                    settings.max_subscriptions)
     if settings.memory:
         log.warning("state: memory only (settings.memory): nothing survives the host")
         return await Documents.open(None, limits)
