@@ -66,7 +66,8 @@ def digest(data: bytes) -> str:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    """A document as stored in a snapshot (its checksum is over these bytes)."""
+    return orjson.dumps(value)
 
 
 class Store:
