@@ -88,15 +88,21 @@ async function catchUp() {
     const now = (await client.call('state.get', { doc })).version;
     const since = now - BEHIND;
     const times = [];
+    const compact = [];
     const full = [];
     let ops = 0;
     for (let r = 0; r < 5; r++) {
       let t = performance.now();
-      const caught = await client.call('state.subscribe', { doc, since_version: since });
+      const caught = await client.call('state.subscribe', { doc, since_version: since, compact: false });
       times.push(performance.now() - t);
       ops = caught.ops.length;
       if (caught.full || caught.to !== now) throw new Error('catch-up did not reach now');
       await client.call('state.unsubscribe', { subscription: caught.subscription });
+      t = performance.now();
+      const small = await client.call('state.subscribe', { doc, since_version: since });
+      compact.push(performance.now() - t);
+      if (!small.full) throw new Error('a compact catch-up of a small document sent ops');
+      await client.call('state.unsubscribe', { subscription: small.subscription });
       t = performance.now();
       await client.call('state.get', { doc });
       full.push(performance.now() - t);
@@ -108,7 +114,7 @@ async function catchUp() {
     const reopenMs = performance.now() - restart;
     const rss = rssMiB(again.process.pid);
     await again.close();
-    return { behind: BEHIND, ops, catchUpMs: median(times), getMs: median(full), reopenMs, rss };
+    return { behind: BEHIND, ops, catchUpMs: median(times), compactMs: median(compact), getMs: median(full), reopenMs, rss };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -127,7 +133,9 @@ for (const mode of ['full', 'normal']) {
 }
 const c = await catchUp();
 results.catchUp = c;
-console.log(`catch-up of ${c.behind} versions (${c.ops} ops): ${c.catchUpMs.toFixed(1)} ms = ` +
+console.log(`catch-up of ${c.behind} versions as ops (${c.ops} ops): ${c.catchUpMs.toFixed(1)} ms = ` +
   `${(c.catchUpMs / c.getMs).toFixed(1)}x a state.get of the whole document (${c.getMs.toFixed(2)} ms)`);
+console.log(`catch-up of ${c.behind} versions, compact (the value, smaller here): ${c.compactMs.toFixed(2)} ms = ` +
+  `${(c.compactMs / c.getMs).toFixed(1)}x the state.get`);
 console.log(`restart with ${c.behind} versions of history: first reply after ${c.reopenMs.toFixed(0)} ms, host RSS ${c.rss.toFixed(0)} MiB`);
 if (jsonOut) writeFileSync(jsonOut, JSON.stringify(results, null, 2));

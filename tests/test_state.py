@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -79,7 +80,7 @@ def test_the_diff_from_any_kept_version_leads_to_now(data: st.DataObject) -> Non
         for ops in patches:
             await docs.patch("d", ops, None, "p")
         for since in range(n + 1):
-            caught = docs.subscribe("d", since, "p", Listener())  # type: ignore[arg-type]
+            caught = orjson.loads(orjson.dumps(docs.subscribe("d", since, "p", Listener())))  # type: ignore[arg-type]
             if since >= n - history:
                 assert caught["full"] is False
                 assert apply(values[since], caught["ops"])[0] == values[n]
@@ -334,4 +335,18 @@ async def test_subscriptions_per_connection_are_limited(tmp_path: Path) -> None:
     docs.subscribe("d9", None, "p", other)  # type: ignore[arg-type]  # another connection has its own
     assert docs.unsubscribe(subs[0], "p")
     docs.subscribe("d9", None, "p", one)  # type: ignore[arg-type]
+    await docs.close()
+
+
+async def test_a_compact_catch_up_sends_the_value_when_it_is_smaller_than_the_ops(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path, history=5000)
+    for i in range(300):
+        await docs.patch("d", [{"op": "add", "path": f"/k{i % 3}", "value": i}], None, "p")
+    ops = orjson.loads(orjson.dumps(docs.subscribe("d", 0, "p", Listener(), compact=False)))  # type: ignore[arg-type]
+    assert ops["full"] is False and len(ops["ops"]) == 300
+    small = orjson.loads(orjson.dumps(docs.subscribe("d", 0, "p", Listener(), compact=True)))  # type: ignore[arg-type]
+    assert small["full"] is True and small["value"] == {"k0": 297, "k1": 298, "k2": 299}
+    assert "smaller than the 300 ops" in small["reason"]
+    recent = orjson.loads(orjson.dumps(docs.subscribe("d", 298, "p", Listener(), compact=True)))  # type: ignore[arg-type]
+    assert recent["full"] is False and len(recent["ops"]) == 2
     await docs.close()

@@ -293,8 +293,10 @@ class Documents:
 
     # ---- subscriptions ----------------------------------------------------
 
-    def subscribe(self, name: str, since: int | None, participant: str, conn: Connection) -> dict[str, Any]:
-        """Register for ``state.changed`` of ``name``; the reply catches the caller up from ``since``."""
+    def subscribe(self, name: str, since: int | None, participant: str, conn: Connection,
+                  compact: bool = False) -> dict[str, Any]:
+        """Register for ``state.changed`` of ``name``; the reply catches the caller up from ``since``
+        (with ``compact``, by the whole value when that is smaller than the ops)."""
         self._guard(participant, name, "read", [()])
         doc = self.docs.get(name) or Doc()
         if since is not None and since > doc.version:
@@ -311,7 +313,15 @@ class Documents:
             reply.update(full=True, value=doc.value, reason="no since_version given" if since is None else
                          f"version {since} is older than the kept history")
         else:
-            reply.update(full=False, ops=[op for e in entries for op in e.ops])
+            ops = [op for e in entries for op in e.ops]
+            blob = orjson.dumps(ops)
+            value = orjson.dumps(doc.value) if compact and len(blob) > 1024 else None
+            if value is not None and len(value) < len(blob):
+                reply.update(full=True, value=orjson.Fragment(value),
+                             reason=f"the value ({len(value)} bytes) is smaller than the {len(ops)} ops since "
+                                    f"version {since} ({len(blob)} bytes)")
+            else:
+                reply.update(full=False, ops=orjson.Fragment(blob))
         reply["from"] = since
         return reply
 

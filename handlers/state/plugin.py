@@ -114,11 +114,12 @@ async def set_(doc: str, value: Any, ctx: Context, base_version: int | None = No
 
 
 @plugin.method("subscribe")
-async def subscribe(doc: str, ctx: Context, since_version: int | None = None) -> dict[str, Any]:
-    """Catch up and follow ``doc``: the reply has the ops from ``since_version`` to now (or the
-    full value, ``full: true`` with the reason, when that version is no longer kept); every
-    later change arrives as ``state.changed {doc, from, to, ops, author}``."""
-    return (await _docs()).subscribe(doc, since_version, ctx.participant, ctx.connection)
+async def subscribe(doc: str, ctx: Context, since_version: int | None = None, compact: bool = True) -> dict[str, Any]:
+    """Catch up and follow ``doc``: the reply has the ops from ``since_version`` to now, or the
+    full value (``full: true`` with the reason) when that version is no longer kept or, with
+    ``compact``, when the value is smaller than the ops. Every later change arrives as
+    ``state.changed {doc, from, to, ops, author}``."""
+    return (await _docs()).subscribe(doc, since_version, ctx.participant, ctx.connection, compact)
 
 
 @plugin.method("unsubscribe")
