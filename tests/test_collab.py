@@ -206,3 +206,18 @@ async def test_sessions_members_and_conflicts_survive_a_restart_presence_and_loc
     assert again.docs.docs["doc"].value["title"] == "bob"
     await again.stop()
     await again.docs.close()
+
+
+def test_the_js_client_names_the_same_error_codes() -> None:
+    """client_js/src/state.js lists these codes for apps; they must not drift from the plugins'."""
+    import re
+
+    from handlers.collab import sessions
+    from handlers.state import engine
+
+    source = (Path(__file__).parents[1] / "client_js" / "src" / "state.js").read_text()
+    listed = {int(code) for code in re.findall(r":\s*(\d{4}),", source)}
+    ours = {engine.CONFLICT, engine.PATCH_FAILED, engine.TOO_LARGE, engine.HISTORY_GONE, engine.UNAVAILABLE,
+            engine.TOO_MANY_SUBSCRIPTIONS, sessions.NOT_A_PARTICIPANT, sessions.FORBIDDEN, sessions.LOCKED,
+            sessions.NO_SUCH_SESSION, sessions.NO_SUCH_CONFLICT, sessions.SESSION_EXISTS}
+    assert listed == ours

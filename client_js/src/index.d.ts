@@ -214,3 +214,4 @@ export interface ReadyInfo {
 }
 
 export { participantOf } from './identity.js';
+export * from './state.js';

@@ -4,3 +4,4 @@
 export { RpcClient } from './client.js';
 export { CallCancelledError, CallTimeoutError, ConnectionClosedError, ErrorCodes, RpcError } from './errors.js';
 export { participantOf } from './identity.js';
+export { CollabErrorCodes, StateErrorCodes } from './state.js';

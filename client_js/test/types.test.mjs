@@ -28,6 +28,7 @@ test('tsc checks every declaration file and the usage file', async () => {
       .filter((name) => name.endsWith('.d.ts'))
       .map((name) => `${root}src/${name}`),
     `${root}test-support/typecheck.ts`,
+    `${root}test-support/typecheck-state.ts`,
   ];
   assert.ok(expected.length >= 7, 'the declaration files were not found');
   for (const file of expected) assert.ok(checked.has(file), `tsc does not check ${file}`);

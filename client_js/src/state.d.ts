@@ -1,0 +1,134 @@
+// Types for the host's built-in `state` and `collab` plugins (docs/state.md): use them with
+// `client.call<R>()` and `client.on<P>()`.
+
+/** Any JSON value. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** One RFC 6902 operation. */
+export type PatchOperation =
+  | { op: 'add' | 'replace' | 'test'; path: string; value: JsonValue }
+  | { op: 'remove'; path: string }
+  | { op: 'move' | 'copy'; from: string; path: string };
+
+/** `state.get`. */
+export interface StateDocument<T = JsonValue> {
+  doc: string;
+  version: number;
+  value: T;
+}
+
+/** `state.patch` and `state.set`: the version the patch made, once it is on disk. */
+export interface PatchResult {
+  doc: string;
+  version: number;
+}
+
+/** `state.subscribe`: ops from `from` to `to`, or the whole value and why. */
+export type Subscribed<T = JsonValue> = { subscription: string; doc: string; from: number | null; to: number } & (
+  | { full: false; ops: PatchOperation[] }
+  | { full: true; value: T; reason: string }
+);
+
+/** The `state.changed` event: apply `ops` when `from` is your version. */
+export interface StateChanged {
+  doc: string;
+  from: number;
+  to: number;
+  ops: PatchOperation[];
+  author: string | null;
+}
+
+/** The `state.reset` event: the document is this now (after a failed write, or deleted). */
+export interface StateReset<T = JsonValue> {
+  doc: string;
+  version: number;
+  value: T;
+  deleted?: boolean;
+}
+
+/** `data` of a 4501 conflict error. `conflict_id` is there when the document is a session's. */
+export interface ConflictData {
+  doc: string;
+  base_version: number;
+  current_version: number;
+  paths: string[];
+  authors: string[];
+  conflict_id?: string;
+  session?: string;
+}
+
+export type Permission = 'edit' | 'view' | 'comment' | 'share';
+export type ConflictStrategy = 'mine' | 'theirs' | 'merge' | 'manual';
+
+export interface LockInfo {
+  resource: string;
+  kind: 'exclusive' | 'shared';
+  holder: string;
+  expires_in: number;
+}
+
+export interface ParticipantInfo {
+  participant: string;
+  status: 'active' | 'away';
+  permissions: Permission[];
+  presence: JsonValue;
+}
+
+/** `collab.create_session`, `collab.join`, `collab.session`, `collab.share`. */
+export interface SessionView {
+  id: string;
+  docs: string[];
+  created_by: string;
+  members: Record<string, Permission[]>;
+  participants: ParticipantInfo[];
+  locks: LockInfo[];
+  /** `collab.join` only: who the host takes the caller for, and its permissions. */
+  you?: string;
+  permissions?: Permission[];
+}
+
+/** `collab.conflicts` items and the `collab.conflict` event (with `to`). */
+export interface ConflictInfo {
+  conflict_id: string;
+  session: string;
+  doc: string;
+  path: string;
+  base_version: number;
+  current_version: number;
+  base?: JsonValue;
+  mine: { participant: string; ops: PatchOperation[]; value?: JsonValue };
+  theirs: { participants: string[]; value?: JsonValue };
+  resolved?: Resolution;
+}
+
+/** `collab.resolve`. */
+export interface Resolution {
+  strategy: ConflictStrategy;
+  by: string;
+  version: number;
+  /** Keys a merge gave to mine where both sides changed them. */
+  overridden: string[];
+}
+
+/** Every collab event except `collab.sessions_changed` names the participants it is for. */
+export interface Addressed {
+  to: string[];
+}
+
+export declare const StateErrorCodes: Readonly<{
+  Conflict: 4501;
+  PatchFailed: 4502;
+  TooLarge: 4503;
+  HistoryGone: 4504;
+  Unavailable: 4505;
+  TooManySubscriptions: 4506;
+}>;
+
+export declare const CollabErrorCodes: Readonly<{
+  NotAParticipant: 4601;
+  Forbidden: 4602;
+  Locked: 4603;
+  NoSuchSession: 4604;
+  NoSuchConflict: 4605;
+  SessionExists: 4606;
+}>;
