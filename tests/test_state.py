@@ -350,3 +350,19 @@ async def test_a_compact_catch_up_sends_the_value_when_it_is_smaller_than_the_op
     recent = orjson.loads(orjson.dumps(docs.subscribe("d", 298, "p", Listener(), compact=True)))  # type: ignore[arg-type]
     assert recent["full"] is False and len(recent["ops"]) == 2
     await docs.close()
+
+
+async def test_a_caller_cancelled_while_its_patch_is_written_leaves_the_patch_in_place(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path)
+    call = asyncio.ensure_future(docs.patch("d", [{"op": "add", "path": "/a", "value": 1}], None, "p"))
+    await asyncio.sleep(0)  # applied and queued; the write has not finished
+    assert docs.docs["d"].version == 1 and docs.docs["d"].durable == 0
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert await docs.patch("d", [{"op": "add", "path": "/b", "value": 2}], None, "p") == 2
+    assert docs.docs["d"].durable == 2
+    await docs.close()
+    again = await open_docs(tmp_path)
+    assert again.docs["d"].value == {"a": 1, "b": 2}
+    await again.close()

@@ -203,7 +203,7 @@ class Documents:
         self._pending.append((entry, snapshot, done))
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._write())
-        await asyncio.shield(done)
+        await done  # a cancelled caller cancels only this future: the writer skips it, the patch stays
         return entry.version
 
     async def _conflict(self, name: str, doc: Doc, base: int | None, ops: list[dict[str, Any]],

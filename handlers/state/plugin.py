@@ -82,6 +82,8 @@ async def _stop() -> None:
 
 
 async def _docs() -> Documents:
+    if _opened and _opened[0].done() and not _opened[0].cancelled() and _opened[0].exception() is None:
+        return _opened[0].result()  # the common case, without a shield per call
     try:
         return await documents()
     except StoreError as exc:
