@@ -8,9 +8,9 @@ export * from './index.js';
 export * from './supervisor.js';
 
 export interface SpawnOptions extends ClientOptions {
-  /** The executable, e.g. a Python interpreter. */
+  /** The executable: a Python interpreter, or the sidecar `bridge bundle` built (then `args` are serve flags). */
   command: string;
-  /** E.g. `['-m', 'bridge', 'serve', 'myapp:app']`. */
+  /** E.g. `['-m', 'bridge', 'serve', 'myapp:app']`, or `[]` for a bundled sidecar. */
   args?: string[];
   /**
    * Merged over process.env. BRIDGE_FRAMING is set to "ndjson" unless given here (the

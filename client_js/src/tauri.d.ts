@@ -30,7 +30,10 @@ export interface ShellCommandClass {
 export interface TauriSidecarOptions extends ClientOptions {
   /** `Command` from '@tauri-apps/plugin-shell'. */
   Command: ShellCommandClass;
-  /** The sidecar as listed in tauri.conf.json > bundle > externalBin. Default "binaries/bridge-host". */
+  /**
+   * The sidecar as listed in tauri.conf.json > bundle > externalBin, or the file `bridge bundle`
+   * built (its target triple is dropped: see sidecarName). Default "binaries/bridge-host".
+   */
   program?: string;
   /** Arguments; a capability must allow exactly these (shell:allow-spawn). */
   args?: string[];
@@ -58,6 +61,14 @@ export declare class TauriSidecarClient extends RpcClient {
    */
   close(): Promise<number | null>;
 }
+
+/**
+ * The name to give `Command.sidecar()`: the `bundle.externalBin` entry (`binaries/bridge-host`),
+ * from that entry itself or from the file `bridge bundle` wrote
+ * (`src-tauri/binaries/bridge-host-x86_64-unknown-linux-gnu`): the path from `src-tauri/`,
+ * without the target triple or `.exe`. Tauri runs the binary it copied beside the app's executable.
+ */
+export declare function sidecarName(program: string): string;
 
 /** Spawn the sidecar; resolves once it sent `$/ready`, rejects if refused, exited or silent. */
 export declare function createTauriSidecar(options: TauriSidecarOptions): Promise<TauriSidecarClient>;

@@ -16,6 +16,23 @@ export * from './index.js';
 
 const STDERR_TAIL_LINES = 20;
 const CLOSE_WAIT_MS = 5000;
+/** A Rust target triple at the end of a file name, as `bridge bundle` and Tauri's externalBin use them. */
+const TRIPLE_SUFFIX = /-(?:x86_64|aarch64|i686|armv7|riscv64gc|powerpc64le|s390x)-(?:unknown-linux-(?:gnu|musl)(?:eabihf)?|apple-darwin|pc-windows-(?:msvc|gnu))(?:\.exe)?$/;
+
+/**
+ * The name to give `Command.sidecar()`: the `bundle.externalBin` entry, which Tauri resolves to
+ * the binary it copied beside the app's executable (the entry's last part, its target triple
+ * removed). Accepts that entry as is (`binaries/bridge-host`), or the file `bridge bundle`
+ * wrote (`src-tauri/binaries/bridge-host-x86_64-unknown-linux-gnu`, `...-pc-windows-msvc.exe`).
+ */
+export function sidecarName(program) {
+  const name = String(program);
+  const posix = name.replaceAll('\\', '/');
+  const inTauri = posix.lastIndexOf('src-tauri/');
+  if (inTauri === -1 && !TRIPLE_SUFFIX.test(posix)) return name; // the externalBin entry itself
+  const entry = inTauri === -1 ? posix.replace(/^\.\//, '') : posix.slice(inTauri + 'src-tauri/'.length);
+  return entry.replace(TRIPLE_SUFFIX, '');
+}
 
 /** An RpcClient bound to a sidecar spawned through the Tauri shell plugin. */
 export class TauriSidecarClient extends RpcClient {
@@ -38,7 +55,8 @@ export class TauriSidecarClient extends RpcClient {
 }
 
 /**
- * Spawn the sidecar `program` (as named in tauri.conf.json > bundle > externalBin) and
+ * Spawn the sidecar `program` (as named in tauri.conf.json > bundle > externalBin, or the
+ * file `bridge bundle` built: see sidecarName) and
  * resolve with a connected client once it sends `$/ready`. Rejects if the plugin refuses to
  * spawn it, if it exits, or if it stays silent for `readyTimeout` ms (it is then killed).
  */
@@ -68,6 +86,7 @@ export function createTauriSidecar({
   if (cwd !== undefined) options.cwd = cwd;
   if (encoding !== undefined) options.encoding = encoding;
 
+  program = sidecarName(program);
   let command;
   try {
     command = Command.sidecar(program, args, options);

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { FakeDocument } from '../test-support/fake-dom.mjs';
 import { nextEvent, processExists, pythonCommand, repoRoot } from '../test-support/host.mjs';
 import { installTauriShell } from '../test-support/tauri-shell.mjs';
-import { CallCancelledError, ConnectionClosedError, ErrorCodes, RpcError, createTauriSidecar } from '../src/tauri.js';
+import { CallCancelledError, ConnectionClosedError, ErrorCodes, RpcError, createTauriSidecar, sidecarName } from '../src/tauri.js';
 
 register('../test-support/loader.mjs', import.meta.url);
 
@@ -195,4 +195,37 @@ test('examples/tauri: the page starts the sidecar, calls it, and stops it when t
     delete globalThis.document;
     delete globalThis.window;
   }
+});
+
+describe('sidecarName: the externalBin entry Tauri knows the sidecar by', () => {
+  test('an entry is kept as it is', () => {
+    assert.equal(sidecarName('binaries/bridge-host'), 'binaries/bridge-host');
+    assert.equal(sidecarName('/opt/tools/sidecar'), '/opt/tools/sidecar');
+    assert.equal(sidecarName('bin/my-tool-x86_64'), 'bin/my-tool-x86_64'); // not a whole triple
+  });
+
+  test("the file `bridge bundle` wrote becomes its entry: the path from src-tauri/, the triple dropped", () => {
+    assert.equal(sidecarName('src-tauri/binaries/notes-x86_64-unknown-linux-gnu'), 'binaries/notes');
+    assert.equal(sidecarName('/home/me/app/src-tauri/binaries/notes-aarch64-apple-darwin'), 'binaries/notes');
+    assert.equal(sidecarName('C:\\app\\src-tauri\\binaries\\notes-x86_64-pc-windows-msvc.exe'), 'binaries/notes');
+    assert.equal(sidecarName('binaries/notes-x86_64-unknown-linux-musl'), 'binaries/notes');
+    assert.equal(sidecarName('./binaries/notes-armv7-unknown-linux-gnueabihf'), 'binaries/notes');
+  });
+
+  test('createTauriSidecar passes the resolved name to Command.sidecar', async () => {
+    const shell = installTauriShell({ tauriConf, capabilities, sidecars: { 'binaries/bridge-host': bridgeHost } });
+    try {
+      const client = await createTauriSidecar({
+        Command: shell.module.Command,
+        program: 'src-tauri/binaries/bridge-host-x86_64-unknown-linux-gnu',
+        args: ['serve'],
+        env: quietHost,
+      });
+      assert.equal(shell.spawned[0].program, 'binaries/bridge-host');
+      assert.equal(await client.call('system.ping'), 'pong');
+      await client.close();
+    } finally {
+      shell.uninstall();
+    }
+  });
 });
