@@ -90,9 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     bundle.add_argument("--target-triple", help="default: this host's, as `rustc -vV` prints it")
     mode = bundle.add_mutually_exclusive_group()
     mode.add_argument("--onefile", dest="mode", action="store_const", const="onefile",
-                      help="a single file (what Tauri's externalBin takes); unpacks itself on every start")
+                      help="a single file (what Tauri's externalBin takes); unpacks itself on every start (~1.5x)")
     mode.add_argument("--onedir", dest="mode", action="store_const", const="onedir",
                       help="a folder with the executable inside (the default; starts in ~1.2x the time of `bridge serve`)")
+    bundle.add_argument("--compress", action="store_true",
+                        help="zlib-compress a onefile bundle: about half the size, but inflated on every start "
+                        "(~2.2x the module's start-up instead of ~1.5x); installers compress anyway")
     bundle.add_argument("--plugin", dest="plugins", action="append", metavar="NAME",
                         help="include this installed plugin (repeatable; default: every installed one)")
     bundle.add_argument("--no-plugins", action="store_true", help="include no installed plugins")
@@ -152,19 +155,20 @@ def _bundle(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from . import bundle
+    from .bundle import builder, config, inputs
 
     try:
-        the_plan = bundle.plan(args.app, name=args.name, triple=args.target_triple,
-                               mode=args.mode or bundle.DEFAULT_MODE, plugins=[] if args.no_plugins else args.plugins,
+        the_plan = inputs.plan(args.app, name=args.name, triple=args.target_triple,
+                               mode=args.mode or inputs.DEFAULT_MODE, plugins=[] if args.no_plugins else args.plugins,
                                hidden_imports=args.hidden_import, collect=args.collect_submodules,
-                               excludes=args.exclude_module, extra_args=args.pyinstaller_arg)
+                               excludes=args.exclude_module, extra_args=args.pyinstaller_arg,
+                               compress=args.compress)
     except ValueError as exc:
         raise SystemExit(f"bridge bundle: {exc}") from None
     out = Path(args.out) if args.out else (None if args.cache else Path("dist"))
-    result = bundle.build(the_plan, out, Path(args.cache).expanduser() if args.cache else None,
-                          log=sys.stderr if args.verbose else None)
-    print(json.dumps(result.to_dict()) if args.json else bundle.snippets(result, out))
+    result = builder.build(the_plan, out, Path(args.cache).expanduser() if args.cache else None,
+                           log=sys.stderr if args.verbose else None)
+    print(json.dumps(result.to_dict()) if args.json else config.snippets(result, out))
     return 0
 
 

@@ -46,8 +46,8 @@ def test_the_wheel_holds_the_host_and_its_entry_point(dists: dict[str, Path]) ->
         info = f"bridge_sidecar-{VERSION}.dist-info"
         entry_points = wheel.read(f"{info}/entry_points.txt").decode()
         metadata = wheel.read(f"{info}/METADATA").decode()
-    for module in ("bridge/__init__.py", "bridge/cli.py", "bridge/bundle.py", "bridge/py.typed",
-                   "handlers/demo.py", "handlers/system.py"):
+    for module in ("bridge/__init__.py", "bridge/cli.py", "bridge/bundle/__init__.py", "bridge/bundle/frozen.py",
+                   "bridge/py.typed", "handlers/demo.py", "handlers/system.py", "handlers/state/plugin.py"):
         assert module in names
     assert not [n for n in names if n.startswith(("tests/", "client_js/", "examples/")) or n.endswith(".pyc")]
     assert "bridge = bridge.cli:main" in entry_points
