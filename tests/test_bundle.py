@@ -125,6 +125,7 @@ def test_the_cache_key_follows_the_sources(tmp_path: Path, monkeypatch: pytest.M
     first = bundle.plan("keyapp:app", mode="onefile").cache_key()
     assert bundle.plan("keyapp:app", mode="onefile").cache_key() == first
     assert bundle.plan("keyapp:app", mode="onedir").cache_key() != first
+    assert bundle.plan("keyapp:app", mode="onefile", compress=True).cache_key() != first
     (tmp_path / "helper.py").write_text("X = 1\n")  # a module beside the app may be imported by it
     assert bundle.plan("keyapp:app", mode="onefile").cache_key() != first
 
@@ -304,6 +305,8 @@ def test_the_build_is_named_and_cached(built: dict[str, Any]) -> None:
     assert built["plugins"] == ["hello"]
     assert Path(built["artifact"]).parent.parent == CACHE
     assert Path(built["artifact"]).parent.name == built["key"]
+    if built["mode"] == "onefile":  # its archive is stored, not zlib-compressed: pydantic_core's own strings show
+        assert b"PydanticSerializationUnexpectedValue" in Path(built["executable"]).read_bytes()
     again = build(built["mode"])
     if again["key"] == built["key"]:  # (unless a source changed meanwhile)
         assert again["cached"] is True and again["executable"] == built["executable"]
