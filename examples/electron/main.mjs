@@ -13,15 +13,34 @@ import { exposeToRenderers } from '@bridge-rpc/client/electron/main';
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, '..', '..');
 
-// A packaged app would start a frozen host (PyInstaller) from process.resourcesPath instead.
-function pythonCommand() {
-  if (process.env.BRIDGE_PYTHON) return process.env.BRIDGE_PYTHON;
+/** Rust's target triple for this machine, which `bridge bundle` puts in the sidecar's name. */
+const TRIPLE = {
+  'linux-x64': 'x86_64-unknown-linux-gnu',
+  'linux-arm64': 'aarch64-unknown-linux-gnu',
+  'darwin-x64': 'x86_64-apple-darwin',
+  'darwin-arm64': 'aarch64-apple-darwin',
+  'win32-x64': 'x86_64-pc-windows-msvc',
+  'win32-arm64': 'aarch64-pc-windows-msvc',
+}[`${process.platform}-${process.arch}`];
+
+/**
+ * How to start the host. Packaged, the app ships the folder `bridge bundle handlers.demo:app
+ * --name bridge-host --out sidecar` built (package.json > build > extraResources) and runs the
+ * executable in it; in development, the repository's Python runs `-m bridge serve`.
+ */
+function hostCommand() {
+  if (app.isPackaged) {
+    const stem = `bridge-host-${TRIPLE}`;
+    const exe = join(process.resourcesPath, stem, stem + (process.platform === 'win32' ? '.exe' : ''));
+    return { command: exe, args: [], cwd: process.resourcesPath };
+  }
   const venv = process.platform === 'win32' ? join(repoRoot, '.venv', 'Scripts', 'python.exe') : join(repoRoot, '.venv', 'bin', 'python');
-  return existsSync(venv) ? venv : 'python3';
+  const python = process.env.BRIDGE_PYTHON || (existsSync(venv) ? venv : 'python3');
+  return { command: python, args: ['-m', 'bridge', 'serve'], cwd: repoRoot };
 }
 
 /** The host starts while Electron does. Exported for other main-process modules. */
-export const sidecar = spawnSidecar({ command: pythonCommand(), args: ['-m', 'bridge', 'serve'], cwd: repoRoot });
+export const sidecar = spawnSidecar(hostCommand());
 sidecar.catch(() => {}); // reported below, once the app is ready
 
 let unexpose = () => {};
