@@ -20,7 +20,7 @@ import {
 import { spawnSidecar, superviseSidecar, SidecarCrashedError, type SidecarClient } from '@bridge-rpc/client/node';
 import { exposeToRenderers, type CallerIdentity } from '@bridge-rpc/client/electron/main';
 import { exposeBridge, type RendererBridge } from '@bridge-rpc/client/electron/preload';
-import { createTauriSidecar, type TauriSidecarClient } from '@bridge-rpc/client/tauri';
+import { createTauriSidecar, sidecarName, type TauriSidecarClient } from '@bridge-rpc/client/tauri';
 import { app, contextBridge, ipcMain, ipcRenderer } from 'electron';
 import { Command } from '@tauri-apps/plugin-shell';
 
@@ -140,6 +140,8 @@ export async function renderer(): Promise<void> {
 }
 
 export async function tauri(): Promise<void> {
+  const entry: string = sidecarName('src-tauri/binaries/bridge-host-x86_64-unknown-linux-gnu');
+  console.log(entry);
   const client: TauriSidecarClient = await createTauriSidecar({
     Command,
     program: 'binaries/bridge-host',
