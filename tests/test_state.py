@@ -346,7 +346,7 @@ async def test_a_compact_catch_up_sends_the_value_when_it_is_smaller_than_the_op
     assert ops["full"] is False and len(ops["ops"]) == 300
     small = orjson.loads(orjson.dumps(docs.subscribe("d", 0, "p", Listener(), compact=True)))  # type: ignore[arg-type]
     assert small["full"] is True and small["value"] == {"k0": 297, "k1": 298, "k2": 299}
-    assert "smaller than the 300 ops" in small["reason"]
+    assert "smaller than the ops of the 300 versions" in small["reason"]
     recent = orjson.loads(orjson.dumps(docs.subscribe("d", 298, "p", Listener(), compact=True)))  # type: ignore[arg-type]
     assert recent["full"] is False and len(recent["ops"]) == 2
     await docs.close()

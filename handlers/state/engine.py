@@ -187,13 +187,13 @@ class Documents:
         if len(blob) > self.limits.max_doc_bytes:
             raise BridgeError(TOO_LARGE, f"{name!r} would be {len(blob)} bytes; at most {self.limits.max_doc_bytes}",
                               {"limit": self.limits.max_doc_bytes, "size": len(blob)})
-        return await self._commit(name, doc, value, ops, touched, participant, blob)
+        return await self._commit(name, doc, value, ops, touched, participant, blob, size)
 
     async def _commit(self, name: str, doc: Doc, value: Any, ops: list[dict[str, Any]], touched: list[Path],
-                      participant: str, blob: bytes) -> int:
+                      participant: str, blob: bytes, size: int) -> int:
         # Nothing awaits between reading ``doc`` in patch() and here: each patch is applied
         # atomically on the loop, on the version it was checked against.
-        entry = Entry(name, doc.version + 1, ops, touched, participant, time.time())
+        entry = Entry(name, doc.version + 1, ops, touched, participant, time.time(), size)
         doc.value, doc.version = value, entry.version
         doc.history.append(entry)
         while len(doc.history) > self.limits.history:
@@ -313,15 +313,14 @@ class Documents:
             reply.update(full=True, value=doc.value, reason="no since_version given" if since is None else
                          f"version {since} is older than the kept history")
         else:
-            ops = [op for e in entries for op in e.ops]
-            blob = orjson.dumps(ops)
-            value = orjson.dumps(doc.value) if compact and len(blob) > 1024 else None
-            if value is not None and len(value) < len(blob):
+            size = sum(e.size for e in entries)
+            value = orjson.dumps(doc.value) if compact and size > 1024 else None
+            if value is not None and len(value) < size:
                 reply.update(full=True, value=orjson.Fragment(value),
-                             reason=f"the value ({len(value)} bytes) is smaller than the {len(ops)} ops since "
-                                    f"version {since} ({len(blob)} bytes)")
+                             reason=f"the value ({len(value)} bytes) is smaller than the ops of the "
+                                    f"{len(entries)} versions since {since} ({size} bytes)")
             else:
-                reply.update(full=False, ops=orjson.Fragment(blob))
+                reply.update(full=False, ops=[op for e in entries for op in e.ops])
         reply["from"] = since
         return reply
 

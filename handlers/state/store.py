@@ -49,6 +49,7 @@ class Entry:
     touched: list[tuple[str, ...]]
     author: str | None
     at: float
+    size: int = 0  # the ops as JSON, in bytes (to judge a catch-up without serialising it)
 
 
 @dataclass(slots=True)
@@ -200,7 +201,8 @@ class Store:
         for version, ops, touched, author, at, checksum in rows:
             if digest(ops) != checksum:
                 raise StoreError(f"state document {doc!r}: log entry {version} fails its checksum")
-            found.append(Entry(doc, version, orjson.loads(ops), [tuple(p) for p in orjson.loads(touched)], author, at))
+            found.append(Entry(doc, version, orjson.loads(ops), [tuple(p) for p in orjson.loads(touched)], author, at,
+                               len(ops)))
         return found
 
     def value_at(self, doc: str, version: int) -> Any:
