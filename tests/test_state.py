@@ -366,3 +366,19 @@ async def test_a_caller_cancelled_while_its_patch_is_written_leaves_the_patch_in
     again = await open_docs(tmp_path)
     assert again.docs["d"].value == {"a": 1, "b": 2}
     await again.close()
+
+
+async def test_a_failed_prune_loses_nothing_and_blocks_no_one(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path, snapshot_every=2)
+
+    def broken(doc: str, keep_from: int) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    docs.store.prune = broken  # type: ignore[method-assign]
+    versions = await asyncio.gather(*(docs.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, "p")
+                                      for i in range(20)))
+    assert sorted(versions) == list(range(1, 21)) and docs.docs["d"].durable == 20
+    await docs.close()
+    again = await open_docs(tmp_path)
+    assert again.docs["d"].value == {f"k{i}": i for i in range(20)}
+    await again.close()

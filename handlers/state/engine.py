@@ -243,7 +243,10 @@ class Documents:
                     self._tell(entry)
                 for doc_name in {e.doc for e, s, _ in batch if s is not None}:
                     keep_from = self.docs[doc_name].version - self.limits.history if doc_name in self.docs else 0
-                    await self.run(self.store.prune, doc_name, keep_from)
+                    try:
+                        await self.run(self.store.prune, doc_name, keep_from)
+                    except Exception as exc:  # only space is lost: the log is longer until the next snapshot
+                        log.warning("state: pruning %r failed: %s", doc_name, exc)
         finally:
             self._writer = None
 
