@@ -199,3 +199,33 @@ class Host:
                 stream.close()  # type: ignore[union-attr]
             except OSError:
                 pass
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+
+class Notifications:
+    """Stands in for a Connection where only notifications matter: records what is sent."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+
+    def notify(self, method: str, params: Any = None) -> None:
+        self.sent.append((method, params))
+
+    def events(self, name: str) -> list[Any]:
+        return [p for m, p in self.sent if m == name]

@@ -24,6 +24,7 @@ import pytest
 
 from bridge import bundle
 from bridge.bundle import builder as _builder  # noqa: F401  (loads bundle.builder for the tests below)
+from harness import gone
 
 REPO = Path(__file__).resolve().parent.parent
 APP = "examples.app:app"
@@ -276,15 +277,6 @@ class Sidecar:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
         return self.proc.wait(timeout)
-
-
-def gone(pid: int) -> bool:
-    """Exited: no such process, or a zombie whose parent (here, a non-reaping pid 1) never reaped it."""
-    try:
-        with open(f"/proc/{pid}/stat") as file:
-            return file.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def wait_gone(pid: int, timeout: float = 10.0) -> bool:

@@ -12,6 +12,7 @@ from bridge import BridgeError
 from handlers.collab.plugin import CollabSettings, Hub
 from handlers.collab.sessions import FORBIDDEN, LOCKED, NOT_A_PARTICIPANT, Collab
 from handlers.state.engine import CONFLICT, Documents
+from harness import Notifications
 
 pytestmark = pytest.mark.anyio
 
@@ -22,21 +23,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class Conn:
-    """Stands in for a Connection: what the hub sends it, by event."""
-
-    closed = False
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Any]] = []
-
-    def notify(self, method: str, params: Any = None) -> None:
-        self.sent.append((method, params))
-
-    def events(self, name: str) -> list[Any]:
-        return [p for m, p in self.sent if m == name]
 
 
 def model(**settings: Any) -> tuple[Collab, Clock, list[tuple[str, dict[str, Any], list[str]]]]:
@@ -129,8 +115,8 @@ async def hub(tmp_path: Path, **settings: Any) -> Hub:
     return h
 
 
-async def two_writers_one_viewer(h: Hub) -> dict[str, Conn]:
-    conns = {who: Conn() for who in ("alice", "bob", "carol")}
+async def two_writers_one_viewer(h: Hub) -> dict[str, Notifications]:
+    conns = {who: Notifications() for who in ("alice", "bob", "carol")}
     h.model.create("s", "alice", {"bob": ["edit"], "carol": ["view"]}, ["doc"])
     for who, conn in conns.items():
         h.model.join("s", who, conn)
@@ -201,7 +187,7 @@ async def test_sessions_members_and_conflicts_survive_a_restart_presence_and_loc
                                "carol": ["view"]}
     assert session.participants == {} and session.locks == {}
     assert again.conflicts[conflict_id].resolved is None
-    again.model.join("s", "bob", Conn())
+    again.model.join("s", "bob", Notifications())
     await again.resolve(conflict_id, "mine", None, "bob")
     assert again.docs.docs["doc"].value["title"] == "bob"
     await again.stop()

@@ -14,6 +14,7 @@ import pytest
 
 from handlers.services.policy import RestartPolicy
 from handlers.services.supervisor import HealthCheck, Service, ServiceManager
+from harness import gone
 
 pytestmark = pytest.mark.anyio
 
@@ -31,21 +32,6 @@ async def until(predicate, timeout: float = 5.0, what: str = "condition"):
             raise TimeoutError(what)
         await asyncio.sleep(0.01)
     return value
-
-
-def gone(pid: int) -> bool:
-    """The process has exited (a zombie waiting to be reaped counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
 
 
 async def test_a_service_killed_again_and_again_restarts_with_growing_delays_then_fails():

@@ -19,19 +19,8 @@ from handlers.state.engine import (CONFLICT, HISTORY_GONE, PATCH_FAILED, TOO_LAR
 from handlers.state.patches import apply
 from handlers.state.store import Entry, Store, StoreError, dumps
 
+from harness import Notifications
 from state_ops import draw_op
-
-
-class Listener:
-    """Stands in for a Connection: records what the documents send it."""
-
-    closed = False
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Any]] = []
-
-    def notify(self, method: str, params: Any = None) -> None:
-        self.sent.append((method, params))
 
 
 def history_of(data: st.DataObject, n: int) -> tuple[list[Any], list[list[dict[str, Any]]]]:
@@ -80,7 +69,7 @@ def test_the_diff_from_any_kept_version_leads_to_now(data: st.DataObject) -> Non
         for ops in patches:
             await docs.patch("d", ops, None, "p")
         for since in range(n + 1):
-            caught = orjson.loads(orjson.dumps(docs.subscribe("d", since, "p", Listener())))  # type: ignore[arg-type]
+            caught = orjson.loads(orjson.dumps(docs.subscribe("d", since, "p", Notifications())))  # type: ignore[arg-type]
             if since >= n - history:
                 assert caught["full"] is False
                 assert apply(values[since], caught["ops"])[0] == values[n]
@@ -201,7 +190,7 @@ async def test_concurrent_patches_share_transactions_and_are_each_told_once(tmp_
     append = docs.store.append
     docs.store.append = lambda entries, snaps=(): (writes.append(len(list(entries) if not isinstance(entries, list)
                                                                         else entries)), append(entries, snaps))[1]
-    listener = Listener()
+    listener = Notifications()
     docs.subscribe("d", 0, "watcher", listener)  # type: ignore[arg-type]
     versions = await asyncio.gather(*(docs.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, f"p{i % 3}")
                                       for i in range(200)))
@@ -215,7 +204,7 @@ async def test_concurrent_patches_share_transactions_and_are_each_told_once(tmp_
 async def test_a_failed_write_fails_its_patches_and_memory_goes_back_to_the_disk(tmp_path: Path) -> None:
     docs = await open_docs(tmp_path)
     await docs.patch("d", [{"op": "add", "path": "/kept", "value": 1}], None, "p")
-    listener = Listener()
+    listener = Notifications()
     docs.subscribe("d", 1, "watcher", listener)  # type: ignore[arg-type]
     append = docs.store.append
 
@@ -327,7 +316,7 @@ async def test_a_refused_first_patch_leaves_no_document(tmp_path: Path) -> None:
 
 async def test_subscriptions_per_connection_are_limited(tmp_path: Path) -> None:
     docs = await open_docs(tmp_path, max_subscriptions=3)
-    one, other = Listener(), Listener()
+    one, other = Notifications(), Notifications()
     subs = [docs.subscribe(f"d{i}", None, "p", one)["subscription"] for i in range(3)]  # type: ignore[arg-type]
     with pytest.raises(BridgeError) as refused:
         docs.subscribe("d9", None, "p", one)  # type: ignore[arg-type]
@@ -342,12 +331,12 @@ async def test_a_compact_catch_up_sends_the_value_when_it_is_smaller_than_the_op
     docs = await open_docs(tmp_path, history=5000)
     for i in range(300):
         await docs.patch("d", [{"op": "add", "path": f"/k{i % 3}", "value": i}], None, "p")
-    ops = orjson.loads(orjson.dumps(docs.subscribe("d", 0, "p", Listener(), compact=False)))  # type: ignore[arg-type]
+    ops = orjson.loads(orjson.dumps(docs.subscribe("d", 0, "p", Notifications(), compact=False)))  # type: ignore[arg-type]
     assert ops["full"] is False and len(ops["ops"]) == 300
-    small = orjson.loads(orjson.dumps(docs.subscribe("d", 0, "p", Listener(), compact=True)))  # type: ignore[arg-type]
+    small = orjson.loads(orjson.dumps(docs.subscribe("d", 0, "p", Notifications(), compact=True)))  # type: ignore[arg-type]
     assert small["full"] is True and small["value"] == {"k0": 297, "k1": 298, "k2": 299}
     assert "smaller than the ops of the 300 versions" in small["reason"]
-    recent = orjson.loads(orjson.dumps(docs.subscribe("d", 298, "p", Listener(), compact=True)))  # type: ignore[arg-type]
+    recent = orjson.loads(orjson.dumps(docs.subscribe("d", 298, "p", Notifications(), compact=True)))  # type: ignore[arg-type]
     assert recent["full"] is False and len(recent["ops"]) == 2
     await docs.close()
 
