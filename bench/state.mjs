@@ -78,6 +78,31 @@ async function throughput(mode) {
   }
 }
 
+/** Patches/s on a ~1 MiB document against a small one, same host: the cost of a patch should
+ * not grow with the document (copy on write, size bounded without serialising it). */
+async function largeDocument() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bridge-state-bench-'));
+  const client = await host(dir, { BRIDGE_STATE_SYNCHRONOUS: 'normal' });
+  try {
+    const items = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, 'x'.repeat(90)]));
+    await client.call('state.set', { doc: 'large', value: { items } });
+    await client.call('state.set', { doc: 'small', value: { items: {} } });
+    const bytes = JSON.stringify({ items }).length;
+    const large = [];
+    const small = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      small.push(await pipelined(N, WINDOW, (i) => client.call('state.patch', {
+        doc: 'small', ops: [{ op: 'add', path: `/items/k${i % 100}`, value: 'y'.repeat(90) }] })));
+      large.push(await pipelined(N, WINDOW, (i) => client.call('state.patch', {
+        doc: 'large', ops: [{ op: 'replace', path: `/items/k${i % 10_000}`, value: 'y'.repeat(90) }] })));
+    }
+    return { bytes, large: median(large), small: median(small) };
+  } finally {
+    await client.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function catchUp() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bridge-state-bench-'));
   const client = await host(dir, { BRIDGE_STATE_HISTORY: String(BEHIND), BRIDGE_STATE_SYNCHRONOUS: 'normal' });
@@ -131,6 +156,10 @@ for (const mode of ['full', 'normal']) {
   console.log(`  one at a time:               ${fmt(r.serial)} patches/s = ${(r.serial / r.echoSerial).toFixed(2)}x echo round trips/s (${fmt(r.echoSerial)}), ` +
     `${(r.serial / r.peer).toFixed(2)}x the peer`);
 }
+const big = await largeDocument();
+results.largeDocument = big;
+console.log(`a ${(big.bytes / 2 ** 20).toFixed(2)} MiB document: ${fmt(big.large)} patches/s = ` +
+  `${(big.large / big.small).toFixed(2)}x a small document's (${fmt(big.small)}), synchronous=normal, pipelined`);
 const c = await catchUp();
 results.catchUp = c;
 console.log(`catch-up of ${c.behind} versions as ops (${c.ops} ops): ${c.catchUpMs.toFixed(1)} ms = ` +

@@ -68,6 +68,8 @@ def test_the_diff_from_any_kept_version_leads_to_now(data: st.DataObject) -> Non
         docs = await Documents.open(None, Limits(history=history, snapshot_every=3))
         for ops in patches:
             await docs.patch("d", ops, None, "p")
+            # the size kept is the document's, or a bound above it (what the size limit checks)
+            assert docs.docs["d"].size >= len(orjson.dumps(docs.docs["d"].value))
         for since in range(n + 1):
             caught = orjson.loads(orjson.dumps(docs.subscribe("d", since, "p", Notifications())))  # type: ignore[arg-type]
             if since >= n - history:
@@ -371,3 +373,16 @@ async def test_a_failed_prune_loses_nothing_and_blocks_no_one(tmp_path: Path) ->
     again = await open_docs(tmp_path)
     assert again.docs["d"].value == {f"k{i}": i for i in range(20)}
     await again.close()
+
+
+async def test_the_size_limit_holds_when_the_size_is_only_estimated(tmp_path: Path) -> None:
+    docs = await open_docs(tmp_path, max_doc_bytes=1000, snapshot_every=10_000)
+    await docs.patch("d", [{"op": "add", "path": "/big", "value": "x" * 400}], None, "p")
+    with pytest.raises(BridgeError) as copied:  # a copy doubles it: measured, refused
+        await docs.patch("d", [{"op": "copy", "from": "/big", "path": "/twin"}, {"op": "copy", "from": "/big",
+                                                                                "path": "/triplet"}], None, "p")
+    assert copied.value.code == TOO_LARGE
+    for i in range(50):  # replacing the same key: the estimate grows, the document does not
+        await docs.patch("d", [{"op": "replace", "path": "/big", "value": "y" * 400}], None, "p")
+    assert len(orjson.dumps(docs.docs["d"].value)) <= docs.docs["d"].size <= 1000  # re-measured near the limit
+    await docs.close()

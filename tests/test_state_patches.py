@@ -67,3 +67,36 @@ def test_touched_paths_cover_every_change(data: st.DataObject) -> None:
             if not any(overlaps((key,), p) for p in touched):
                 assert doc.get(key, MISSING) == new.get(key, MISSING)
         doc = new
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_copy_on_write_matches_jsonpatch_and_changes_neither_the_document_nor_the_patch(data: st.DataObject) -> None:
+    """Against jsonpatch on a deep copy, for random patches (several operations, some on what an
+    earlier one added): the same result, the old document and the ops (the log keeps them) intact."""
+    import copy
+
+    import jsonpatch
+
+    doc: dict = {"a": [1, {"b": [2, 3]}], "c": {"d": {"e": "x"}}}
+    for _ in range(data.draw(st.integers(1, 4))):
+        ops = []
+        scratch = copy.deepcopy(doc)
+        for _ in range(data.draw(st.integers(1, 3))):
+            op = draw_op(data, scratch)
+            ops.append(op)
+            scratch = jsonpatch.apply_patch(scratch, [op])
+        before, ops_before = copy.deepcopy(doc), copy.deepcopy(ops)
+        new, _ = apply(doc, ops)
+        assert new == jsonpatch.apply_patch(copy.deepcopy(doc), copy.deepcopy(ops))
+        assert doc == before and ops == ops_before
+        if ops:  # and later patches do not reach back into this one's values either
+            apply(new, [{"op": "add", "path": "/zz", "value": 1}])
+            assert ops == ops_before
+        doc = new
+
+
+def test_a_root_replacement_then_an_edit_leaves_the_logged_value_alone() -> None:
+    ops = [{"op": "add", "path": "", "value": {"list": []}}, {"op": "add", "path": "/list/-", "value": 1}]
+    new, _ = apply({}, ops)
+    assert new == {"list": [1]} and ops[0]["value"] == {"list": []}

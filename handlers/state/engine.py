@@ -62,6 +62,13 @@ class Doc:
     version: int = 0
     durable: int = 0  # the newest version on disk
     history: deque[Entry] = field(default_factory=deque)
+    #: The value's size as JSON, or an upper bound of it: a patch without ``copy`` grows a
+    #: document by at most its own size, so most patches need not serialise the document.
+    size: int = 2
+
+    @classmethod
+    def recovered(cls, value: Any, version: int, history: list[Entry]) -> Doc:
+        return cls(value, version, version, deque(history), len(dumps(value)))
 
     def since(self, version: int) -> list[Entry] | None:
         """The entries after ``version``, or None when they are no longer all kept."""
@@ -118,7 +125,7 @@ class Documents:
     def _recover_all(self) -> int:
         for name in self.store.docs():
             found = self.store.recover(name, self.limits.history)
-            self.docs[name] = Doc(found.value, found.version, found.version, deque(found.history))
+            self.docs[name] = Doc.recovered(found.value, found.version, found.history)
         return len(self.docs)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -183,14 +190,17 @@ class Documents:
             await self._conflict(name, doc, base, ops, touched, theirs, participant)
         if failed is not None:
             raise BridgeError(PATCH_FAILED, str(failed), {"doc": name, "version": doc.version})
-        blob = dumps(value)
-        if len(blob) > self.limits.max_doc_bytes:
-            raise BridgeError(TOO_LARGE, f"{name!r} would be {len(blob)} bytes; at most {self.limits.max_doc_bytes}",
-                              {"limit": self.limits.max_doc_bytes, "size": len(blob)})
-        return await self._commit(name, doc, value, ops, touched, participant, blob, size)
+        blob, bound = None, doc.size + size
+        if bound > self.limits.max_doc_bytes or any(op["op"] == "copy" for op in ops):
+            blob = dumps(value)  # near the limit (or a copy, which may grow it by anything): measure
+            bound = len(blob)
+            if bound > self.limits.max_doc_bytes:
+                raise BridgeError(TOO_LARGE, f"{name!r} would be {bound} bytes; at most {self.limits.max_doc_bytes}",
+                                  {"limit": self.limits.max_doc_bytes, "size": bound})
+        return await self._commit(name, doc, value, ops, touched, participant, blob, bound, size)
 
     async def _commit(self, name: str, doc: Doc, value: Any, ops: list[dict[str, Any]], touched: list[Path],
-                      participant: str, blob: bytes, size: int) -> int:
+                      participant: str, blob: bytes | None, bound: int, size: int) -> int:
         # Nothing awaits between reading ``doc`` in patch() and here: each patch is applied
         # atomically on the loop, on the version it was checked against.
         entry = Entry(name, doc.version + 1, ops, touched, participant, time.time(), size)
@@ -198,7 +208,11 @@ class Documents:
         doc.history.append(entry)
         while len(doc.history) > self.limits.history:
             doc.history.popleft()
-        snapshot = blob if entry.version % self.limits.snapshot_every == 0 else None
+        doc.size = bound
+        snapshot = None
+        if entry.version % self.limits.snapshot_every == 0:
+            snapshot = blob if blob is not None else dumps(value)
+            doc.size = len(snapshot)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, snapshot, done))
         if self._writer is None:
@@ -263,7 +277,7 @@ class Documents:
         try:
             for name in {e.doc for e, _, _ in batch}:
                 found = await self.run(self.store.recover, name, self.limits.history)
-                self.docs[name] = Doc(found.value, found.version, found.version, deque(found.history))
+                self.docs[name] = Doc.recovered(found.value, found.version, found.history)
                 self._tell_reset(name)
         except Exception as reload_error:  # the disk cannot be trusted any more
             self._broken = f"the state store failed: {reload_error}"

@@ -13,7 +13,6 @@ from typing import Any
 
 import jsonpatch
 import jsonpointer
-import orjson
 
 Path = tuple[str, ...]
 MISSING: Any = object()
@@ -36,19 +35,60 @@ def parse(ops: Any) -> list[dict[str, Any]]:
 
 
 def apply(value: Any, ops: Sequence[dict[str, Any]]) -> tuple[Any, list[Path]]:
-    """The document after ``ops`` (``value`` is not changed) and the paths they touched.
+    """The document after ``ops`` and the paths they touched. ``value`` is not changed.
 
-    All or nothing: a failing operation raises PatchError and nothing is kept.
+    Copy on write: only the containers on the way to what an operation changes are copied,
+    so a patch costs the depth of its paths, not the size of the document, and the new
+    document shares the rest with the old one (which stays as it was: a reply or a snapshot
+    may still be serialising it). All or nothing: a failing operation raises PatchError and
+    the old document is untouched.
     """
-    doc = orjson.loads(orjson.dumps(value))  # a private copy, faster than deepcopy
+    doc = value
+    owned: set[int] = set()
     touched: list[Path] = []
     for i, op in enumerate(ops):
+        if isinstance(doc, (dict, list)) and id(doc) not in owned:  # the old root, or an op's value
+            doc = _shallow(doc)
+            owned.add(id(doc))
         try:
             touched.extend(_touches(doc, op))
+            for key in ("from", "path"):
+                if isinstance(op.get(key), str):
+                    _own_spine(doc, split(op[key]), owned)
             doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, KeyError) as exc:
             raise PatchError(f"operation {i} ({op.get('op')} {op.get('path')}): {exc}") from None
     return doc, touched
+
+
+def _shallow(value: Any) -> Any:
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
+    return value
+
+
+def _own_spine(doc: Any, path: Path, owned: set[int]) -> None:
+    """Make every container from ``doc`` down to ``path``'s parent a copy of this patch's own
+    (``owned`` holds their ids), so changing the parent changes nothing another version shares.
+    Values an operation brought stay unowned too: the patch log holds them."""
+    node = doc
+    for part in path[:-1]:
+        if isinstance(node, dict) and part in node:
+            key: Any = part
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            key = int(part)
+        else:
+            return  # the operation will fail on this path; nothing to protect below
+        child = node[key]
+        if not isinstance(child, (dict, list)):
+            return
+        if id(child) not in owned:
+            child = _shallow(child)
+            owned.add(id(child))
+            node[key] = child
+        node = child
 
 
 def _touches(doc: Any, op: dict[str, Any]) -> list[Path]:
