@@ -146,7 +146,7 @@ async def test_a_conflict_is_recorded_and_resolved(tmp_path: Path, strategy: str
     assert viewer.value.code == FORBIDDEN
     conflict_id = await conflict_on(h, "/title", "alice", "bob")
     recorded = conns["bob"].events("collab.conflict")[0]
-    assert recorded["to"] == ["bob"] and conns["alice"].events("collab.conflict")[0]["to"] == ["alice"]
+    assert recorded["$meta"] == {"to": ["bob"]} and conns["alice"].events("collab.conflict")[0]["$meta"]["to"] == ["alice"]
     assert conns["carol"].events("collab.conflict") == []  # both authors are told; the viewer is not involved
     assert (recorded["base"], recorded["mine"]["value"], recorded["theirs"]["value"]) == ({"title": "t",
             "meta": {"a": 1, "b": 1}}["title"], "bob", "alice")

@@ -90,8 +90,8 @@ def test_two_writers_a_viewer_a_lock_and_conflicts_resolved_each_way(tmp_path: P
         # everyone involved heard: the notifications name their recipients
         events = [m for m in events if m.get("method", "").startswith("collab.")]
         resolved = [e["params"] for e in events if e["method"] == "collab.conflict_resolved"]
-        assert len(resolved) == 4 and all(set(p["to"]) == {"alice", "bob"} for p in resolved)
-        assert any(e["method"] == "collab.lock_acquired" and set(e["params"]["to"]) == {"alice", "bob", "carol"}
+        assert len(resolved) == 4 and all(set(p["$meta"]["to"]) == {"alice", "bob"} for p in resolved)
+        assert any(e["method"] == "collab.lock_acquired" and set(e["params"]["$meta"]["to"]) == {"alice", "bob", "carol"}
                    for e in events)
 
 

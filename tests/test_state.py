@@ -218,7 +218,7 @@ async def test_a_failed_write_fails_its_patches_and_memory_goes_back_to_the_disk
                                      for i in range(5)), return_exceptions=True)
     assert all(isinstance(r, BridgeError) and r.code == UNAVAILABLE for r in results)
     assert docs.docs["d"].value == {"kept": 1} and docs.docs["d"].version == 1
-    assert ("state.reset", {"doc": "d", "version": 1, "value": {"kept": 1}}) in listener.sent
+    assert ("state.reset", {"doc": "d", "version": 1, "value": {"kept": 1}, "$meta": {"to": ["watcher"]}}) in listener.sent
     assert not [m for m, _ in listener.sent if m == "state.changed"]
     docs.store.append = append  # type: ignore[method-assign]
     assert await docs.patch("d", [{"op": "add", "path": "/after", "value": 2}], None, "p") == 2

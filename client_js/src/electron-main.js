@@ -115,9 +115,9 @@ export function exposeToRenderers(
     }
   }
 
-  /** An event whose params carry a `to` list of participant ids goes only to those windows. */
+  /** An event whose params carry `$meta.to`, a list of participant ids, goes only to those windows. */
   function forwardEvent(name, params) {
-    const to = Array.isArray(params?.to) ? new Set(params.to) : null;
+    const to = Array.isArray(params?.$meta?.to) ? new Set(params.$meta.to) : null;
     for (const id of hostEvents.get(name)?.windows ?? []) {
       const state = windows.get(id);
       if (state && (to === null || to.has(state.participant))) push(state.contents, `${channel}:event`, { event: name, params });

@@ -1,6 +1,6 @@
 // Who is calling, as the host sees it: the participant id it derives from `$meta.caller`
 // (bridge/identity.py has the same rules). Events meant for some participants carry their
-// ids in `params.to`; the Electron helper uses this to route them to the right windows.
+// ids in `params.$meta.to`; the Electron helper uses this to route them to the right windows.
 
 const MAX_PARTICIPANT_CHARS = 256;
 

@@ -30,7 +30,7 @@ export type Subscribed<T = JsonValue> = { subscription: string; doc: string; fro
 );
 
 /** The `state.changed` event: apply `ops` when `from` is your version. */
-export interface StateChanged {
+export interface StateChanged extends Addressed {
   doc: string;
   from: number;
   to: number;
@@ -110,9 +110,12 @@ export interface Resolution {
   overridden: string[];
 }
 
-/** Every collab event except `collab.sessions_changed` names the participants it is for. */
+/**
+ * Every collab event except `collab.sessions_changed`, and `state.changed` / `state.reset`,
+ * name the participants they are for (the Electron helper delivers them only to their windows).
+ */
 export interface Addressed {
-  to: string[];
+  $meta: { to: string[] };
 }
 
 export declare const StateErrorCodes: Readonly<{

@@ -31,7 +31,7 @@ export async function collaborate(client: RpcClient): Promise<void> {
   const title: string = caught.full ? caught.value.title : caught.ops.map((op) => op.path).join();
   console.log(title);
   client.on<StateChanged>('state.changed', ({ from, to, ops: changes }) => console.log(from, to, changes.length));
-  client.on<ConflictInfo & Addressed>('collab.conflict', (conflict) => console.log(conflict.to, conflict.path));
+  client.on<ConflictInfo & Addressed>('collab.conflict', (conflict) => console.log(conflict.$meta.to, conflict.path));
   const session = await client.call<SessionView>('collab.join', { session: 'board' });
   console.log(session.participants.map((p) => `${p.participant}:${p.status}`));
   // @ts-expect-error 'theirs' and friends only: a strategy is one of four words

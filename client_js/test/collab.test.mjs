@@ -63,7 +63,7 @@ describe('state and collab from Electron windows', { timeout: 30_000 }, () => {
     assert.deepEqual(plain(session.members[alice.id]), ['edit', 'view', 'comment', 'share'], 'the host knows the window');
     const joined = nextEvent((cb) => alice.bridge.on('collab.participant_joined', cb), (p) => p.participant === bob.id);
     await bob.bridge.call('collab.join', { session: 'board' });
-    assert.deepEqual(plain(await joined).to, [alice.id]);
+    assert.deepEqual(plain(await joined).$meta.to, [alice.id]);
     await carol.bridge.call('collab.join', { session: 'board' });
     const { version } = await alice.bridge.call('state.set', { doc: 'board', value: { title: 'plan', cards: [] } });
 
@@ -96,6 +96,9 @@ describe('state and collab from Electron windows', { timeout: 30_000 }, () => {
     assert.ok(names(alice).includes('collab.conflict') && names(bob).includes('collab.conflict'));
     assert.ok(!names(carol).includes('collab.conflict'), 'the viewer was not involved in the conflict');
     assert.ok(names(carol).includes('collab.lock_acquired'), 'everyone in the session hears of a lock');
+    assert.ok(names(carol).includes('state.changed'));
+    assert.ok(!names(alice).includes('state.changed') && !names(bob).includes('state.changed'),
+      'changes go only to the windows that subscribed to the document');
     for (const w of [alice, bob, carol]) w.window.close();
   });
 });

@@ -189,14 +189,14 @@ describe('exposeToRenderers + exposeBridge against the real host', { timeout: 20
     b.window.close();
   });
 
-  test('an event with a `to` list reaches only the windows of those participants', async () => {
+  test('an event with a `$meta.to` list reaches only the windows of those participants', async () => {
     const a = await openWindow('https://app.test/a');
     const b = await openWindow('https://app.test/b');
     const seen = { a: [], b: [] };
     a.bridge.on('demo.tick', (params) => seen.a.push(plain(params)));
     b.bridge.on('demo.tick', (params) => seen.b.push(plain(params)));
     await b.bridge.call('system.ping'); // both subscriptions have reached main
-    const toA = { to: [`window:${a.contents.id}`], n: 1 };
+    const toA = { $meta: { to: [`window:${a.contents.id}`] }, n: 1 };
     await b.bridge.call('demo.emit', { event: 'demo.tick', payload: toA });
     await b.bridge.call('demo.emit', { event: 'demo.tick', payload: { n: 2 } }); // no list: everyone
     await a.bridge.call('system.ping');

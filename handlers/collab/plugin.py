@@ -86,7 +86,7 @@ class Hub:
     # ---- events -------------------------------------------------------------
 
     def emit(self, event: str, params: dict[str, Any], to: list[Participant] | None) -> None:
-        """Send ``event`` once per connection, naming its recipients in ``to`` (None: everyone)."""
+        """Send ``event`` once per connection, naming its recipients in ``$meta.to`` (None: everyone)."""
         app = plugin.app
         default = app.connection if app is not None else None
         if to is None:
@@ -99,7 +99,7 @@ class Hub:
             if conn is not None and not conn.closed:
                 by_conn.setdefault(id(conn), (conn, []))[1].append(participant.id)
         for conn, ids in by_conn.values():
-            conn.notify(event, {**params, "to": ids})
+            conn.notify(event, {**params, "$meta": {"to": ids}})
 
     async def _sweep_forever(self) -> None:
         while True:

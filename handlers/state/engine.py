@@ -348,25 +348,31 @@ class Documents:
         del self.subscriptions[sub_id]
         return True
 
-    def _listeners(self, name: str) -> list[Connection]:
-        found: dict[int, Connection] = {}
+    def _listeners(self, name: str) -> list[tuple[Connection, list[str]]]:
+        """Each connection with subscribers to ``name``, and who they are."""
+        found: dict[int, tuple[Connection, list[str]]] = {}
         for sid, sub in list(self.subscriptions.items()):
             if sub.connection.closed:
                 del self.subscriptions[sid]
             elif sub.doc == name:
-                found[id(sub.connection)] = sub.connection
+                who = found.setdefault(id(sub.connection), (sub.connection, []))[1]
+                if sub.participant not in who:
+                    who.append(sub.participant)
         return list(found.values())
 
+    def _send(self, name: str, event: str, params: dict[str, Any]) -> None:
+        """Once per connection, to the participants that subscribed (``$meta.to``), so a client
+        serving several windows gives them only to those windows."""
+        for conn, who in self._listeners(name):
+            conn.notify(event, {**params, "$meta": {"to": who}})
+
     def _tell(self, entry: Entry) -> None:
-        params = {"doc": entry.doc, "from": entry.version - 1, "to": entry.version, "ops": entry.ops,
-                  "author": entry.author}
-        for conn in self._listeners(entry.doc):
-            conn.notify("state.changed", params)
+        self._send(entry.doc, "state.changed", {"doc": entry.doc, "from": entry.version - 1, "to": entry.version,
+                                                "ops": entry.ops, "author": entry.author})
 
     def _tell_reset(self, name: str) -> None:
         doc = self.docs[name]
-        for conn in self._listeners(name):
-            conn.notify("state.reset", {"doc": name, "version": doc.version, "value": doc.value})
+        self._send(name, "state.reset", {"doc": name, "version": doc.version, "value": doc.value})
 
     # ---- maintenance ------------------------------------------------------
 
@@ -403,5 +409,4 @@ class Documents:
         return True
 
     def _tell_reset_deleted(self, name: str) -> None:
-        for conn in self._listeners(name):
-            conn.notify("state.reset", {"doc": name, "version": 0, "value": {}, "deleted": True})
+        self._send(name, "state.reset", {"doc": name, "version": 0, "value": {}, "deleted": True})
