@@ -9,7 +9,6 @@ limits per caller, file watches, collaboration sessions) all use this id.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 #: Longer declared ids are replaced by a digest, so a participant id stays a small key.
@@ -29,5 +28,7 @@ def participant_id(declared: Any, connection: int = 1) -> str:
         return f"connection:{connection}"
     text = str(declared)
     if len(text) > MAX_PARTICIPANT_CHARS:
+        import hashlib  # rare: not worth its import at start-up
+
         return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return text
