@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from bridge import bundle
-from bridge.bundle import builder as _builder  # noqa: F401  (loads bundle.builder for the tests below)
+from bridge.bundle import builder
 from harness import gone
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,7 +136,7 @@ def test_a_cache_keeps_the_builds_used_last(tmp_path: Path) -> None:
         (tmp_path / key).mkdir()
         os.utime(tmp_path / key, (1000 + age, 1000 + age))
     (tmp_path / "plugin-site").mkdir()
-    bundle.builder._prune(tmp_path, keep=2)
+    builder._prune(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b" * 20, "c" * 20, "plugin-site"]
 
 
@@ -156,7 +156,7 @@ def test_a_build_is_reused_while_its_inputs_are_unchanged(tmp_path: Path, monkey
         dist.mkdir(parents=True, exist_ok=True)
         plan.artifact(dist).write_bytes(b"#!frozen " + app.read_bytes())
 
-    monkeypatch.setattr(bundle.builder, "_run_pyinstaller", fake_pyinstaller)
+    monkeypatch.setattr(builder, "_run_pyinstaller", fake_pyinstaller)
     plan = bundle.plan("cacheapp:app", mode="onefile", triple="x86_64-unknown-linux-gnu")
     first = bundle.build(plan, tmp_path / "out", tmp_path / "cache")
     assert (first.cached, runs) == (False, ["onefile"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..identity import participant_id
+
 if TYPE_CHECKING:
     from ..app import Bridge
     from ..cache import CacheStore
@@ -60,8 +62,6 @@ class Request:
     @property
     def participant(self) -> str:
         """The caller's participant id (``bridge.identity``)."""
-        from ..identity import participant_id
-
         return participant_id(self.meta.get("caller"), self._conn.serial)
 
     @property

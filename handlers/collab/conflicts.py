@@ -13,7 +13,7 @@ from typing import Any
 
 from bridge import INVALID_PARAMS, BridgeError
 
-from handlers.state.patches import MISSING, Path, merge3, named_paths, overlaps, pointer, set_at, value_at
+from handlers.state.patches import MISSING, Path, merge3, overlaps, pointer, set_at, touched_paths, value_at
 
 STRATEGIES = ("mine", "theirs", "merge", "manual")
 
@@ -95,5 +95,5 @@ def resolution(conflict: Conflict, strategy: str, current: Any, value: Any = MIS
         chosen, overridden = merge3(conflict.base, conflict.mine, now)
     else:
         chosen = value
-    rest = [op for op in conflict.ops if not any(overlaps(p, conflict.path) for p in named_paths(op, current))]
+    rest = [op for op in conflict.ops if not any(overlaps(p, conflict.path) for p in touched_paths(op, current))]
     return rest + set_at(conflict.path, now, chosen), overridden

@@ -127,16 +127,14 @@ class Hub:
                             (conflict.id, conflict.session, orjson.dumps(conflict.record())))
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
-        with self.docs.store.db:  # one transaction
-            self.docs.store.db.execute("BEGIN IMMEDIATE")
-            self.docs.store.db.execute(sql, args)
+        with self.docs.store.transaction() as db:
+            db.execute(sql, args)
 
     def _delete_session(self, id: str) -> None:
-        with self.docs.store.db:
-            self.docs.store.db.execute("BEGIN IMMEDIATE")
-            self.docs.store.db.execute("DELETE FROM collab_sessions WHERE id = ?", (id,))
-            self.docs.store.db.execute("DELETE FROM collab_conflicts WHERE session = ?", (id,))
-            self.docs.store.db.execute("DELETE FROM collab_comments WHERE session = ?", (id,))
+        with self.docs.store.transaction() as db:
+            db.execute("DELETE FROM collab_sessions WHERE id = ?", (id,))
+            db.execute("DELETE FROM collab_conflicts WHERE session = ?", (id,))
+            db.execute("DELETE FROM collab_comments WHERE session = ?", (id,))
 
     # ---- conflicts ----------------------------------------------------------
 
@@ -308,9 +306,8 @@ async def comment(session: str, text: str, ctx: Context, anchor: Any = None) -> 
     at = time.time()
 
     def add() -> int:
-        with h.docs.store.db:
-            h.docs.store.db.execute("BEGIN IMMEDIATE")
-            cursor = h.docs.store.db.execute(
+        with h.docs.store.transaction() as db:
+            cursor = db.execute(
                 "INSERT INTO collab_comments (session, author, text, anchor, at) VALUES (?, ?, ?, ?, ?)",
                 (session, ctx.participant, text, orjson.dumps(anchor), at))
             return int(cursor.lastrowid or 0)

@@ -22,7 +22,7 @@ import orjson
 
 from bridge import INVALID_PARAMS, BridgeError
 
-from .patches import Path, PatchError, apply, clashes, named_paths, parse, pointer
+from .patches import Path, PatchError, apply, clashes, parse, pointer, touched_paths
 from .store import Entry, Store, dumps
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class Subscription:
 class Documents:
     """Named JSON documents with their versions, history, subscribers and durable store."""
 
-    def __init__(self, store: Store, limits: Limits | None = None) -> None:
+    def __init__(self, store: Store, limits: Limits | None = None, executor: ThreadPoolExecutor | None = None) -> None:
         self.store = store
         self.limits = limits or Limits()
         self.docs: dict[str, Doc] = {}
@@ -99,7 +99,7 @@ class Documents:
         self.conflict_hooks: list[ConflictHook] = []
         self.subscriptions: dict[str, Subscription] = {}
         self._ids = itertools.count(1)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="bridge-state")
+        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="bridge-state")
         self._pending: list[tuple[Entry, bytes | None, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._broken: str | None = None
@@ -110,15 +110,15 @@ class Documents:
     @classmethod
     async def open(cls, path: Any, limits: Limits | None = None, synchronous: str = "full") -> Documents:
         """Open the store (off the loop) and recover every document from it."""
-        loop = asyncio.get_running_loop()
-        limits = limits or Limits()
-        executor = ThreadPoolExecutor(1)
+        executor = ThreadPoolExecutor(1, thread_name_prefix="bridge-state")  # the store's one thread, from here on
         try:
-            store = await loop.run_in_executor(executor, lambda: Store(path, synchronous=synchronous))
-            docs = cls(store, limits)
-            recovered = await loop.run_in_executor(executor, docs._recover_all)
-        finally:
+            store = await asyncio.get_running_loop().run_in_executor(
+                executor, lambda: Store(path, synchronous=synchronous))
+            docs = cls(store, limits, executor)
+            recovered = await docs.run(docs._recover_all)
+        except BaseException:
             executor.shutdown(wait=False)
+            raise
         log.info("state: %d document(s) recovered from %s", recovered, path or "memory")
         return docs
 
@@ -184,7 +184,11 @@ class Documents:
         try:
             value, touched = apply(doc.value, ops)
         except PatchError as exc:
-            value, touched, failed = None, [p for op in ops for p in named_paths(op)], exc
+            try:
+                touched = [p for op in ops for p in touched_paths(op)]
+            except PatchError:  # a malformed pointer: it touches nothing that could conflict
+                touched = []
+            value, failed = None, exc
         self._guard(participant, name, "edit", touched)
         if theirs and clashes(touched, [p for e in theirs for p in e.touched]):
             await self._conflict(name, doc, base, ops, touched, theirs, participant)

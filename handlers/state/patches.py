@@ -51,7 +51,7 @@ def apply(value: Any, ops: Sequence[dict[str, Any]]) -> tuple[Any, list[Path]]:
             doc = _shallow(doc)
             owned.add(id(doc))
         try:
-            touched.extend(_touches(doc, op))
+            touched.extend(touched_paths(op, doc))
             for key in ("from", "path"):
                 if isinstance(op.get(key), str):
                     _own_spine(doc, split(op[key]), owned)
@@ -91,39 +91,23 @@ def _own_spine(doc: Any, path: Path, owned: set[int]) -> None:
         node = child
 
 
-def _touches(doc: Any, op: dict[str, Any]) -> list[Path]:
-    kind = op["op"]
-    path = split(op["path"])
+def touched_paths(op: dict[str, Any], doc: Any = MISSING) -> list[Path]:
+    """The paths ``op`` touches in ``doc``: its target, and a move's or copy's source. An add,
+    remove, move or copy into an array shifts the later elements, so it touches the array; with
+    no document to look at (a patch that did not apply), it is taken to touch the parent
+    whatever that is. A malformed pointer raises PatchError."""
+    kind = op.get("op")
     found: list[Path] = []
-    if kind in ("move", "copy"):
-        source = split(op["from"])
-        found.append(_shifted(doc, source) if kind == "move" else source)
-    found.append(_shifted(doc, path) if kind in ("add", "remove", "move", "copy") else path)
-    return found
-
-
-def _shifted(doc: Any, path: Path) -> Path:
-    """``path``, or its array when the op inserts into or removes from an array."""
-    if path and isinstance(value_at(doc, path[:-1]), list):
-        return path[:-1]
-    return path
-
-
-def named_paths(op: dict[str, Any], doc: Any = MISSING) -> list[Path]:
-    """The paths an op names, without applying it (for a patch that does not apply): an add,
-    remove or move touches its parent when that is an array in ``doc``, or, without a
-    document to look at, always (which covers an array's shift)."""
-    found: list[Path] = []
-    for key in ("path", "from"):
-        if isinstance(op.get(key), str):
-            try:
-                path = split(op[key])
-            except PatchError:
-                continue
-            if op.get("op") in ("add", "remove", "move") and path and (
-                    doc is MISSING or isinstance(value_at(doc, path[:-1]), list)):
-                path = path[:-1]
-            found.append(path)
+    for key in ("from", "path"):
+        if key == "from" and kind not in ("move", "copy"):
+            continue
+        path = split(op[key]) if isinstance(op.get(key), str) else None
+        if path is None:
+            continue
+        shifts = kind == "move" if key == "from" else kind in ("add", "remove", "move", "copy")
+        if shifts and path and (doc is MISSING or isinstance(value_at(doc, path[:-1]), list)):
+            path = path[:-1]
+        found.append(path)
     return found
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
@@ -109,17 +110,26 @@ class Store:
                              f"release knows ({len(steps)}): refusing to downgrade it")
         for number, sql in enumerate(steps[done:], start=done + 1):
             try:
-                self.db.execute("BEGIN IMMEDIATE")
-                for statement in filter(str.strip, sql.split(";")):
-                    self.db.execute(statement)
-                self.db.execute("INSERT OR REPLACE INTO schema (component, version) VALUES (?, ?)", (component, number))
-                self.db.execute("COMMIT")
+                with self.transaction() as db:
+                    for statement in filter(str.strip, sql.split(";")):
+                        db.execute(statement)
+                    db.execute("INSERT OR REPLACE INTO schema (component, version) VALUES (?, ?)", (component, number))
             except sqlite3.Error as exc:
-                self.db.execute("ROLLBACK")
                 raise StoreError(f"migrating {component} to schema version {number} failed: {exc}") from exc
         return len(steps)
 
     # ---- writes -----------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def append(self, entries: Iterable[Entry], snapshots: Iterable[tuple[str, int, bytes]] = ()) -> None:
         """Write patches (and snapshots) in one transaction: all of them are durable, or none."""
@@ -128,34 +138,25 @@ class Store:
             ops = orjson.dumps(e.ops)
             rows.append((e.doc, e.version, ops, orjson.dumps(e.touched), e.author, e.at, digest(ops)))
         snaps = [(doc, version, value, time.time(), digest(value)) for doc, version, value in snapshots]
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction() as db:
             db.executemany("INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             db.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)", snaps)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def prune(self, doc: str, keep_from: int) -> None:
         """Drop old snapshots (keeping SNAPSHOTS_KEPT) and log entries no longer needed: those at
         or before both the oldest kept snapshot and ``keep_from`` (the retained history)."""
-        db = self.db
-        kept = [v for (v,) in db.execute("SELECT version FROM snapshots WHERE doc = ? ORDER BY version DESC LIMIT ?",
-                                         (doc, SNAPSHOTS_KEPT))]
+        kept = [v for (v,) in self.db.execute(
+            "SELECT version FROM snapshots WHERE doc = ? ORDER BY version DESC LIMIT ?", (doc, SNAPSHOTS_KEPT))]
         if not kept:
             return
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("DELETE FROM snapshots WHERE doc = ? AND version < ?", (doc, kept[-1]))
-        db.execute("DELETE FROM log WHERE doc = ? AND version <= ?", (doc, min(kept[-1], keep_from)))
-        db.execute("COMMIT")
+        with self.transaction() as db:
+            db.execute("DELETE FROM snapshots WHERE doc = ? AND version < ?", (doc, kept[-1]))
+            db.execute("DELETE FROM log WHERE doc = ? AND version <= ?", (doc, min(kept[-1], keep_from)))
 
     def delete(self, doc: str) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute("DELETE FROM log WHERE doc = ?", (doc,))
-        self.db.execute("DELETE FROM snapshots WHERE doc = ?", (doc,))
-        self.db.execute("COMMIT")
+        with self.transaction() as db:
+            db.execute("DELETE FROM log WHERE doc = ?", (doc,))
+            db.execute("DELETE FROM snapshots WHERE doc = ?", (doc,))
 
     def checkpoint_wal(self) -> None:
         """Fold the WAL into the main file (after a checkpoint, so the file alone is complete)."""
