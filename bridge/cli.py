@@ -50,7 +50,28 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"log every call with its timing; tracebacks in error replies (env {env['debug']}=1)")
     serve.add_argument("--no-ready", dest="ready", action="store_false", default=None,
                        help=f"do not send the $/ready notification (env {env['ready']}=0)")
-    serve.add_argument("--max-inflight", type=int, help=f"calls running at once before input is paused (env {env['max_inflight']}; default 128)")
+    serve.add_argument("--max-inflight", type=int, help=f"calls running at once; later ones queue (env {env['max_inflight']}; default 128)")
+    serve.add_argument("--max-inflight-per-caller", type=int,
+                       help=f"one caller's share of the call slots (env {env['max_inflight_per_caller']}; default half)")
+    serve.add_argument("--max-queued", type=int,
+                       help=f"calls read but not started before -32005 (env {env['max_queued']}; default 20000)")
+    serve.add_argument("--max-queued-bytes", type=int,
+                       help=f"bytes of calls read but not started (env {env['max_queued_bytes']}; default 64 MiB)")
+    serve.add_argument("--loop-block-warning", type=float,
+                       help=f"warn when the event loop is blocked this many seconds (env {env['loop_block_warning']}; "
+                            "default 0.25, 0 off)")
+    serve.add_argument("--no-audit", dest="audit", action="store_false", default=None,
+                       help=f"keep no audit log (env {env['audit']}=0)")
+    serve.add_argument("--audit-dir", help=f"where the audit log goes (env {env['audit_dir']}; default the user data dir)")
+    serve.add_argument("--audit-max-bytes", type=int,
+                       help=f"audit log size before it rotates (env {env['audit_max_bytes']}; default 10 MiB)")
+    serve.add_argument("--audit-backups", type=int, help=f"rotated audit logs kept (env {env['audit_backups']}; default 3)")
+    serve.add_argument("--audit-max-entry-bytes", type=int,
+                       help=f"largest audit entry before fields are cut (env {env['audit_max_entry_bytes']}; default 64 KiB)")
+    serve.add_argument("--bad-input-log-limit", type=int,
+                       help=f"bad-input log lines per kind before summaries (env {env['bad_input_log_limit']}; default 5)")
+    serve.add_argument("--bad-input-summary", type=float,
+                       help=f"seconds between bad-input summaries (env {env['bad_input_summary']}; default 60)")
     serve.add_argument("--max-message-bytes", type=int, help=f"largest message accepted (env {env['max_message_bytes']}; default 32 MiB)")
     serve.add_argument("--max-batch", type=int, help=f"most entries in a batch array (env {env['max_batch']}; default 1000)")
     serve.add_argument("--max-threads", type=int,
@@ -207,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
             max_batch=args.max_batch, shutdown_grace=args.shutdown_grace, loop=args.loop,
             max_threads=args.max_threads, metrics_interval=args.metrics_interval,
             cache_dir=args.cache_dir, cache_size=args.cache_size, stream_window=args.stream_window,
+            max_inflight_per_caller=args.max_inflight_per_caller, max_queued=args.max_queued,
+            max_queued_bytes=args.max_queued_bytes, loop_block_warning=args.loop_block_warning,
+            audit=args.audit, audit_dir=args.audit_dir, audit_max_bytes=args.audit_max_bytes,
+            audit_backups=args.audit_backups, audit_max_entry_bytes=args.audit_max_entry_bytes,
+            bad_input_log_limit=args.bad_input_log_limit, bad_input_summary=args.bad_input_summary,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -1,9 +1,12 @@
 """One JSON-RPC 2.0 connection: bytes in, calls dispatched concurrently, replies out.
 
-This is the per-message hot path. Reading stops while ``max_inflight`` calls run,
-so input waits in the pipe rather than in memory. Outgoing frames are queued
-whole and flushed once per event-loop turn, so messages never interleave and
-a burst of replies costs one system call.
+This is the per-message hot path. Input is always read, so cancels, stream credit
+and EOF are seen however busy the host is; back-pressure applies to starting calls.
+At most ``max_inflight`` calls run, each caller (participant) at most its share of
+them; later calls wait in a per-caller queue, served round robin, and a caller whose
+queue is full gets -32005 at once. Outgoing frames are queued whole and flushed once
+per event-loop turn, so messages never interleave and a burst of replies costs one
+system call; while the output pipe is full, input is paused.
 
 Each call runs in its own asyncio task, owned by the connection: cancelled
 and awaited before ``run`` returns. (anyio's ``start_soon`` costs ~11 us a
@@ -29,12 +32,15 @@ import orjson
 from . import errors as E
 from .context import Context
 from .discovery import discover_method
+from .badinput import BadInput
 from .framing import ENCODERS, FrameError, decoder
+from .identity import participant_id
 from .methods import Method
 from .metrics import RING, Metrics
 from .middleware import Request, needs_cache
 from .middleware import build as build_pipeline
 from .stdio import Pump
+from .watchdog import LoopWatchdog
 
 if TYPE_CHECKING:
     from .app import Bridge
@@ -73,15 +79,21 @@ class Writer(Protocol):
 
 
 class Call:
-    """One running call: its task, and why it was cancelled, if it was."""
+    """One call, queued or running: its task, its caller, and why it was cancelled, if it was."""
 
-    __slots__ = ("cancel_code", "started", "task", "timer")
+    __slots__ = ("args", "caller", "cancel_code", "credit", "size", "started", "task", "timer", "who")
 
-    def __init__(self) -> None:
-        self.task: asyncio.Task[None] | None = None
+    def __init__(self, caller: Any = None) -> None:
+        self.task: asyncio.Task[None] | None = None  # None while it waits in the queue
         self.cancel_code: int | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.started = False
+        #: The caller's identity: the transport's ``$caller``, else the params' ``$meta.caller``.
+        self.caller = caller
+        self.who: str | None = None  # the participant whose share it counts against
+        self.args: tuple[Any, ...] | None = None  # what starts it, while queued
+        self.size = 0  # bytes of the frame it came in, while queued
+        self.credit = 0  # stream credit that came before its stream began
 
     def cancel(self, code: int) -> None:
         """Cancel with ``code``; a call whose task has not started yet cancels itself when it does."""
@@ -100,6 +112,16 @@ def to_jsonable(obj: Any) -> Any:
 
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=to_jsonable, option=_DUMPS_OPTIONS)
+
+
+class Waiting:
+    """One caller's calls that were read while it had no free slot, oldest first."""
+
+    __slots__ = ("calls", "bytes")
+
+    def __init__(self) -> None:
+        self.calls: deque[Call] = deque()
+        self.bytes = 0
 
 
 class Connection:
@@ -123,7 +145,7 @@ class Connection:
         self._methods["rpc.discover"] = discover_method(app)
         self.metrics = Metrics()
         self._methods["rpc.metrics"] = Method(self._metrics_snapshot, "rpc.metrics")
-        self._methods["rpc.ping"] = Method(_pong, "rpc.ping", idempotent=True)
+        self._ping = self._methods["rpc.ping"] = Method(_pong, "rpc.ping", idempotent=True)
         self.streams: dict[Any, Credit] = {}  # running streams by request id
         self.cache: CacheStore | None = None
         if needs_cache(app):
@@ -134,6 +156,17 @@ class Connection:
             method.pipeline = build_pipeline(app, method, self.cache)
         self._stats = {name: self.metrics.stats(name) for name in self._methods}
         self._max_inflight = settings.max_inflight
+        self._share = settings.caller_share
+        self._max_queued = settings.max_queued
+        self._max_queued_bytes = settings.max_queued_bytes
+        self._own = f"connection:{self.serial}"  # the participant of calls that declare no caller
+        self._running: dict[str, int] = {}  # calls running per participant
+        self._waiting: dict[str, Waiting] = {}  # insertion order is the round-robin order
+        self._queued = 0
+        self._queued_bytes = 0
+        self.bad_input = BadInput(settings.bad_input_log_limit, settings.bad_input_summary)
+        self.watchdog = LoopWatchdog(settings.loop_block_warning, Connection._call.__code__) \
+            if settings.loop_block_warning else None
         self._debug = settings.debug
         self._log_calls = log.isEnabledFor(logging.DEBUG)
         self._inflight = 0
@@ -144,7 +177,6 @@ class Connection:
         self._out: list[bytes] = []
         self._flush_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._backlog: deque[bytes | FrameError] = deque()  # frames read while no call slot was free
         self._input_paused = False
         self._output_blocked = False
         self._eof = False
@@ -161,6 +193,8 @@ class Connection:
         """Serve until input ends or ``stop()``; then let calls finish within the grace period."""
         self.loop_thread = threading.get_ident()
         self._loop = asyncio.get_running_loop()
+        if self.watchdog is not None:
+            self.watchdog.start(self._loop)
         try:
             async with anyio.create_task_group() as tg:
                 self.task_group = tg
@@ -182,18 +216,18 @@ class Connection:
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=1.0)
             self._flush()
+            if self.watchdog is not None:
+                self.watchdog.stop()
             if self.cache is not None:
                 self.cache.close()
 
     def stop(self) -> None:
-        """Stop reading input; in-flight calls get the grace period to finish."""
+        """Stop reading input; in-flight calls get the grace period to finish, queued ones are refused."""
         if self.stopping:
             return
         self.stopping = True
         self._input.pause()
-        for frame in self._backlog:  # read but never started: say so
-            self._refuse(frame)
-        self._backlog.clear()
+        self._refuse_queued()
         self._input_done.set()
 
     def hurry(self) -> None:
@@ -204,8 +238,10 @@ class Connection:
 
     async def _finish_calls(self) -> None:
         with anyio.move_on_after(self.settings.shutdown_grace):
-            while self._inflight:
+            while self._inflight or self._queued:
                 await self._wait_for_room()
+        self._refuse_queued()
+        self.bad_input.summarise()
         if self._inflight:
             log.warning("cancelling %d call(s) still running after %.1fs", self._inflight, self.settings.shutdown_grace)
             for call in list(self._calls):
@@ -232,6 +268,16 @@ class Connection:
     def metrics_snapshot(self) -> dict[str, Any]:
         """The document ``rpc.metrics`` returns."""
         snapshot = self.metrics.snapshot()
+        snapshot["admission"] = {
+            "inflight": self._inflight, "maxInflight": self._max_inflight, "callerShare": self._share,
+            "queued": self._queued, "queuedBytes": self._queued_bytes, "maxQueued": self._max_queued,
+            "callers": {who: {"running": self._running.get(who, 0),
+                              "queued": len(self._waiting[who].calls) if who in self._waiting else 0}
+                        for who in {*self._running, *self._waiting}},
+        }
+        snapshot["badInput"] = dict(self.bad_input.counts)
+        if self.watchdog is not None:
+            snapshot["loop"] = self.watchdog.stats()
         for name, method in self.app.methods.items():
             entry = snapshot["methods"].get(name)
             if entry is None:
@@ -256,8 +302,8 @@ class Connection:
     # ---- input ----------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
-        """Bytes from the client. Runs in the input's callback and never waits: when every
-        call slot is taken, frames wait in the backlog and the input is paused."""
+        """Bytes from the client. Runs in the input's callback and never waits: every frame
+        is parsed now, so control messages act at once; calls start or join their caller's queue."""
         if self.stopping:
             return
         frames = self._decoder.feed(data)
@@ -265,25 +311,16 @@ class Connection:
         if self._encode is None and self._decoder.framing is not None:
             self._encode = ENCODERS[self._decoder.framing]
             self._send_ready()
-        if self._backlog:
-            self._backlog.extend(frames)
-            return
         handle = self._handle_frame
-        limit = self._max_inflight
-        for i, frame in enumerate(frames):
-            if self._inflight >= limit:
-                self._backlog.extend(frames[i:])
-                self._update_input()
-                return
+        for frame in frames:
             handle(frame)
 
     def eof(self) -> None:
-        """The client closed its end of the input."""
+        """The client closed its end of the input: the normal shutdown begins."""
         if not self._eof:
             self._eof = True
-            log.info("input closed; finishing %d call(s)", self._inflight + len(self._backlog))
-            if not self._backlog:
-                self._input_done.set()
+            log.info("input closed; finishing %d call(s)", self._inflight + self._queued)
+            self._input_done.set()
 
     def output_paused(self) -> None:
         """The output pipe is full: read nothing more until the client catches up."""
@@ -295,73 +332,153 @@ class Connection:
         self._update_input()
 
     def _update_input(self) -> None:
-        paused = bool(self._backlog) or self._output_blocked or self.stopping
+        paused = self._output_blocked or self.stopping
         if paused != self._input_paused:
             self._input_paused = paused
             (self._input.pause if paused else self._input.resume)()
 
-    def _take_backlog(self) -> None:
-        """A call slot came free: start what waits in the backlog, then read on."""
-        backlog = self._backlog
-        handle = self._handle_frame
-        while backlog and self._inflight < self._max_inflight:
-            handle(backlog.popleft())
-        if not backlog:
-            if self._eof:
-                self._input_done.set()
-            self._update_input()
+    # ---- admission: slots, shares, queues ---------------------------------
 
-    def _refuse(self, frame: bytes | FrameError) -> None:
-        """Answer a request that was read but will never run (the host is stopping)."""
-        try:
-            message = orjson.loads(frame) if isinstance(frame, bytes) else None
-        except orjson.JSONDecodeError:
-            return
-        batch = message if type(message) is list else [message]
-        replies = [
-            self._error(msg["id"], E.SERVER_CANCELLED)
-            for msg in batch
-            if type(msg) is dict and "method" in msg and type(msg.get("id", [])) in _ID_TYPES
-        ]
-        if replies:
-            self._write(replies if type(message) is list else replies[0])
+    def _admit(self, call: Call, who: str, size: int, args: tuple[Any, ...]) -> Reply | None:
+        """Start ``call`` if a slot and its caller's share allow, else queue it (or refuse: busy)."""
+        call.who = who
+        if self._inflight < self._max_inflight and self._running.get(who, 0) < self._share and who not in self._waiting:
+            self._start(call, args)
+            return None
+        waiting = self._waiting.get(who)
+        mine = len(waiting.calls) if waiting is not None else 0
+        mine_bytes = waiting.bytes if waiting is not None else 0
+        if (self._queued >= self._max_queued or self._queued_bytes + size > self._max_queued_bytes
+                or 2 * mine >= self._max_queued or 2 * (mine_bytes + size) > self._max_queued_bytes):
+            self.bad_input.report("busy", f"{who} has {mine} call(s) queued; refused one")
+            id = args[1] if args[0] is not None else None
+            if args[0] is not None and not args[2]:
+                return None  # a notification: nobody to tell
+            return self._error(id, E.SERVER_BUSY, None, {
+                "reason": "too many calls waiting", "queued": mine,
+                "maxQueued": self._max_queued, "maxQueuedBytes": self._max_queued_bytes,
+            })
+        if waiting is None:
+            waiting = self._waiting[who] = Waiting()
+        call.args = args
+        call.size = size
+        waiting.calls.append(call)
+        waiting.bytes += size
+        self._queued += 1
+        self._queued_bytes += size
+        return None
+
+    def _start(self, call: Call, args: tuple[Any, ...]) -> None:
+        """Run a call (``args``: method, id, has_id, params) or a batch (``args``: None, items)."""
+        self._inflight += 1
+        who = call.who
+        if who is not None:
+            self._running[who] = self._running.get(who, 0) + 1
+        self._calls.add(call)
+        if args[0] is None:
+            call.task = self._spawn(self._run_batch(call, args[1]))
+        else:
+            call.task = self._spawn(self._call(call, *args, self._emit))
+
+    def _unqueue(self, call: Call) -> None:
+        """Take a call out of its caller's queue (it was cancelled before it began)."""
+        waiting = self._waiting[call.who]  # type: ignore[index]
+        waiting.calls.remove(call)
+        waiting.bytes -= call.size
+        self._queued -= 1
+        self._queued_bytes -= call.size
+        if not waiting.calls:
+            del self._waiting[call.who]  # type: ignore[arg-type]
+
+    def _take_queue(self) -> None:
+        """Slots came free: start queued calls, round robin over callers under their share."""
+        waiting_by = self._waiting
+        running = self._running
+        share = self._share
+        while waiting_by and self._inflight < self._max_inflight:
+            for who in waiting_by:
+                if running.get(who, 0) < share:
+                    break
+            else:
+                return  # every caller that waits is at its share
+            waiting = waiting_by.pop(who)
+            call = waiting.calls.popleft()
+            waiting.bytes -= call.size
+            if waiting.calls:
+                waiting_by[who] = waiting  # to the back of the round
+            self._queued -= 1
+            self._queued_bytes -= call.size
+            args, call.args = call.args, None
+            self._start(call, args)  # type: ignore[arg-type]
+
+    def _refuse_queued(self) -> None:
+        """Answer every call that was read but will never run (the host is stopping)."""
+        for waiting in self._waiting.values():
+            for call in waiting.calls:
+                args = call.args
+                if args is None:
+                    continue
+                if args[0] is None:  # a batch
+                    replies = [
+                        self._error(msg["id"], E.SERVER_CANCELLED)
+                        for msg in args[1]
+                        if type(msg) is dict and "method" in msg and type(msg.get("id", [])) in _ID_TYPES
+                    ]
+                    if replies:
+                        self._write(replies)
+                elif args[2]:
+                    if self._by_id.get(args[1]) is call:
+                        del self._by_id[args[1]]
+                    self._write(self._error(args[1], E.SERVER_CANCELLED))
+        self._waiting.clear()
+        self._queued = self._queued_bytes = 0
 
     def _handle_frame(self, frame: bytes | FrameError) -> None:
         if isinstance(frame, FrameError):
-            log.warning("bad input: %s", frame.reason)
             if frame.too_large:
+                self.bad_input.report("too_large", frame.reason)
                 self._emit(self._error(None, E.MESSAGE_TOO_LARGE, None, {"limit": self.settings.max_message_bytes}))
             else:
+                self.bad_input.report("frame", frame.reason)
                 self._emit(self._error(None, E.PARSE_ERROR, None, {"reason": frame.reason}))
             return
         try:
             message = orjson.loads(frame)
         except orjson.JSONDecodeError as exc:
-            log.warning("bad input: %s", exc)
+            self.bad_input.report("parse", str(exc))
             self._emit(self._error(None, E.PARSE_ERROR, None, {"reason": str(exc)}))
             return
         if type(message) is dict:
-            reply = self._dispatch(message, self._emit)
+            reply = self._dispatch(message, self._emit, None, len(frame))
             if reply is not None:
                 self._emit(reply)
         elif type(message) is list and message:
             if len(message) > self.settings.max_batch:
-                log.warning("bad input: batch of %d entries", len(message))
+                self.bad_input.report("batch", f"batch of {len(message)} entries")
                 self._emit(self._error(
                     None, E.INVALID_REQUEST, None,
                     {"reason": f"batch larger than {self.settings.max_batch} entries", "limit": self.settings.max_batch},
                 ))
                 return
-            self._inflight += 1
-            self._spawn(self._run_batch(message))
+            first = next((item for item in message if type(item) is dict), None)
+            caller = _caller_of(first) if first is not None else None
+            reply = self._admit(Call(caller), self._participant(caller), len(frame), (None, message))
+            if reply is not None:
+                self._emit(reply)
         else:
-            log.warning("bad input: a JSON %s is not a request", type(message).__name__)
+            self.bad_input.report("request", f"a JSON {type(message).__name__} is not a request")
             self._emit(self._error(None, E.INVALID_REQUEST, None, {"reason": "not a request object"}))
 
+    def _participant(self, caller: Any) -> str:
+        return self._own if caller is None else participant_id(caller, self.serial)
+
     def _dispatch(
-        self, msg: dict[str, Any], emit: Callable[[Reply], None], started: list[asyncio.Task[None]] | None = None
+        self, msg: dict[str, Any], emit: Callable[[Reply], None],
+        started: list[asyncio.Task[None]] | None = None, size: int = 0,
     ) -> Reply | None:
-        """Start the call ``msg`` asks for; return an immediate reply if there is one."""
+        """Start (or queue) the call ``msg`` asks for; return an immediate reply if there is one.
+
+        ``started`` collects the tasks of a batch's entries, which run under the batch's slot."""
         method = msg.get("method")
         id = msg.get("id", _NO_ID)
         has_id = id is not _NO_ID
@@ -388,14 +505,19 @@ class Connection:
                     log.debug("notification for unknown method %s", method)
                 return None
             return self._error(id, E.METHOD_NOT_FOUND, None, {"method": method})
-        self._inflight += 1
-        call = Call()
+        if target is self._ping:  # liveness: answered however busy the host is
+            self._stats["rpc.ping"].calls += 1
+            return {"jsonrpc": "2.0", "id": id, "result": "pong"} if has_id else None
+        caller = _caller_of(msg)
+        call = Call(caller)
         if has_id:
             self._by_id[id] = call
+        if started is None:
+            return self._admit(call, self._participant(caller), size, (target, id, has_id, params))
+        self._inflight += 1
         self._calls.add(call)
         call.task = self._spawn(self._call(call, target, id, has_id, params, emit))
-        if started is not None:
-            started.append(call.task)
+        started.append(call.task)
         return None
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -438,7 +560,7 @@ class Connection:
                         if type(meta) is not dict:
                             meta = {}
                         kwargs[method.context_param] = Context(
-                            self, method.name, id if has_id else None, call, meta.get("progressToken"), meta.get("caller")
+                            self, method.name, id if has_id else None, call, meta.get("progressToken"), call.caller
                         )
                     result = await (method.func(**kwargs) if method.is_async else method.invoke(kwargs))
                     if method.shapes_result:
@@ -484,18 +606,25 @@ class Connection:
                     emit(reply)
         finally:
             self._tasks.discard(call.task)  # type: ignore[arg-type]
-            self._release()
+            self._release(call)
 
-    def _release(self) -> None:
-        """One call (or batch) is done: wake whoever waits for a slot."""
+    def _release(self, call: Call) -> None:
+        """One call (or batch) is done: start what waits, wake whoever waits for a slot."""
         self._inflight -= 1
-        if self._backlog:
-            self._take_backlog()
+        who = call.who
+        if who is not None:
+            left = self._running[who] - 1
+            if left:
+                self._running[who] = left
+            else:
+                del self._running[who]
+        if self._waiting:
+            self._take_queue()
         if self._room is not None:
             self._room.set()
             self._room = None
 
-    async def _run_batch(self, items: list[Any]) -> None:
+    async def _run_batch(self, call: Call, items: list[Any]) -> None:
         replies: list[Reply] = []
         emit = replies.append
         running: list[asyncio.Task[None]] = []
@@ -516,21 +645,34 @@ class Connection:
                 self._write(replies)
         finally:
             self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
-            self._release()
+            self._calls.discard(call)
+            self._release(call)
 
     def _on_credit(self, params: Any) -> None:
-        stream = self.streams.get(params.get("id")) if type(params) is dict else None
-        credit = params.get("credit") if type(params) is dict else None
-        if stream is not None and type(credit) is int and credit > 0:
+        if type(params) is not dict:
+            return
+        credit = params.get("credit")
+        if type(credit) is not int or credit <= 0:
+            return
+        id = params.get("id")
+        stream = self.streams.get(id)
+        if stream is not None:
             stream.grant(credit)
+        elif (call := self._by_id.get(id)) is not None:  # its stream has not begun: keep the credit for it
+            call.credit = min(call.credit + credit, 1 << 30)
 
     def _on_cancel_request(self, params: Any) -> None:
         id = params.get("id") if type(params) is dict else None
         call = self._by_id.get(id)
-        if call is not None:
-            call.cancel(E.REQUEST_CANCELLED)
-        else:
+        if call is None:
             log.debug("$/cancelRequest for %r, which is not running", id)
+        elif call.task is None and call.args is not None:  # queued: it never starts
+            self._unqueue(call)
+            call.args = None
+            del self._by_id[id]
+            self._emit(self._error(id, E.REQUEST_CANCELLED))
+        else:
+            call.cancel(E.REQUEST_CANCELLED)
 
     # ---- output ---------------------------------------------------------
 
@@ -646,7 +788,7 @@ class Connection:
         return {"jsonrpc": "2.0", "id": None if id is _NO_ID else id, "error": E.error_object(code, message, data)}
 
     def _invalid(self, why: str, id: Any) -> Reply:
-        log.warning("bad input: %s", why)
+        self.bad_input.report("request", why)
         return self._error(id, E.INVALID_REQUEST, None, {"reason": why})
 
     def _internal_error(self, id: Any, exc: Exception) -> Reply:
@@ -673,6 +815,16 @@ def _prepare_all(methods: list[Method], cache: CacheStore | None) -> None:
             method.prepare()
         except Exception as exc:  # the call itself will report it
             log.warning("%s: cannot build its params model: %s", method.name, exc)
+
+
+def _caller_of(msg: dict[str, Any]) -> Any:
+    """A message's caller: the transport's ``$caller``, else its params' ``$meta.caller``."""
+    caller = msg.get("$caller", _NO_ID)
+    if caller is not _NO_ID:
+        return caller
+    params = msg.get("params")
+    meta = params.get("$meta") if type(params) is dict else None
+    return meta.get("caller") if type(meta) is dict else None
 
 
 def _serialisable(message: Any) -> bool:

@@ -38,7 +38,7 @@ class Context:
         self.progress_token = progress_token if progress_token is not None else id
         self._conn = conn
         self._call = call
-        #: Who is calling, as the client declared it in ``$meta.caller`` (None if it did not).
+        #: Who is calling: the transport's ``$caller``, else the params' ``$meta.caller`` (None if neither).
         self.caller = caller
         #: A streaming handler that knows how many items it will yield sets this; each
         #: ``$/stream`` chunk then carries it as ``total``.

@@ -19,6 +19,7 @@ REQUEST_TIMEOUT = -32001
 MESSAGE_TOO_LARGE = -32002
 RATE_LIMITED = -32003
 CIRCUIT_OPEN = -32004
+SERVER_BUSY = -32005
 
 # LSP codes, so vscode-jsonrpc clients recognise them.
 REQUEST_CANCELLED = -32800
@@ -34,6 +35,7 @@ MESSAGES: dict[int, str] = {
     MESSAGE_TOO_LARGE: "Message too large",
     RATE_LIMITED: "Rate limited",
     CIRCUIT_OPEN: "Circuit open",
+    SERVER_BUSY: "Server busy",
     REQUEST_CANCELLED: "Request cancelled",
     SERVER_CANCELLED: "Server cancelled the request",
 }

@@ -26,6 +26,11 @@ class Settings:
     debug: bool = field(default=False, metadata={"env": "BRIDGE_DEBUG"})
     ready: bool = field(default=True, metadata={"env": "BRIDGE_READY"})
     max_inflight: int = field(default=128, metadata={"env": "BRIDGE_MAX_INFLIGHT"})
+    #: One caller's share of the call slots; 0 means half of ``max_inflight``.
+    max_inflight_per_caller: int = field(default=0, metadata={"env": "BRIDGE_MAX_INFLIGHT_PER_CALLER"})
+    #: Calls read but not yet started (each caller may hold half); past it a call gets -32005.
+    max_queued: int = field(default=20_000, metadata={"env": "BRIDGE_MAX_QUEUED"})
+    max_queued_bytes: int = field(default=64 * 1024 * 1024, metadata={"env": "BRIDGE_MAX_QUEUED_BYTES"})
     max_message_bytes: int = field(default=32 * 1024 * 1024, metadata={"env": "BRIDGE_MAX_MESSAGE_BYTES"})
     max_batch: int = field(default=1000, metadata={"env": "BRIDGE_MAX_BATCH"})
     max_threads: int = field(default=40, metadata={"env": "BRIDGE_MAX_THREADS"})
@@ -35,6 +40,18 @@ class Settings:
     stream_window: int = field(default=16, metadata={"env": "BRIDGE_STREAM_WINDOW"})
     cache_dir: str = field(default="", metadata={"env": "BRIDGE_CACHE_DIR"})
     cache_size: int = field(default=256 * 1024 * 1024, metadata={"env": "BRIDGE_CACHE_SIZE"})
+    #: Warn (and count in rpc.metrics) when the event loop is blocked this long; 0 turns it off.
+    loop_block_warning: float = field(default=0.25, metadata={"env": "BRIDGE_LOOP_BLOCK_WARNING"})
+    #: Bad-input log lines per kind before they are summarised every ``bad_input_summary`` seconds.
+    bad_input_log_limit: int = field(default=5, metadata={"env": "BRIDGE_BAD_INPUT_LOG_LIMIT"})
+    bad_input_summary: float = field(default=60.0, metadata={"env": "BRIDGE_BAD_INPUT_SUMMARY"})
+    #: The audit log (bridge/audit.py): on unless turned off; in audit_dir (default: the app's
+    #: user data directory), rotated past audit_max_bytes, audit_backups older files kept.
+    audit: bool = field(default=True, metadata={"env": "BRIDGE_AUDIT"})
+    audit_dir: str = field(default="", metadata={"env": "BRIDGE_AUDIT_DIR"})
+    audit_max_bytes: int = field(default=10 * 1024 * 1024, metadata={"env": "BRIDGE_AUDIT_MAX_BYTES"})
+    audit_backups: int = field(default=3, metadata={"env": "BRIDGE_AUDIT_BACKUPS"})
+    audit_max_entry_bytes: int = field(default=64 * 1024, metadata={"env": "BRIDGE_AUDIT_MAX_ENTRY_BYTES"})
 
     def __post_init__(self) -> None:
         if self.framing not in ("auto", "ndjson", "lsp"):
@@ -43,13 +60,27 @@ class Settings:
             raise ValueError(f"loop must be auto, asyncio or uvloop, not {self.loop!r}")
         if self.log_level.lower() not in _LOG_LEVELS:
             raise ValueError(f"log level must be one of {', '.join(_LOG_LEVELS)}, not {self.log_level!r}")
-        for name in ("max_inflight", "max_message_bytes", "max_batch", "max_threads", "cache_size", "stream_window"):
+        for name in ("max_inflight", "max_message_bytes", "max_batch", "max_threads", "cache_size", "stream_window",
+                     "max_queued", "max_queued_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_inflight_per_caller < 0 or self.bad_input_log_limit < 0:
+            raise ValueError("max_inflight_per_caller and bad_input_log_limit must not be negative")
+        if self.loop_block_warning < 0 or self.bad_input_summary < 0:
+            raise ValueError("loop_block_warning and bad_input_summary must not be negative")
+        if self.audit_max_bytes < 1 or self.audit_backups < 0 or self.audit_max_entry_bytes < 256:
+            raise ValueError("audit_max_bytes must be at least 1, audit_backups not negative, "
+                             "audit_max_entry_bytes at least 256")
         if self.metrics_interval < 0:
             raise ValueError("metrics_interval must not be negative")
         if self.shutdown_grace < 0:
             raise ValueError("shutdown_grace must not be negative")
+
+    @property
+    def caller_share(self) -> int:
+        """Call slots one caller may hold at once."""
+        share = self.max_inflight_per_caller or max(1, self.max_inflight // 2)
+        return min(share, self.max_inflight)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
+from pydantic import Field
 
 from bridge import Bridge, BridgeError, Context
 
@@ -38,12 +39,19 @@ async def sleep(seconds: float, ctx: Context) -> float:
     return seconds
 
 
+#: Most steps ``demo.count`` takes: each is a $/progress notification.
+MAX_COUNT = 100_000
+
+
 @app.method("demo.count", idempotent=True)
-async def count(n: int, ctx: Context, delay: float = 0.0) -> int:
-    """Count to ``n``, reporting each step as $/progress ``{done, total}``; return ``n``."""
+async def count(n: Annotated[int, Field(ge=0, le=MAX_COUNT)], ctx: Context, delay: float = 0.0) -> int:
+    """Count to ``n`` (at most 100,000), reporting each step as $/progress ``{done, total}``; return ``n``."""
     for done in range(1, n + 1):
         if delay:
             await anyio.sleep(delay)
+        elif done % 256 == 0:
+            await ctx.connection.drain()  # wait while the output pipe is full
+            await anyio.sleep(0)  # and let other calls run
         ctx.progress(done=done, total=n)
     return n
 

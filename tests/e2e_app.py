@@ -36,6 +36,15 @@ def polluter() -> str:
 
 
 @app.method
+async def hog(seconds: float) -> str:
+    """Blocks the event loop: what an async handler must never do."""
+    import time
+
+    time.sleep(seconds)
+    return "done"
+
+
+@app.method
 async def slow(seconds: float, ctx: Context) -> str:
     await anyio.sleep(seconds)
     return "done"

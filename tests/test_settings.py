@@ -36,7 +36,7 @@ def test_bad_values_are_clear_errors(env) -> None:
 
 def test_every_setting_has_an_environment_variable_and_a_flag() -> None:
     help_text = subprocess.run([python(), "-m", "bridge", "serve", "--help"], check=False, cwd=ROOT, capture_output=True, text=True).stdout
-    flags = {"ready": "--no-ready"}
+    flags = {"ready": "--no-ready", "audit": "--no-audit"}
     for name, env in Settings.env_names().items():
         assert env in help_text
         assert flags.get(name, f"--{name.replace('_', '-')}") in help_text

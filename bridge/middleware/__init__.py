@@ -27,8 +27,9 @@ class Request:
     """One call as the middleware chain sees it.
 
     ``params`` are as received; ``kwargs`` are the validated arguments once the
-    validation step has run (None before). ``caller`` is the caller identity the client
-    declared in ``$meta.caller`` (the Electron helper puts the window there).
+    validation step has run (None before). ``caller`` is the caller's identity: what a trusted
+    transport asserted in the request's ``$caller`` (the Electron helper puts the window there),
+    else what the client declared in ``$meta.caller``.
     """
 
     __slots__ = ("method", "id", "params", "meta", "kwargs", "info", "_conn", "_call", "_context")
@@ -57,12 +58,13 @@ class Request:
 
     @property
     def caller(self) -> Any:
-        return self.meta.get("caller")
+        """Who is calling: the transport's ``$caller`` if it asserted one, else ``$meta.caller``."""
+        return self._call.caller
 
     @property
     def participant(self) -> str:
         """The caller's participant id (``bridge.identity``)."""
-        return participant_id(self.meta.get("caller"), self._conn.serial)
+        return participant_id(self._call.caller, self._conn.serial)
 
     @property
     def context(self) -> Context:
@@ -71,9 +73,14 @@ class Request:
             from ..context import Context
 
             self._context = Context(
-                self._conn, self.method.name, self.id, self._call, self.meta.get("progressToken"), self.meta.get("caller")
+                self._conn, self.method.name, self.id, self._call, self.meta.get("progressToken"), self._call.caller
             )
         return self._context
+
+    @property
+    def cancel_code(self) -> int | None:
+        """Why the call was cancelled (REQUEST_CANCELLED, REQUEST_TIMEOUT, SERVER_CANCELLED), or None."""
+        return self._call.cancel_code
 
     def annotate(self, **info: Any) -> None:
         """Tell a caller that asked (``$meta.info``) something about its reply, e.g. ``cached``."""

@@ -47,6 +47,9 @@ class Stream:
                         paced=opted is not None)
         if request.id is not None:
             conn.streams[request.id] = credit
+        early = request._call.credit  # granted before the stream began (while the call was queued)
+        if early and credit.paced:
+            credit.grant(early)
         items = _items(method.func(**kwargs))
         done = seq = 0
         try:
@@ -117,13 +120,30 @@ def _items(produced: Any) -> Any:
 
 
 async def _from_sync(gen: Iterator[Any]) -> AsyncIterator[Any]:
-    from anyio import to_thread
-
     done = object()
     try:
-        while (item := await to_thread.run_sync(next, gen, done)) is not done:
+        while (item := await _in_thread(next, gen, done)) is not done:
             yield item
     finally:
         close = getattr(gen, "close", None)
         if close is not None:
-            await to_thread.run_sync(close)
+            await _in_thread(close)
+
+
+async def _in_thread(func: Any, *args: Any) -> Any:
+    """``func(*args)`` in a worker thread. A cancellation waits for it to return before it is
+    raised: a generator cannot be closed while its ``next()`` runs (it is "already executing")."""
+    import asyncio
+
+    from anyio import to_thread
+
+    step = asyncio.ensure_future(to_thread.run_sync(func, *args))
+    try:
+        return await asyncio.shield(step)
+    except asyncio.CancelledError:
+        while not step.done():
+            try:
+                await asyncio.wait([step])
+            except asyncio.CancelledError:  # cancelled again: the step still has to end first
+                continue
+        raise
