@@ -57,8 +57,10 @@ export class RpcClient {
    * Send a request and resolve with its result.
    * Rejects with RpcError (the host's error), CallCancelledError (signal aborted),
    * CallTimeoutError (timeout ms passed) or ConnectionClosedError.
+   * `caller` goes out as the request's `$caller`: the identity the host takes the call for
+   * (a trusted transport, such as Electron's main process, asserting who it forwards for).
    */
-  call(method, params, { signal, timeout = this.#defaultTimeout, onProgress } = {}) {
+  call(method, params, { signal, timeout = this.#defaultTimeout, onProgress, caller } = {}) {
     try {
       checkMethod(method);
       checkParams(params);
@@ -68,7 +70,7 @@ export class RpcClient {
     }
     if (this.closed) return Promise.reject(this.#closedErrorFor(method));
     if (signal?.aborted) return Promise.reject(new CallCancelledError(method, signal.reason));
-    return this.#request(this.#nextId++, method, params, { signal, timeout, onProgress });
+    return this.#request(this.#nextId++, method, params, { signal, timeout, onProgress, caller });
   }
 
   /**
@@ -78,8 +80,9 @@ export class RpcClient {
    * Positional params cannot carry `$meta`: such a stream is not paced. Ends with the reply
    * `{ items, chunks }` (the iterator's return value and `.result`); throws the host's error
    * after the chunks sent before it; `break`, `return()` or the signal cancel it on the host.
+   * `caller` is the request's `$caller`, as for call().
    */
-  stream(method, params, { signal, timeout = this.#defaultTimeout, window = DEFAULT_WINDOW, onProgress } = {}) {
+  stream(method, params, { signal, timeout = this.#defaultTimeout, window = DEFAULT_WINDOW, onProgress, caller } = {}) {
     checkMethod(method);
     checkParams(params);
     timeout = checkTimeout(timeout);
@@ -107,13 +110,14 @@ export class RpcClient {
       if (this.#streams.get(id) === stream) this.#streams.delete(id);
       stream._end(value, error);
     };
-    this.#request(id, method, params, { signal, timeout, onSettled }).catch(() => {});
+    this.#request(id, method, params, { signal, timeout, onSettled, caller }).catch(() => {});
     return stream;
   }
 
-  #request(id, method, params, { signal, timeout, onProgress, onSettled }) {
+  #request(id, method, params, { signal, timeout, onProgress, onSettled, caller }) {
     const message = { jsonrpc: '2.0', id, method };
     if (params !== undefined) message.params = params;
+    if (caller !== undefined) message.$caller = caller;
     let resolve;
     let reject;
     const promise = new Promise((resolvePromise, rejectPromise) => {
@@ -145,13 +149,14 @@ export class RpcClient {
     return promise;
   }
 
-  /** Send a notification: no id, no reply. Throws ConnectionClosedError once closed. */
-  notify(method, params) {
+  /** Send a notification: no id, no reply; `caller` as for call(). Throws ConnectionClosedError once closed. */
+  notify(method, params, { caller } = {}) {
     checkMethod(method);
     checkParams(params);
     if (this.closed) throw this.#closedErrorFor(method);
     const message = { jsonrpc: '2.0', method };
     if (params !== undefined) message.params = params;
+    if (caller !== undefined) message.$caller = caller;
     this.#send(message);
   }
 

@@ -4,7 +4,10 @@
 
 import type { CallOptions, Params, Unsubscribe } from './index.js';
 
-/** What exposeToRenderers needs from a client: an RpcClient, a SidecarClient, or a look-alike. */
+/**
+ * What exposeToRenderers needs from a client: an RpcClient, a SidecarClient, or a look-alike.
+ * It must send `options.caller` as the request's `$caller`, or windows pass for the main process.
+ */
 export interface ExposableClient {
   call(method: string, params?: Params, options?: CallOptions): Promise<unknown>;
   on(method: string, handler: (params: any, method: string) => void): Unsubscribe;
@@ -35,7 +38,7 @@ export interface IpcMainLike {
   removeListener(channel: string, listener: (event: IpcMainEventLike, ...args: any[]) => void): unknown;
 }
 
-/** Who made a call, as the host sees it in `$meta.caller` (and middleware in `request.caller`). */
+/** Who made a call, as the host sees it in `$caller` (and middleware in `request.caller`). */
 export interface CallerIdentity {
   /** The calling window's webContents id. */
   window: number;
@@ -57,8 +60,11 @@ export interface ExposeOptions {
   /** Prefix of the IPC channel names; give the preload the same one. Default "bridge". */
   channel?: string;
   /**
-   * The identity put in `$meta.caller` of each call with named params (undefined: none).
-   * Default: `{ window: event.sender.id, frame: event.senderFrame?.url }`.
+   * The identity sent as `$caller` with every call and stream of the window, whatever its params
+   * (the host takes it over any `$meta.caller`, and main drops a `$meta` the page sent). It must
+   * name a participant (a string, an integer, `{participant}`, `{window}` or `{id}`): otherwise
+   * the call is refused in main, since the host would take it for the main process's own.
+   * Default: `{ window: event.sender.id, frame: event.senderFrame?.url }` (participant `window:<id>`).
    */
   caller?: (event: IpcMainEventLike) => unknown;
   /** Errors that belong to no call (a window that cannot be sent to). Default: console.error. */

@@ -17,6 +17,11 @@
 //   :chunk        { id, items, seq, done, total? }  a chunk of stream id
 //   :event        { event, params }              a host notification the window subscribed to
 //
+// Who is calling: main forwards every call and stream with the window's identity as the
+// request's `$caller` (caller(event), default { window, frame }), whatever the params' shape, so
+// a page can neither choose nor leave out who it is; the host trusts `$caller` over anything in
+// params. A page cannot send a JSON-RPC batch: each `:call` is one request.
+//
 // A stream registers its AbortController in the window's `calls` like a call does, so `:cancel`
 // and window teardown stop it. Main takes a chunk from the host's stream only while the page has
 // credit (`window` at first, then what `:credit` grants), so a slow page slows the generator;
@@ -24,7 +29,7 @@
 // outcome carries `chunks`, the number of `:chunk`s pushed, so the page can wait for them all.
 
 import { ErrorCodes } from './errors.js';
-import { participantOf } from './identity.js';
+import { declaresParticipant, participantOf } from './identity.js';
 
 const MAX_TIMEOUT = 2 ** 31 - 1;
 const DEFAULT_WINDOW = 16;
@@ -142,6 +147,20 @@ export function exposeToRenderers(
   }
 
   /**
+   * The window's identity from `caller(event)`. One the host would not tell from its own
+   * connection is refused: the window's calls would pass for the main process's.
+   */
+  function identify(event) {
+    const identity = caller(event);
+    if (!declaresParticipant(identity)) {
+      throw new TypeError(
+        `exposeToRenderers: caller(event) returned ${asText(identity)}, which names no participant; a window's calls would pass for the main process`,
+      );
+    }
+    return identity;
+  }
+
+  /**
    * The checks a call and a stream share: the window is alive, the request well formed, the
    * method allowed, the caller known, the id free. Returns { refused } or what the handler needs.
    */
@@ -152,7 +171,7 @@ export function exposeToRenderers(
     try {
       checked = checkRequest(request);
       if (!methodAllowed(checked.method)) return { refused: failure(notAllowed('method', checked.method)) };
-      identity = caller(event);
+      identity = identify(event);
     } catch (error) {
       return { refused: failure(error) };
     }
@@ -173,9 +192,10 @@ export function exposeToRenderers(
     const controller = new AbortController();
     state.calls.set(id, controller);
     try {
-      const result = await client.call(method, withCaller(params, identity), {
+      const result = await client.call(method, withoutMeta(params), {
         signal: controller.signal,
         timeout,
+        caller: identity,
         onProgress: progress ? (value) => push(contents, `${channel}:progress`, { id, value }) : undefined,
       });
       return { ok: true, result };
@@ -198,7 +218,7 @@ export function exposeToRenderers(
     state.flows.set(id, flow);
     let pushed = 0;
     try {
-      const stream = client.stream(method, withCaller(params, identity), { signal: controller.signal, timeout, window });
+      const stream = client.stream(method, withoutMeta(params), { signal: controller.signal, timeout, window, caller: identity });
       // Once the host's reply (or an abort) came, what is left is already in memory: push it.
       let ended = false;
       const end = stream.result.then(
@@ -241,7 +261,7 @@ export function exposeToRenderers(
     if (!eventAllowed(name)) return failure(notAllowed('event', name));
     const state = windowFor(event.sender);
     try {
-      state.participant = participantOf(caller(event));
+      state.participant = participantOf(identify(event));
     } catch (error) {
       return failure(error);
     }
@@ -290,18 +310,23 @@ export function defaultCaller(event) {
 }
 
 /**
- * Named params get `$meta.caller`, replacing any `$meta` the page sent (so a page can neither
- * pass for another window nor redirect progress); positional params go as they are. No
- * params become `{ $meta }`, which the host strips before validation.
+ * Named params lose any `$meta` the page sent: its `caller` would lose to `$caller` anyway, but a
+ * `progressToken` naming another call's id would steer the host's progress into that call's
+ * window, and `info` and `stream` are main's to set. Positional params and none go as they are.
  */
-function withCaller(params, identity) {
-  if (Array.isArray(params)) return params;
+function withoutMeta(params) {
+  if (params === undefined || Array.isArray(params) || !Object.hasOwn(params, '$meta')) return params;
   const named = {};
-  if (params) {
-    for (const key of Object.keys(params)) if (key !== '$meta') named[key] = params[key];
+  for (const key of Object.keys(params)) if (key !== '$meta') named[key] = params[key];
+  return named;
+}
+
+function asText(value) {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
   }
-  if (identity !== undefined) named.$meta = { caller: identity };
-  return params === undefined && identity === undefined ? undefined : named;
 }
 
 /** Check a page's request: it comes from a web page, so nothing in it is trusted. */

@@ -10,6 +10,9 @@ export const ErrorCodes = Object.freeze({
   InternalError: -32603,
   RequestTimeout: -32001,
   MessageTooLarge: -32002,
+  RateLimited: -32003,
+  CircuitOpen: -32004,
+  ServerBusy: -32005,
   RequestCancelled: -32800,
   ServerCancelled: -32802,
 });

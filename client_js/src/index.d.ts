@@ -11,12 +11,15 @@ export interface RequestMessage {
   id: number | string;
   method: string;
   params?: Params;
+  /** The identity the host takes the call for; overrides any `$meta.caller` in params. */
+  $caller?: unknown;
 }
 
 export interface NotificationMessage {
   jsonrpc: '2.0';
   method: string;
   params?: Params;
+  $caller?: unknown;
 }
 
 export interface ErrorObject {
@@ -58,7 +61,18 @@ export interface ClientOptions {
   onError?: (error: Error) => void;
 }
 
-export interface CallOptions {
+/**
+ * `caller`: the identity the host takes a call for, sent as the request's top-level `$caller`
+ * whatever the params' shape, and overriding any `$meta.caller` in them. The host maps it to a
+ * participant id as it does `$meta.caller` (a string or integer as it is, `{participant}`,
+ * `{window}` -> `window:<id>`, `{id}`). The host trusts whoever writes its stdin, so only a
+ * trusted transport (Electron's main process forwarding for a window) should set it.
+ */
+export interface CallerOption {
+  caller?: unknown;
+}
+
+export interface CallOptions extends CallerOption {
   /** Aborting sends `$/cancelRequest` and rejects the call with CallCancelledError. */
   signal?: AbortSignal;
   /**
@@ -70,7 +84,7 @@ export interface CallOptions {
   onProgress?: (value: any) => void;
 }
 
-export interface StreamOptions {
+export interface StreamOptions extends CallerOption {
   /** Aborting sends `$/cancelRequest` (the host closes the generator); the iterator throws CallCancelledError. */
   signal?: AbortSignal;
   /** Milliseconds for the whole stream; then `$/cancelRequest` and CallTimeoutError. Defaults to the client's `timeout`. */
@@ -132,8 +146,8 @@ export declare class RpcClient {
    * (merged into any `$meta` given). Throws TypeError at once for bad arguments.
    */
   stream<T = any>(method: string, params?: Params, options?: StreamOptions): CallStream<T>;
-  /** Send a notification (no reply). Throws ConnectionClosedError once closed. */
-  notify(method: string, params?: Params): void;
+  /** Send a notification (no reply); `caller` as for call(). Throws ConnectionClosedError once closed. */
+  notify(method: string, params?: Params, options?: CallerOption): void;
   /** Handle the host's notifications named `method`. */
   on<P = any>(method: string, handler: (params: P, method: string) => void): Unsubscribe;
   /** Handle `$/progress` values for a token (a call id, or a token sent in `$meta.progressToken`). */
@@ -152,6 +166,9 @@ export declare const ErrorCodes: Readonly<{
   InternalError: -32603;
   RequestTimeout: -32001;
   MessageTooLarge: -32002;
+  RateLimited: -32003;
+  CircuitOpen: -32004;
+  ServerBusy: -32005;
   RequestCancelled: -32800;
   ServerCancelled: -32802;
 }>;

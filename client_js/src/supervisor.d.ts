@@ -1,7 +1,7 @@
 // Types for the Supervisor: one client-like object in front of a bridge host that is
 // restarted when it crashes or hangs. Exported from "@bridge-rpc/client/node".
 
-import type { CallOptions, CallStream, ConnectionClosedError, Params, StreamOptions, Unsubscribe } from './index.js';
+import type { CallOptions, CallerOption, CallStream, ConnectionClosedError, Params, StreamOptions, Unsubscribe } from './index.js';
 
 /** The `$/ready` params as the Supervisor sees them (ReadyInfo in "@bridge-rpc/client/node"). */
 export interface HostInfo {
@@ -17,7 +17,7 @@ export interface SupervisedClient {
   /** The host's last stderr lines, reported in the `crashed` event. */
   readonly stderrTail?: string[];
   call(method: string, params?: Params, options?: CallOptions): Promise<any>;
-  notify(method: string, params?: Params): void;
+  notify(method: string, params?: Params, options?: CallerOption): void;
   /** Needed only by Supervisor.stream(). */
   stream?(method: string, params?: Params, options?: StreamOptions): CallStream;
   on(method: string, handler: (params: any, method: string) => void): Unsubscribe;
@@ -139,7 +139,7 @@ export declare class Supervisor {
    */
   stream<T = any>(method: string, params?: Params, options?: StreamOptions): CallStream<T>;
   /** Send a notification, queued until a host is ready. Throws once closed or when the queue is full. */
-  notify(method: string, params?: Params): void;
+  notify(method: string, params?: Params, options?: CallerOption): void;
   /** Handle the host's notifications named `method`, from every host to come. */
   on<P = any>(method: string, handler: (params: P, method: string) => void): Unsubscribe;
   /** Handle `$/progress` values for a token sent in `$meta.progressToken`, across restarts. */

@@ -156,7 +156,7 @@ export class Supervisor {
    * the next host if it is idempotent (`options.idempotent`, else the host's `$/ready` list),
    * otherwise it rejects with SidecarCrashedError.
    */
-  call(method, params, { signal, timeout = this.#defaultTimeout, onProgress, idempotent } = {}) {
+  call(method, params, { signal, timeout = this.#defaultTimeout, onProgress, idempotent, caller } = {}) {
     try {
       checkMethod(method);
       checkParams(params);
@@ -172,7 +172,7 @@ export class Supervisor {
     }
 
     return new Promise((resolve, reject) => {
-      const entry = { method, params, onProgress, idempotent, signal, resolve, reject, settled: false, queued: false };
+      const entry = { method, params, onProgress, idempotent, caller, signal, resolve, reject, settled: false, queued: false };
       if (signal) {
         entry.onAbort = () => this.#abandon(entry, new CallCancelledError(method, signal.reason));
         signal.addEventListener('abort', entry.onAbort, { once: true });
@@ -190,7 +190,7 @@ export class Supervisor {
    * RpcClient.stream() does. A stream is never retried: one in flight when the host dies
    * throws SidecarCrashedError after the chunks that arrived. `timeout` counts from here.
    */
-  stream(method, params, { signal, timeout = this.#defaultTimeout, window, onProgress } = {}) {
+  stream(method, params, { signal, timeout = this.#defaultTimeout, window, onProgress, caller } = {}) {
     checkMethod(method);
     checkParams(params);
     timeout = checkTimeout(timeout);
@@ -203,7 +203,7 @@ export class Supervisor {
       if (cancelled) throw cancelled;
       const session = this.#session;
       const left = timeout === undefined ? null : Math.max(0, timeout - (Date.now() - since));
-      started = session.client.stream(method, params, { signal, timeout: left, window, onProgress });
+      started = session.client.stream(method, params, { signal, timeout: left, window, onProgress, caller });
       return { inner: started, session };
     };
     const crashed = (session, error) => {
@@ -218,13 +218,13 @@ export class Supervisor {
   }
 
   /** Send a notification now, or queue it until a host is ready. Throws once closed or when the queue is full. */
-  notify(method, params) {
+  notify(method, params, { caller } = {}) {
     checkMethod(method);
     checkParams(params);
     if (this.closed) throw this.#closedError(`send ${method}`);
     if (this.#state === 'ready') {
       try {
-        this.#session.client.notify(method, params);
+        this.#session.client.notify(method, params, { caller });
         return;
       } catch (error) {
         // The host died and its close is not reported yet: hold the notification for the next one.
@@ -232,7 +232,7 @@ export class Supervisor {
       }
     }
     if (this.#queued >= this.#maxQueued) throw new QueueFullError(method, this.#maxQueued);
-    this.#enqueue({ method, params, notification: true, settled: false, queued: false });
+    this.#enqueue({ method, params, caller, notification: true, settled: false, queued: false });
   }
 
   /** Handle the host's notifications named `method`, from this host and every later one. */
@@ -405,7 +405,7 @@ export class Supervisor {
     const session = this.#session;
     if (entry.notification) {
       try {
-        session.client.notify(entry.method, entry.params);
+        session.client.notify(entry.method, entry.params, { caller: entry.caller });
       } catch (error) {
         this.#report(error);
       }
@@ -414,7 +414,7 @@ export class Supervisor {
     // A signal of our own, so one abort path serves the caller's signal and the end-to-end timeout.
     entry.controller = entry.signal || entry.timer ? new AbortController() : undefined;
     session.client
-      .call(entry.method, entry.params, { signal: entry.controller?.signal, timeout: null, onProgress: entry.onProgress })
+      .call(entry.method, entry.params, { signal: entry.controller?.signal, timeout: null, onProgress: entry.onProgress, caller: entry.caller })
       .then(
         (result) => this.#settle(entry, undefined, result),
         (error) => this.#sendFailed(entry, session, error),

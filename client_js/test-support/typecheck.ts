@@ -52,6 +52,9 @@ export async function core(): Promise<void> {
   const client = new RpcClient(new LoopbackTransport(), { timeout: 1000, onError: (error) => console.error(error.message) });
   const sum: number = await client.call<number>('demo.add', { a: 1, b: 2 });
   await client.call('demo.add', [sum, 2], { timeout: null });
+  await client.call('demo.add', [sum, 2], { caller: { window: 3, frame: 'app://index.html' } });
+  client.notify('demo.emit', ['e'], { caller: 'alice' });
+  client.stream('demo.rows', [1], { caller: { participant: 'bob' } });
   const off: Unsubscribe = client.on<{ n: number }>('demo.tick', (params, method) => `${method} ${params.n.toFixed()}`);
   off();
   await client.call('demo.count', { n: 3 }, { onProgress: (value: StepProgress) => value.done / value.total });

@@ -164,6 +164,29 @@ test('notify sends a message without an id', () => {
   ]);
 });
 
+test('the caller option goes out as $caller beside params of every shape, for calls, notifications and streams', () => {
+  const { transport, client } = setup();
+  const caller = { window: 3, frame: 'app://x' };
+  client.call('a', { x: 1, $meta: { caller: 'forged' } }, { caller });
+  client.call('b', [1, 2], { caller });
+  client.call('c', undefined, { caller });
+  client.call('d', undefined, { caller: 'alice' });
+  client.notify('e', [1], { caller });
+  client.stream('f', [1], { caller });
+  client.stream('g', { n: 1 }, { caller, window: 2 });
+  client.call('h', [1]);
+  assert.deepEqual(transport.sent, [
+    { jsonrpc: '2.0', id: 1, method: 'a', params: { x: 1, $meta: { caller: 'forged' } }, $caller: caller },
+    { jsonrpc: '2.0', id: 2, method: 'b', params: [1, 2], $caller: caller },
+    { jsonrpc: '2.0', id: 3, method: 'c', $caller: caller },
+    { jsonrpc: '2.0', id: 4, method: 'd', $caller: 'alice' },
+    { jsonrpc: '2.0', method: 'e', params: [1], $caller: caller },
+    { jsonrpc: '2.0', id: 5, method: 'f', params: [1], $caller: caller },
+    { jsonrpc: '2.0', id: 6, method: 'g', params: { n: 1, $meta: { stream: { window: 2 } } }, $caller: caller },
+    { jsonrpc: '2.0', id: 7, method: 'h', params: [1] },
+  ]);
+});
+
 test('aborting sends $/cancelRequest with the id and rejects with CallCancelledError', async () => {
   const { transport, client } = setup();
   const controller = new AbortController();

@@ -76,10 +76,8 @@ describe('window.bridge.stream() against the real host', { timeout: 30_000 }, ()
       [0, 1, 2, 3, 4].map((seq) => [seq, Math.min(450, (seq + 1) * 100), 450]),
     );
     const request = sent.findLast((message) => message.method === 'data.rows');
-    assert.deepEqual(request.params, {
-      n: 450,
-      $meta: { caller: { window: contents.id, frame: 'https://app.test/stream' }, stream: { window: 3 } },
-    });
+    assert.deepEqual(request.params, { n: 450, $meta: { stream: { window: 3 } } });
+    assert.deepEqual(request.$caller, { window: contents.id, frame: 'https://app.test/stream' });
     window.close();
   });
 

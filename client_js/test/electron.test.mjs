@@ -114,20 +114,36 @@ describe('exposeToRenderers + exposeBridge against the real host', { timeout: 20
     electron.uninstall();
   });
 
-  test('an allowed call resolves, and the host is told which window and frame made it', async () => {
+  test("an allowed call resolves, and every shape of params goes with the window's $caller", async () => {
     const { bridge, contents, window } = await openWindow('https://app.test/one');
+    const caller = { window: contents.id, frame: 'https://app.test/one' };
+    const last = (method) => {
+      const { id, jsonrpc, ...rest } = sent.findLast((message) => message.method === method);
+      return rest;
+    };
     assert.equal(await bridge.call('demo.add', { a: 2, b: 3, $meta: { caller: { window: 999 }, progressToken: 'x' } }), 5);
-    const named = sent.findLast((message) => message.method === 'demo.add');
-    assert.deepEqual(named.params, { a: 2, b: 3, $meta: { caller: { window: contents.id, frame: 'https://app.test/one' } } });
-
+    assert.deepEqual(last('demo.add'), { method: 'demo.add', params: { a: 2, b: 3 }, $caller: caller }, "the page's $meta is dropped");
     assert.equal(await bridge.call('demo.add', [4, 5]), 9);
-    assert.deepEqual(sent.findLast((message) => message.method === 'demo.add').params, [4, 5], 'positional params carry no $meta');
-
+    assert.deepEqual(last('demo.add'), { method: 'demo.add', params: [4, 5], $caller: caller });
     assert.equal(await bridge.call('system.ping'), 'pong');
-    assert.deepEqual(sent.findLast((message) => message.method === 'system.ping').params, {
-      $meta: { caller: { window: contents.id, frame: 'https://app.test/one' } },
-    });
+    assert.deepEqual(last('system.ping'), { method: 'system.ping', $caller: caller });
     window.close();
+  });
+
+  test('a caller() that names no participant is refused in main: the window would pass for the main process', async () => {
+    const unexposeOther = exposeToRenderers(client, { ipcMain: electron.ipcMain, allow: ['system.ping'], channel: 'anon', caller: () => undefined });
+    try {
+      const { page, window } = await openWindow('https://app.test/anon');
+      exposeBridge({ ...page.electron, name: 'anon', channel: 'anon' });
+      const before = sent.length;
+      const error = await page.window.anon.call('system.ping', []).then(() => assert.fail('resolved'), (e) => e);
+      assert.equal(error.name, 'TypeError');
+      assert.match(error.message, /caller\(event\) returned undefined, which names no participant/);
+      assert.equal(sent.length, before, 'nothing reached the host');
+      window.close();
+    } finally {
+      unexposeOther();
+    }
   });
 
   test('a method off the allowlist is refused in main: a -32601 RpcError, and the host never sees it', async () => {

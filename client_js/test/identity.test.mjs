@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { declaresParticipant } from '../src/identity.js';
 import { participantOf } from '../src/index.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../../tests/identity_vectors.json', import.meta.url), 'utf8'));
@@ -18,4 +19,13 @@ test('participantOf matches the host on every shared vector', () => {
 test('ids the host would digest are not routed by', () => {
   assert.equal(participantOf('x'.repeat(257)), null);
   assert.equal(participantOf('x'.repeat(256)), 'x'.repeat(256));
+});
+
+test('declaresParticipant: whether the host tells the caller from its connection (long ids included)', () => {
+  for (const { declared, participant } of vectors) {
+    assert.equal(declaresParticipant(declared), participant !== null, JSON.stringify(declared));
+  }
+  assert.equal(declaresParticipant('x'.repeat(257)), true);
+  assert.equal(declaresParticipant(undefined), false);
+  assert.equal(declaresParticipant({ window: undefined, frame: 'x' }), false);
 });

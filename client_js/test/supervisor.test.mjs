@@ -507,7 +507,7 @@ test('kill -9 of the host: crashed, restarting, starting, ready; subscriptions c
   try {
     const first = await supervisor.whenReady();
     assert.equal(first.pid, supervisor.client.process.pid);
-    assert.deepEqual(first.idempotent, ['demo.add', 'demo.count', 'demo.echo', 'demo.sleep', 'rpc.ping', 'system.health', 'system.info', 'system.metrics', 'system.ping']);
+    assert.deepEqual(first.idempotent, ['demo.add', 'demo.count', 'demo.echo', 'demo.sleep', 'rpc.ping', 'system.audit', 'system.health', 'system.info', 'system.metrics', 'system.ping']);
     await supervisor.call('demo.emit', { event: 'demo.tick', payload: 'before' });
 
     const ready = nextState(supervisor, 'ready');
