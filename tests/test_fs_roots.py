@@ -153,10 +153,130 @@ def test_bad_roots_are_errors(tree: Path) -> None:
         AllowedRoots([tree / "root" / "file.txt"])
 
 
-def test_default_is_the_working_directory_and_home(tree: Path, monkeypatch) -> None:
-    monkeypatch.chdir(tree / "root")
-    monkeypatch.setenv("HOME", str(tree / "outside"))
-    roots = AllowedRoots.default()
-    assert roots.roots == ((tree / "root").resolve(), (tree / "outside").resolve())
-    assert roots.resolve("file.txt") == (tree / "root" / "file.txt").resolve()
-    assert "AllowedRoots([" in repr(roots)
+def test_there_are_no_implicit_roots() -> None:
+    assert not hasattr(AllowedRoots, "default")  # the app names its roots; fs refuses every call without
+
+
+def test_refusals_name_the_path_given_and_nothing_it_leads_to(tree: Path, roots: AllowedRoots) -> None:
+    outside = tree / "outside"
+    os.symlink(outside / "secret.txt", tree / "root" / "to_secret")
+    os.symlink(outside / "missing.txt", tree / "root" / "to_missing")
+    os.symlink("../outside/secret.txt", tree / "root" / "relative")
+    for path in [tree / "root" / "to_secret", tree / "root" / "relative", f"{tree}/root/../outside/secret.txt",
+                 outside / "secret.txt"]:
+        message = str(refused(roots, path)).replace(repr(str(path)), "")
+        assert str(outside) not in message and "secret" not in message, message
+    # Whether the target exists outside changes nothing: the walk never looks there.
+    for exists, missing in [(outside / "secret.txt", outside / "missing.txt"),
+                            (tree / "root" / "to_secret", tree / "root" / "to_missing")]:
+        assert refused(roots, exists).reason == refused(roots, missing).reason
+        assert str(refused(roots, exists)).replace(str(exists), "") == str(refused(roots, missing)).replace(
+            str(missing), "")
+
+
+def test_symlinks_inside_a_root_may_go_anywhere_inside_it(tree: Path) -> None:
+    root = (tree / "root").resolve()
+    os.symlink(tree / "root_link", tree / "alias")  # an alias of a root named through a symlink
+    os.symlink(tree / "root", tree / "root_link")
+    roots = AllowedRoots([tree / "root_link"])
+    os.symlink(tree / "root_link" / "sub", tree / "root" / "by_root_name")  # absolute, through the root's own name
+    os.symlink("sub/../file.txt", tree / "root" / "relative")
+    os.symlink("by_root_name/inner.txt", tree / "root" / "chain")
+    assert roots.resolve(str(tree / "root" / "by_root_name" / "inner.txt")) == root / "sub" / "inner.txt"
+    assert roots.resolve(str(tree / "root" / "relative")) == root / "file.txt"
+    assert roots.resolve(str(tree / "root" / "chain")) == root / "sub" / "inner.txt"
+    assert roots.resolve(str(tree / "root" / "by_root_name" / ".." / "file.txt")) == root / "file.txt"
+    # A path must be spelled under a root: reaching one through an outside symlink is refused.
+    assert refused(roots, tree / "alias" / "file.txt").reason == "outside"
+
+
+def test_nested_roots_walk_from_the_outer_one(tree: Path) -> None:
+    roots = AllowedRoots([tree / "root" / "sub", tree / "root"])
+    assert roots.resolve(str(tree / "root" / "sub" / ".." / "file.txt")) == (tree / "root" / "file.txt").resolve()
+    assert refused(AllowedRoots([tree / "root" / "sub"]), tree / "root" / "sub" / ".." / "file.txt").reason == "dotdot"
+
+
+def test_open_file_gives_only_regular_files(tree: Path, roots: AllowedRoots) -> None:
+    fd = roots.open_file(str(tree / "root" / "file.txt"))
+    try:
+        assert os.read(fd, 10) == b"x"
+    finally:
+        os.close(fd)
+    os.mkfifo(tree / "root" / "fifo")
+    for path in [tree / "root" / "fifo", tree / "root" / "sub", tree / "root"]:
+        with pytest.raises(PathNotAllowed) as info:
+            roots.open_file(str(path))
+        assert info.value.reason == "irregular" and "not a regular file" in str(info.value)
+    dev = AllowedRoots([Path("/dev")])
+    with pytest.raises(PathNotAllowed, match="not a regular file"):
+        dev.open_file("/dev/zero")
+
+
+@pytest.mark.parametrize("walk", [True, False], ids=["walk", "by-name"])
+def test_a_swapped_symlink_never_opens_a_file_outside(tree: Path, roots: AllowedRoots, monkeypatch,
+                                                      walk: bool) -> None:
+    import threading
+
+    import handlers.fs.roots as module
+
+    monkeypatch.setattr(module, "_WALK", walk)
+    root, outside = tree / "root", tree / "outside"
+    (outside / "secret.txt").write_text("SECRET")
+    (outside / "inner.txt").write_text("SECRET")
+    stop, swaps = threading.Event(), []
+
+    def swap() -> None:  # root/file.txt: a file or a symlink out; root/sub: a directory or a symlink out
+        while not stop.is_set():
+            os.symlink(outside / "secret.txt", root / ".link")
+            os.replace(root / ".link", root / "file.txt")
+            os.rename(root / "sub", root / ".sub")
+            os.symlink(outside, root / "sub")
+            (root / ".file").write_text("x")
+            os.replace(root / ".file", root / "file.txt")
+            os.unlink(root / "sub")
+            os.rename(root / ".sub", root / "sub")
+            swaps.append(1)
+
+    thread = threading.Thread(target=swap)
+    thread.start()
+    escapes = opened = 0
+    try:
+        for i in range(2000):
+            try:
+                fd = roots.open_file(str(root / ("file.txt" if i % 2 else "sub/inner.txt")))
+            except PathNotAllowed:
+                continue
+            opened += 1
+            escapes += os.read(fd, 10) == b"SECRET"
+            os.close(fd)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert escapes == 0 and opened > 0 and len(swaps) > 10
+
+
+def test_descriptors_are_not_leaked(tree: Path, roots: AllowedRoots) -> None:
+    os.symlink(tree / "outside", tree / "root" / "out")
+    os.symlink("loop", tree / "root" / "loop")
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for path in ["file.txt", "sub/inner.txt", "sub/../sub/inner.txt", "out/secret.txt", "loop", "nope/x",
+                 "file.txt/x", "../outside", "."]:
+        try:
+            roots.open(str(tree / "root" / path)).close()
+        except PathNotAllowed:
+            pass
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize("path", ["file.txt", "sub/inner.txt", "sub/../file.txt"])
+def test_without_dir_fd_paths_resolve_by_name_and_the_opened_file_is_checked(tree: Path, roots: AllowedRoots,
+                                                                             monkeypatch, path: str) -> None:
+    import handlers.fs.roots as module
+
+    monkeypatch.setattr(module, "_WALK", False)  # as on Windows
+    assert roots.resolve(str(tree / "root" / path)) == (tree / "root" / path).resolve()
+    os.close(roots.open_file(str(tree / "root" / path)))
+    os.symlink(tree / "outside" / "secret.txt", tree / "root" / "to_secret")
+    assert refused(roots, tree / "root" / "to_secret").reason == "symlink"
+    assert refused(roots, tree / "outside" / "secret.txt").reason == "outside"

@@ -4,11 +4,15 @@ compressed ``fs.changed`` events, and read under the allowed roots."""
 from __future__ import annotations
 
 import asyncio
+import codecs
 import fnmatch
+import io
 import itertools
+import logging
 import os
 import threading
 from pathlib import Path
+from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -16,6 +20,7 @@ from pydantic import BaseModel, Field
 from bridge import INVALID_PARAMS, BridgeError, Context, Plugin, __version__
 
 from .aggregate import Aggregator, Kind
+from .read import BoundedFile, TooLarge, Unlike
 from .roots import AllowedRoots, PathNotAllowed
 
 #: Application error codes of this plugin.
@@ -23,14 +28,18 @@ PATH_NOT_ALLOWED = 4301
 TOO_MANY_WATCHES = 4302
 NO_SUCH_WATCH = 4303
 TOO_LARGE = 4304
+NO_ROOTS = 4305
+
+log = logging.getLogger("bridge.fs")
 
 
 class FsSettings(BaseModel):
-    roots: list[str] = Field(default_factory=list, description="allowed roots; empty: cwd and home")
+    roots: list[str] = Field(default_factory=list, description="allowed roots; none: every call is refused")
     compress_over: int = Field(default=100, description="a batch larger than this is summarised per directory")
     max_pending: int = Field(default=10_000, description="changed paths held per watch before the oldest drop")
     max_watches_per_caller: int = 16
-    max_read_bytes: int = 16 * 1024 * 1024
+    max_read_bytes: int = Field(default=16 * 1024 * 1024, ge=1,
+                                description="fs.read_text reads at most this; an fs.read_lines line at most this")
 
 
 plugin = Plugin("fs", __version__, description="File watching and reading under allowed roots.",
@@ -40,40 +49,50 @@ _ids = itertools.count(1)
 
 
 class _Watch:
-    __slots__ = ("id", "caller", "task", "stop")
+    __slots__ = ("id", "owner", "task", "stop")
 
-    def __init__(self, id: str, caller: Any) -> None:
+    def __init__(self, id: str, owner: str) -> None:
         self.id = id
-        self.caller = caller
+        self.owner = owner  # the watcher's participant id: its events go to it, only it may stop the watch
         self.task: asyncio.Task[None] | None = None
         self.stop = threading.Event()  # read by watchfiles' Rust loop in a worker thread
 
 
-_allowed: list[AllowedRoots] = []
+_allowed: list[AllowedRoots | None] = []
 
 
 @plugin.on_startup
 def _check_roots() -> None:
-    """Settle the allowed roots once: a root that does not exist fails the plugin at start-up."""
+    """Settle the allowed roots once: a root that does not exist fails the plugin at start-up; no
+    roots at all leaves it serving refusals (there is no implicit root)."""
     _allowed[:] = [_make_roots()]
+    if _allowed[0] is None:
+        log.warning("fs: no roots configured, so every fs call is refused; name them in [plugins.fs] roots")
 
 
-def _make_roots() -> AllowedRoots:
+def _make_roots() -> AllowedRoots | None:
     settings = plugin.settings or FsSettings()
-    return AllowedRoots([Path(r) for r in settings.roots]) if settings.roots else AllowedRoots.default()
+    return AllowedRoots([Path(r) for r in settings.roots]) if settings.roots else None
 
 
 def _roots() -> AllowedRoots:
     if not _allowed:
         _allowed.append(_make_roots())
+    if _allowed[0] is None:
+        raise BridgeError(NO_ROOTS, "fs has no allowed roots: the app names them in the fs setting 'roots'",
+                          {"setting": "roots"})
     return _allowed[0]
+
+
+def _refused(exc: PathNotAllowed) -> BridgeError:
+    return BridgeError(PATH_NOT_ALLOWED, str(exc), {"path": exc.path, "reason": exc.reason})
 
 
 def _resolve(path: str) -> Path:
     try:
         return _roots().resolve(path)
     except PathNotAllowed as exc:
-        raise BridgeError(PATH_NOT_ALLOWED, str(exc), {"path": path, "reason": getattr(exc, "reason", None)}) from None
+        raise _refused(exc) from None
 
 
 @plugin.method("watch")
@@ -84,8 +103,8 @@ async def watch(paths: list[str], ctx: Context, recursive: bool = True, include:
         raise BridgeError(INVALID_PARAMS, "paths must not be empty")
     settings = plugin.settings or FsSettings()
     real = [_resolve(p) for p in paths]
-    caller = ctx.participant
-    if sum(1 for w in _watches.values() if w.caller == caller) >= settings.max_watches_per_caller:
+    owner = ctx.participant
+    if sum(1 for w in _watches.values() if w.owner == owner) >= settings.max_watches_per_caller:
         raise BridgeError(TOO_MANY_WATCHES, f"at most {settings.max_watches_per_caller} watches per caller",
                           {"limit": settings.max_watches_per_caller})
     # The OS watches are in place before this call returns: no change made after it is missed.
@@ -93,7 +112,7 @@ async def watch(paths: list[str], ctx: Context, recursive: bool = True, include:
     from watchfiles._rust_notify import RustNotify
 
     notifier = RustNotify([str(p) for p in real], False, False, 300, recursive, False)
-    w = _Watch(f"w{next(_ids)}", caller)
+    w = _Watch(f"w{next(_ids)}", owner)
     _watches[w.id] = w
     aggregator = Aggregator(max_batch_compress=settings.compress_over, max_pending=settings.max_pending)
     w.task = asyncio.get_running_loop().create_task(
@@ -102,11 +121,12 @@ async def watch(paths: list[str], ctx: Context, recursive: bool = True, include:
 
 
 @plugin.method("unwatch")
-async def unwatch(subscription: str) -> bool:
-    """Stop the watch ``subscription``."""
-    w = _watches.pop(subscription, None)
-    if w is None:
+async def unwatch(subscription: str, ctx: Context) -> bool:
+    """Stop the caller's watch ``subscription``."""
+    w = _watches.get(subscription)
+    if w is None or w.owner != ctx.participant:  # another's watch is answered as no watch at all
         raise BridgeError(NO_SUCH_WATCH, f"no watch {subscription!r}", {"subscription": subscription})
+    del _watches[subscription]
     w.stop.set()
     if w.task is not None:
         await asyncio.wait({w.task}, timeout=5)
@@ -117,26 +137,44 @@ async def _run(w: _Watch, notifier: Any, include: list[str], exclude: list[str],
                debounce_ms: int, aggregator: Aggregator, ctx: Context) -> None:
     from anyio import to_thread
 
+    roots = _roots()
+
     def wanted(path: str) -> bool:
         name = os.path.basename(path)
         if include and not any(fnmatch.fnmatch(name, p) for p in include):
             return False
         return not any(fnmatch.fnmatch(name, p) for p in exclude)
 
+    def changes() -> list[tuple[Kind, str]] | None:
+        """The next changes (None once stopped), in a worker thread. A recursive watch follows
+        symlinks (the notify engine does), so what changed behind one that leads out of the roots
+        is left out here."""
+        raw = notifier.watch(debounce_ms, 10, 1000, w.stop)
+        if raw == "stop":
+            return None
+        if not isinstance(raw, set):  # "timeout" or "signal": look at the stop flag again
+            return []
+        inside: dict[str, bool] = {}
+        out = []
+        for kind, path in settle(raw):
+            directory = os.path.dirname(path)
+            if directory not in inside:
+                inside[directory] = roots.named_inside(directory)
+            if (inside[directory] or roots.named_inside(path)) and wanted(path):
+                out.append((kind, path))
+        return out
+
     try:
         with notifier:
             while not w.stop.is_set():
-                raw = await to_thread.run_sync(notifier.watch, debounce_ms, 10, 1000, w.stop, abandon_on_cancel=True)
-                if raw == "stop":
+                found = await to_thread.run_sync(changes, abandon_on_cancel=True)
+                if found is None:
                     break
-                if not isinstance(raw, set):  # "timeout" or "signal": look at the stop flag again
-                    continue
-                for kind, path in settle(raw):
-                    if wanted(path):
-                        aggregator.add(kind, path)
+                for kind, path in found:
+                    aggregator.add(kind, path)
                 batch = aggregator.flush()
                 if batch is not None:
-                    ctx.notify("fs.changed", {"subscription": w.id, **batch.to_dict()})
+                    ctx.notify("fs.changed", {"subscription": w.id, **batch.to_dict(), "$meta": {"to": [w.owner]}})
     finally:
         _watches.pop(w.id, None)
 
@@ -170,44 +208,81 @@ async def _stop_all() -> None:
 
 
 @plugin.method("stat", idempotent=True)
-async def stat(path: str) -> dict[str, Any]:
+def stat(path: str) -> dict[str, Any]:
     """Size, times and kind of ``path``."""
-    real = _resolve(path)
-    st = real.stat()
-    return {"path": str(real), "size": st.st_size, "mtime": st.st_mtime, "isDir": real.is_dir(),
-            "isFile": real.is_file(), "mode": st.st_mode}
+    try:
+        with _roots().open(path) as found:
+            st = found.stat
+    except PathNotAllowed as exc:
+        raise _refused(exc) from None
+    return {"path": str(found.path), "size": st.st_size, "mtime": st.st_mtime, "isDir": S_ISDIR(st.st_mode),
+            "isFile": S_ISREG(st.st_mode), "mode": st.st_mode}
 
 
 @plugin.method("list", idempotent=True)
-async def list_dir(path: str) -> list[dict[str, Any]]:
-    """The entries of the directory ``path``."""
-    real = _resolve(path)
-    if not real.is_dir():
-        raise BridgeError(PATH_NOT_ALLOWED, f"{path!r} is not a directory", {"path": path, "reason": "not a directory"})
-    out = []
-    for entry in sorted(os.scandir(real), key=lambda e: e.name):
-        try:
-            out.append({"name": entry.name, "isDir": entry.is_dir(), "size": entry.stat().st_size})
-        except OSError:
-            continue
-    return out
+def list_dir(path: str) -> list[dict[str, Any]]:
+    """The entries of the directory ``path``; a symlink is listed as one (``isLink``), not followed."""
+    roots = _roots()
+    try:
+        with roots.open(path) as found:
+            if not S_ISDIR(found.stat.st_mode):
+                raise BridgeError(PATH_NOT_ALLOWED, f"{path!r} is not a directory",
+                                  {"path": path, "reason": "not a directory"})
+            entries = roots.listdir(found)
+    except PathNotAllowed as exc:
+        raise _refused(exc) from None
+    return [{"name": name, "isDir": S_ISDIR(st.st_mode), "isLink": S_ISLNK(st.st_mode), "size": st.st_size}
+            for name, st in entries]
+
+
+def _open(path: str, encoding: str, limit: int | None) -> BoundedFile:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise BridgeError(INVALID_PARAMS, f"unknown encoding {encoding!r}", {"encoding": encoding}) from None
+    try:
+        return BoundedFile(_roots().open_file(path), limit)
+    except PathNotAllowed as exc:
+        raise _refused(exc) from None
+    except TooLarge:
+        raise _too_large(path, limit) from None
+
+
+def _too_large(path: str, limit: int | None) -> BridgeError:
+    return BridgeError(TOO_LARGE, f"{path!r} is larger than {limit} bytes; stream it with fs.read_lines",
+                       {"limit": limit})
+
+
+def _unlike(path: str) -> BridgeError:
+    return _refused(PathNotAllowed(path, "irregular", "it yields more than its size: not a regular file"))
 
 
 @plugin.method("read_text", idempotent=True)
 def read_text(path: str, encoding: str = "utf-8") -> str:
     """The text of ``path`` (up to the max_read_bytes setting; use fs.read_lines for more)."""
-    real = _resolve(path)
     limit = (plugin.settings or FsSettings()).max_read_bytes
-    if real.stat().st_size > limit:
-        raise BridgeError(TOO_LARGE, f"{path!r} is larger than {limit} bytes; stream it with fs.read_lines",
-                          {"limit": limit})
-    return real.read_text(encoding=encoding, errors="replace")
+    with _open(path, encoding, limit) as file:
+        try:
+            data = file.readall()
+        except TooLarge:
+            raise _too_large(path, limit) from None
+        except Unlike:
+            raise _unlike(path) from None
+    return data.decode(encoding, errors="replace")
 
 
 @plugin.method("read_lines", idempotent=True)
 def read_lines(path: str, encoding: str = "utf-8"):  # type: ignore[no-untyped-def]
-    """Stream the lines of ``path`` (any size), as ``$/stream`` chunks."""
-    real = _resolve(path)
-    with open(real, encoding=encoding, errors="replace") as file:
-        for line in file:
+    """Stream the lines of ``path`` (any size; a line up to the max_read_bytes setting), as ``$/stream`` chunks."""
+    limit = (plugin.settings or FsSettings()).max_read_bytes
+    with io.TextIOWrapper(io.BufferedReader(_open(path, encoding, None)), encoding=encoding, errors="replace") as text:
+        while True:
+            try:
+                line = text.readline(limit + 1)
+            except Unlike:
+                raise _unlike(path) from None
+            if not line:
+                return
+            if len(line) > limit and not line.endswith("\n"):
+                raise BridgeError(TOO_LARGE, f"{path!r} has a line longer than {limit} characters", {"limit": limit})
             yield line.rstrip("\n")
