@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 
+from .audit import AuditLog
 from .methods import Method, MethodOptions
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ class Bridge:
         self.startup_hooks: list[Hook] = []
         self.shutdown_hooks: list[Hook] = []
         self.connection: Connection | None = None
+        #: The audit log (``app.audit.record(event, participant=..., **fields)``): a no-op
+        #: until the host opens it from the settings at start.
+        self.audit = AuditLog()
 
     @overload
     def method(self, func: F, /) -> F: ...

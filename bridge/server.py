@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .app import run_hooks
+from .audit import configure as configure_audit
 from .connection import Connection
 from .stdio import open_streams, take_stdio
 
@@ -60,6 +61,7 @@ async def serve(app: Bridge, settings: Settings, in_fd: int, out_fd: int) -> int
     writer = streams.writer
     conn = Connection(app, settings, streams.input, writer)
     streams.bind(conn)
+    configure_audit(app.audit, settings, app.name)
     try:
         await run_hooks(app.startup_hooks)
     except Exception:

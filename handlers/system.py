@@ -8,7 +8,8 @@ import sys
 import time
 from typing import Any
 
-from bridge import Context, Plugin, __version__
+from bridge import INVALID_PARAMS, BridgeError, Context, Plugin, __version__
+from bridge.audit import MAX_RECENT
 
 plugin = Plugin("system", __version__, description="Health, information and metrics of the host.")
 
@@ -61,6 +62,15 @@ async def info(ctx: Context) -> dict[str, Any]:
 async def metrics(ctx: Context) -> dict[str, Any]:
     """The host's metrics (the same document as ``rpc.metrics``)."""
     return ctx.connection.metrics_snapshot()
+
+
+@plugin.method("audit", idempotent=True)
+def audit(ctx: Context, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` (1 to 1000) entries of the audit log, oldest first; [] while it is
+    off. A plain ``def``: it reads files, so it runs in a worker thread."""
+    if not 1 <= limit <= MAX_RECENT:
+        raise BridgeError(INVALID_PARAMS, f"limit must be 1 to {MAX_RECENT}", {"field": "limit", "max": MAX_RECENT})
+    return ctx.app.audit.recent(limit)
 
 
 def _memory() -> dict[str, int | None]:

@@ -213,11 +213,16 @@ app.include(plugin, settings={settings!r})
 """
 
 
-def services_host(tmp_path, services):
+def services_host(tmp_path, services, **settings):
+    """A real host with the plugin; its audit log in tmp_path/audit."""
     from harness import Host
 
-    (tmp_path / "services_app.py").write_text(APP.format(settings={"services": services}))
-    return Host("services_app:app", env={"PYTHONPATH": str(tmp_path)})
+    (tmp_path / "services_app.py").write_text(APP.format(settings={"services": services, **settings}))
+    return Host("services_app:app", env={"PYTHONPATH": str(tmp_path), "BRIDGE_AUDIT_DIR": str(tmp_path / "audit")})
+
+
+#: Settings that let a caller register services running this Python.
+REGISTER_PYTHON = {"allow_register": True, "register_executables": [sys.executable]}
 
 
 def definition(name, code, **fields):
@@ -226,7 +231,8 @@ def definition(name, code, **fields):
 
 def test_the_plugin_lists_stops_registers_restarts_and_streams_logs(tmp_path):
     ticker = "import time, itertools\nfor i in itertools.count(): print(f'tick {i}', flush=True); time.sleep(0.02)"
-    with services_host(tmp_path, [definition("ticker", ticker), definition("sleeper", SLEEPER)]) as host:
+    with services_host(tmp_path, [definition("ticker", ticker), definition("sleeper", SLEEPER)],
+                       **REGISTER_PYTHON) as host:
         host.recv()  # $/ready
         deadline = time.monotonic() + 5
         while {s["state"] for s in host.call("services.list", id="l")["result"]} != {"running"}:
@@ -297,7 +303,7 @@ def test_a_critical_service_that_fails_stops_the_host(tmp_path):
 
 
 def test_a_critical_service_registered_at_run_time_stops_the_host_when_it_fails(tmp_path):
-    with services_host(tmp_path, []) as host:
+    with services_host(tmp_path, [], **REGISTER_PYTHON) as host:
         host.recv()
         crasher = definition("db", "import sys; sys.exit(3)", critical=True, restart={"kind": "fixed", "delay": 0.01,
                                                                                       "cap": 2})

@@ -1,17 +1,24 @@
 """The built-in ``services`` plugin: start the app's own child processes with the host, keep
-them running by their restart policy, stream their output, stop them all when the host stops."""
+them running by their restart policy, stream their output, stop them all when the host stops.
+
+Only the app says what runs: the services of its settings. ``services.register`` (a caller
+adding a service at run time) is off unless ``allow_register``, and then runs only the
+executables of ``register_executables``, compared by resolved path. Every refusal, start and
+state change goes to the audit log.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from bridge import BridgeError, Plugin, __version__
+from bridge import BridgeError, Context, Plugin, __version__
 
 from .supervisor import Service, ServiceManager
 
@@ -21,20 +28,43 @@ if TYPE_CHECKING:
 #: Application error codes of this plugin.
 NO_SUCH_SERVICE = 4401
 SERVICE_EXISTS = 4402
+SERVICE_REFUSED = 4403
 
 
 class ServicesSettings(BaseModel):
-    services: list[Service] = Field(default_factory=list, description="started with the host (unless autostart=false)")
+    services: list[Service] = Field(default_factory=list, description="the app's services: started with the host "
+                                    "(unless autostart=false); with their health checks, the only commands that run "
+                                    "unless allow_register")
+    allow_register: bool = Field(default=False, description="services.register may add services at run time")
+    register_executables: list[str] = Field(default_factory=list, description="what a registered service or its "
+                                            "health check may run: names looked up on PATH or paths, compared by "
+                                            "resolved path")
+    register_env: list[str] = Field(default_factory=list, description="environment variables a registered service "
+                                    "may set")
+    max_registered: int = Field(default=16, ge=0, description="services registered at run time, at most")
 
 
 plugin = Plugin("services", __version__, description="Supervised child processes: restart, health, logs.",
                 settings=ServicesSettings)
 _managers: list[ServiceManager] = []
+_registered: set[str] = set()
 
 
 def _app() -> Bridge | None:
     """The app to send events through: the one this plugin is mounted on."""
     return plugin.app
+
+
+def _audit(event: str, participant: str | None = None, **fields: Any) -> None:
+    app = _app()
+    if app is not None:
+        app.audit.record(event, participant=participant, **fields)
+
+
+def _state(name: str, state: str, info: dict[str, Any]) -> None:
+    _audit("services.state", name=name, state=state, pid=info.get("pid"), exitCode=info.get("exitCode"),
+           restarts=info.get("restarts"), error=info.get("error"))
+    _notify("services.state_changed", info)
 
 
 def _notify(method: str, params: dict[str, Any]) -> None:
@@ -59,10 +89,11 @@ def _critical(name: str, waited: float = 0.0) -> None:
 def _manager() -> ServiceManager:
     if not _managers:
         _managers.append(ServiceManager(
-            on_state=lambda name, state, info: _notify("services.state_changed", info),
+            on_state=_state,
             on_restart=lambda name, attempt, delay: _notify("services.restarted",
                                                            {"name": name, "attempt": attempt, "delay": delay}),
-            on_critical=_critical))
+            on_critical=_critical,
+            on_spawn=lambda name, pid, argv: _audit("services.started", name=name, pid=pid, command=argv)))
     return _managers[0]
 
 
@@ -77,6 +108,7 @@ def _known(name: str) -> ServiceManager:
 async def _start() -> None:
     """Start the configured services; a duplicate name fails the plugin at start-up."""
     _managers.clear()
+    _registered.clear()
     manager = _manager()
     for service in (plugin.settings or ServicesSettings()).services:
         manager.add(service)
@@ -102,40 +134,94 @@ async def status(name: str) -> dict[str, Any]:
 
 
 @plugin.method("start")
-async def start(name: str) -> dict[str, Any]:
+async def start(ctx: Context, name: str) -> dict[str, Any]:
     """Start service ``name`` (nothing if it is running) with a fresh restart budget."""
     manager = _known(name)
+    _audit("services.control", ctx.participant, action="start", name=name)
     manager.start(name)
     return manager.status(name)
 
 
 @plugin.method("stop")
-async def stop(name: str) -> dict[str, Any]:
+async def stop(ctx: Context, name: str) -> dict[str, Any]:
     """Stop service ``name``: SIGTERM to its process group, SIGKILL after its shutdown_timeout."""
     manager = _known(name)
+    _audit("services.control", ctx.participant, action="stop", name=name)
     await manager.stop(name)
     return manager.status(name)
 
 
 @plugin.method("restart")
-async def restart(name: str) -> dict[str, Any]:
+async def restart(ctx: Context, name: str) -> dict[str, Any]:
     """Stop service ``name``, then start it again."""
     manager = _known(name)
+    _audit("services.control", ctx.participant, action="restart", name=name)
     await manager.restart(name)
     return manager.status(name)
 
 
 @plugin.method("register")
-async def register(definition: Service, start: bool = True) -> dict[str, Any]:
-    """Add a service at run time (and start it, unless ``start`` is false)."""
+async def register(ctx: Context, definition: Service, start: bool = True) -> dict[str, Any]:
+    """Add a service at run time (and start it, unless ``start`` is false). Off unless the app
+    allows it (``allow_register``), and then only for ``register_executables``: else 4403."""
     manager = _manager()
+    definition = _vetted(definition, ctx.participant)
     if definition.name in manager:
         raise BridgeError(SERVICE_EXISTS, f"a service named {definition.name!r} already exists",
                           {"name": definition.name})
     manager.add(definition)
+    _registered.add(definition.name)
+    _audit("services.registered", ctx.participant, name=definition.name,
+           command=[definition.command, *definition.args], cwd=definition.cwd, env=sorted(definition.env),
+           health=definition.health.command if definition.health.kind == "command" else definition.health.kind)
     if start:
         manager.start(definition.name)
     return manager.status(definition.name)
+
+
+def _vetted(definition: Service, participant: str) -> Service:
+    """``definition`` with its executables resolved to the allowed paths it will run, or a
+    4403 refusal (audited) naming what is not allowed."""
+    settings = plugin.settings or ServicesSettings()
+    argv = [definition.command, *definition.args]
+
+    def refuse(reason: str, message: str, **data: Any) -> BridgeError:
+        _audit("services.refused", participant, reason=reason, name=definition.name, command=argv, **data)
+        return BridgeError(SERVICE_REFUSED, message, {"name": definition.name, "reason": reason, **data})
+
+    if not settings.allow_register:
+        raise refuse("register_off", "services.register is off: only the app's own services run "
+                     "(setting allow_register)")
+    if len(_registered) >= settings.max_registered:
+        raise refuse("too_many", f"at most {settings.max_registered} services may be registered "
+                     "(setting max_registered)")
+    allowed = {os.path.realpath(found) for entry in settings.register_executables
+               if (found := shutil.which(os.path.expanduser(entry))) is not None}
+    command = _resolve(definition.command, allowed)
+    if command is None:
+        raise refuse("executable", f"{definition.command!r} is not an allowed executable "
+                     "(setting register_executables)", executable=definition.command)
+    health = definition.health
+    if health.kind == "command" and health.command:
+        check = _resolve(health.command[0], allowed)
+        if check is None:
+            raise refuse("health_executable", f"health check {health.command[0]!r} is not an allowed executable "
+                         "(setting register_executables)", executable=health.command[0])
+        health = health.model_copy(update={"command": [check, *health.command[1:]]})
+    env = sorted(set(definition.env) - set(settings.register_env))
+    if env:
+        raise refuse("env", f"a registered service may not set {', '.join(env)} (setting register_env)", env=env)
+    return definition.model_copy(update={"command": command, "health": health})
+
+
+def _resolve(command: str, allowed: set[str]) -> str | None:
+    """The absolute path ``command`` runs (looked up on the host's PATH) if, symlinks followed,
+    it is one of ``allowed``. The link itself is run: a venv's python or a multi-call binary
+    behaves by the name it is started as."""
+    found = shutil.which(command)
+    if found is None or os.path.realpath(found) not in allowed:
+        return None
+    return os.path.abspath(found)
 
 
 @plugin.method("logs", idempotent=True)

@@ -1,9 +1,11 @@
 """Run, watch and restart child processes: ``Service`` says what to run, ``ServiceManager`` runs it.
 
-Each service gets its own process group (``start_new_session``) so stopping it reaches its
-children too, and on Linux a parent-death signal (``PR_SET_PDEATHSIG``) so that even a
-``kill -9`` of the host takes the service with it. Elsewhere that is best effort: a host
-that is killed outright can leave its services running.
+Each service, and each run of a health-check command, starts under a small shim
+(``shim.py``) that leads its own process group: stopping it signals the whole group, and when
+the host dies, even by ``kill -9``, the shim hears it (Linux: ``PR_SET_PDEATHSIG``; elsewhere it
+polls its parent) and kills every descendant before it goes. Where there is no Python to run
+the shim (a frozen bundle) or no POSIX, the command runs directly in its own group with a
+parent-death signal on Linux: its own children can then outlive a killed host.
 """
 
 from __future__ import annotations
@@ -67,10 +69,14 @@ class Service(BaseModel):
 
 StateCallback = Callable[[str, str, dict[str, Any]], None]
 RestartCallback = Callable[[str, int, float], None]
+SpawnCallback = Callable[[str, int, list[str]], None]
+
+SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
+_USE_SHIM = os.name == "posix" and bool(sys.executable) and not getattr(sys, "frozen", False) and os.path.exists(SHIM)
 
 
 def _pdeathsig() -> Callable[[], None] | None:
-    """A ``preexec_fn`` asking Linux to SIGKILL the child when its parent dies."""
+    """A ``preexec_fn`` asking Linux to SIGKILL the child when its parent dies (only without the shim)."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
@@ -97,7 +103,8 @@ class _Runner:
         self.service = service
         self.manager = manager
         self.state: str = "stopped"
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: asyncio.subprocess.Process | None = None  # the shim: its pid is the group's
+        self.child_pid: int | None = None  # the command's own pid
         self.logs: deque[dict[str, Any]] = deque(maxlen=service.log_lines)
         self.followers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.budget = RestartBudget(service.restart.cap, service.restart.window, manager.clock)
@@ -115,7 +122,7 @@ class _Runner:
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+        return self.child_pid if self.proc is not None and self.proc.returncode is None else None
 
     def set_state(self, state: str, **extra: Any) -> None:
         if state == self.state and not extra:
@@ -189,11 +196,12 @@ class _Runner:
     async def _run_once(self) -> int | None:
         """Start the process and wait for it to exit; its exit code (None if it could not start)."""
         s = self.service
+        argv = [s.command, *s.args]
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                s.command, *s.args, cwd=s.cwd, env={**os.environ, **s.env},
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                start_new_session=True, preexec_fn=_PREEXEC)
+            self.child_pid = None
+            self.proc, started = await _spawn(argv, cwd=s.cwd, env={**os.environ, **s.env},
+                                              stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            self.child_pid = await _started(self.proc, started, s.command)
         except (OSError, ValueError) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             self.exit_code = None
@@ -201,11 +209,12 @@ class _Runner:
             return None
         proc = self.proc
         self.error = None
+        self.manager._spawned(self, argv)
         readers = [asyncio.create_task(self._read(proc.stdout, "stdout")),
                    asyncio.create_task(self._read(proc.stderr, "stderr"))]
         health = None
         if s.health.kind == "process":
-            self.set_state("running", pid=proc.pid)
+            self.set_state("running", pid=self.child_pid)
         else:
             health = asyncio.create_task(self._check_health())
         try:
@@ -258,18 +267,80 @@ async def _probe(h: HealthCheck) -> bool:
             writer.close()
             return True
         if h.kind == "command" and h.command:
-            proc = await asyncio.create_subprocess_exec(*h.command, stdin=asyncio.subprocess.DEVNULL,
-                                                        stdout=asyncio.subprocess.DEVNULL,
-                                                        stderr=asyncio.subprocess.DEVNULL)
+            proc, started = await _spawn(h.command, cwd=None, env=None, stdout=asyncio.subprocess.DEVNULL,
+                                         stderr=asyncio.subprocess.DEVNULL)
+
+            async def run() -> int:
+                await _started(proc, started, h.command[0])
+                return await proc.wait()
+
             try:
-                return await asyncio.wait_for(proc.wait(), h.timeout) == 0
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-                return False
+                return await asyncio.wait_for(run(), h.timeout) == 0
+            finally:  # timed out, or the service stopped meanwhile: the check's whole group goes
+                if proc.returncode is None:
+                    _killpg(proc.pid, signal.SIGKILL)
     except (OSError, TimeoutError):
         return False
     return True
+
+
+async def _spawn(argv: list[str], *, cwd: str | None, env: dict[str, str] | None, stdout: int,
+                 stderr: int) -> tuple[asyncio.subprocess.Process, asyncio.Future[bytes]]:
+    """Start ``argv`` in a new process group, under the shim where there is one. Returns the
+    process (the shim) and what the shim reports on its status pipe (see ``_started``)."""
+    loop = asyncio.get_running_loop()
+    report: asyncio.Future[bytes] = loop.create_future()
+    if not _USE_SHIM:
+        proc = await asyncio.create_subprocess_exec(*argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+                                                    stdout=stdout, stderr=stderr, start_new_session=True,
+                                                    preexec_fn=_PREEXEC)
+        report.set_result(b"pid %d" % proc.pid)
+        return proc, report
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-S", SHIM, str(os.getpid()), str(write_fd), "--", *argv,
+            cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+            start_new_session=True, pass_fds=(write_fd,))
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    try:
+        await loop.connect_read_pipe(lambda: _Report(report), os.fdopen(read_fd, "rb", 0))
+    except BaseException:
+        _killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc, report
+
+
+class _Report(asyncio.Protocol):
+    """Collects the shim's status line; done at EOF."""
+
+    def __init__(self, done: asyncio.Future[bytes]) -> None:
+        self.done = done
+        self.data = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        if len(self.data) < 64:
+            self.data += data
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(bytes(self.data))
+
+
+async def _started(proc: asyncio.subprocess.Process, report: asyncio.Future[bytes], command: str) -> int:
+    """The command's pid once the shim has started it; the OSError exec raised if it could not."""
+    words = (await report).split()
+    if words[:1] == [b"pid"] and len(words) == 2:
+        return int(words[1])
+    await proc.wait()
+    if words[:1] == [b"error"] and len(words) == 2:
+        code = int(words[1])
+        raise OSError(code, os.strerror(code), command)
+    raise OSError(f"the services shim exited with {proc.returncode} before starting the command")
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -277,7 +348,7 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-_PREEXEC = _pdeathsig()
+_PREEXEC = None if _USE_SHIM else _pdeathsig()
 
 
 class ServiceManager:
@@ -285,15 +356,17 @@ class ServiceManager:
     ``async with``) stops them all.
 
     ``on_state(name, state, info)`` hears every state change; ``on_restart(name, attempt,
-    delay)`` every scheduled restart; ``on_critical(name)`` a critical service failing for good.
+    delay)`` every scheduled restart; ``on_critical(name)`` a critical service failing for good;
+    ``on_spawn(name, pid, argv)`` every process started.
     """
 
     def __init__(self, *, on_state: StateCallback | None = None, on_restart: RestartCallback | None = None,
-                 on_critical: Callable[[str], None] | None = None,
+                 on_critical: Callable[[str], None] | None = None, on_spawn: SpawnCallback | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.on_state = on_state
         self.on_restart = on_restart
         self.on_critical = on_critical
+        self.on_spawn = on_spawn
         self.clock = clock
         self._runners: dict[str, _Runner] = {}
 
@@ -376,6 +449,11 @@ class ServiceManager:
         log.debug("service %s: %s", runner.service.name, runner.state)
         if self.on_state is not None:
             self._safely(self.on_state, runner.service.name, runner.state, {**runner.info(), **extra})
+
+    def _spawned(self, runner: _Runner, argv: list[str]) -> None:
+        log.info("service %s started: pid %s", runner.service.name, runner.child_pid)
+        if self.on_spawn is not None:
+            self._safely(self.on_spawn, runner.service.name, runner.child_pid, argv)
 
     def _restarting(self, runner: _Runner, attempt: int, delay: float) -> None:
         log.warning("service %s exited (%s): restart %d in %.2fs", runner.service.name, runner.exit_code,
