@@ -4,7 +4,9 @@ a subscriber catching up, a kill -9 in a burst of patches, a database that canno
 from __future__ import annotations
 
 import os
+import re
 import signal
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -163,3 +165,120 @@ def test_a_database_that_cannot_be_opened_is_a_clear_error_or_memory_when_allowe
             assert reply["error"]["message"] == "plugin state failed to start"
             assert "state database" in reply["error"]["data"]["error"]
             h.wait_stderr(b"plugin state failed to start")
+
+
+# ---- damaged history: refused, never served silently older (issue 12, item 15) ----------------
+
+def patches(h: Host, doc: str, start: int, count: int) -> list[int]:
+    """Send ``count`` patches at once (ids from ``start``); the versions they got, once all are acknowledged."""
+    h.send(*({"jsonrpc": "2.0", "id": start + i, "method": "state.patch",
+              "params": {"doc": doc, "ops": [{"op": "add", "path": f"/k{start + i}", "value": i}]}}
+             for i in range(count)))
+    return [h.reply(start + i)["result"]["version"] for i in range(count)]
+
+
+def stop(h: Host) -> None:
+    """A normal shutdown: EOF, then the host folds the WAL in and exits."""
+    h.close_stdin()
+    assert h.wait() == 0
+
+
+def refused(h: Host) -> str:
+    """The reason the state plugin refused to start, as its methods answer it."""
+    reply = h.call("state.get", {"doc": "d"}, id="probe")
+    assert reply.get("error", {}).get("message") == "plugin state failed to start", reply
+    return reply["error"]["data"]["error"]
+
+
+@pytest.mark.parametrize("snapshot_every", [100, 200])
+def test_a_snapshot_whose_version_was_changed_is_never_taken_for_a_newer_one(tmp_path: Path,
+                                                                            snapshot_every: int) -> None:
+    settings = {"BRIDGE_STATE_SNAPSHOT_EVERY": str(snapshot_every), "BRIDGE_STATE_HISTORY": "10"}
+    with host(tmp_path, **settings) as h:
+        assert patches(h, "d", 1, 230)[-1] == 230
+        expected = h.call("state.get", {"doc": "d"}, id="get")["result"]["value"]
+        stop(h)
+    db = sqlite3.connect(tmp_path / "state.sqlite3")
+    db.execute("UPDATE snapshots SET version = 230 WHERE version = 200")  # in front of the newest snapshot
+    db.commit()
+    db.close()
+    with host(tmp_path, **settings) as h:
+        if snapshot_every == 100:  # the older snapshot and the log still rebuild every version: nothing lost
+            assert h.call("state.get", {"doc": "d"}, id="get")["result"] == {"doc": "d", "version": 230,
+                                                                            "value": expected}
+            h.wait_stderr(b"the snapshot(s) at version(s) 230 fail their checksum")
+        else:  # the log was pruned up to 190-200: those versions were only in that snapshot
+            reason = refused(h)
+            assert str(tmp_path / "state.sqlite3") in reason and "snapshot at version 230 fails its checksum" in reason
+            assert re.search(r"no valid snapshot covers versions 1-(19\d|200)\b", reason), reason
+            assert "restore the database" in reason
+
+
+def test_an_emptied_database_is_refused_then_opened_only_when_the_loss_is_accepted(tmp_path: Path) -> None:
+    with host(tmp_path) as h:
+        patches(h, "d", 1, 20)
+        stop(h)
+    (tmp_path / "state.sqlite3").write_bytes(b"")
+    with host(tmp_path) as h:
+        reason = refused(h)
+        assert str(tmp_path / "state.sqlite3") in reason
+        assert "says version 20 of 'd' had been acknowledged, but the database holds nothing" in reason
+        assert "accept_loss" in reason
+    with host(tmp_path, BRIDGE_STATE_ACCEPT_LOSS="1") as h:
+        assert h.call("state.get", {"doc": "d"}, id="get")["result"]["version"] == 0
+        h.wait_stderr(b"opened as it is (accept_loss)")
+        patches(h, "d", 1, 3)
+        stop(h)
+    with host(tmp_path) as h:  # the loss was accepted once: from then on the database is the reference
+        assert h.call("state.get", {"doc": "d"}, id="get")["result"]["version"] == 3
+
+
+@pytest.mark.parametrize("wal", ["intact", "deleted", "truncated", "damaged"])
+def test_kill_9_then_a_lost_or_damaged_wal_is_refused_not_served_older(tmp_path: Path, wal: str) -> None:
+    burst = [{"jsonrpc": "2.0", "id": i, "method": "state.patch",
+              "params": {"doc": "d", "ops": [{"op": "add", "path": f"/k{i}", "value": i}]}} for i in range(1, 301)]
+    with host(tmp_path) as h:
+        patches(h, "d", 10_000, 500)
+        # folded into the database file: what follows is only in the WAL (too few pages for SQLite
+        # to fold it in by itself), so losing the WAL loses acknowledged patches for certain
+        assert h.call("state.checkpoint", id="cp")["result"] == {"docs": {"d": 500}}
+        h.send(*burst)
+        acked = [h.recv() for _ in range(200)]
+        assert all("result" in a for a in acked), acked
+        os.kill(h.proc.pid, signal.SIGKILL)
+        h.wait()
+    log = tmp_path / "state.sqlite3-wal"
+    size = log.stat().st_size
+    assert size > 32 + 4096 * 4
+    if wal == "deleted":
+        log.unlink()
+        (tmp_path / "state.sqlite3-shm").unlink(missing_ok=True)
+    elif wal == "truncated":  # cut in the second frame: at most the first commit, if one page, is left
+        frame = 24 + 4096
+        os.truncate(log, 32 + frame + frame // 2)
+    elif wal == "damaged":
+        with open(log, "r+b") as file:  # the first frame's page: its checksum fails, and SQLite ignores
+            file.seek(32 + 24 + 512)    # that frame and every one after it
+            file.write(b"\xff" * 64)
+    with host(tmp_path) as h:
+        if wal == "intact":  # a normal restart after kill -9 loses nothing and refuses nothing
+            got = h.call("state.get", {"doc": "d"}, id="get")["result"]
+            assert {f"k{a['id']}" for a in acked} <= set(got["value"]) and got["version"] >= 700
+            return
+        reason = refused(h)
+        said = re.search(r"says version (\d+) of 'd' had been acknowledged, but the database has that document "
+                         r"only up to version (\d+)", reason)
+        assert said and str(tmp_path / "state.sqlite3") in reason and "accept_loss" in reason, reason
+        expected, found = int(said[1]), int(said[2])
+        assert expected >= max(a["result"]["version"] for a in acked) and found < expected
+    if wal == "deleted":  # accepted explicitly: opened as it is, and the loss is on record
+        with host(tmp_path, BRIDGE_STATE_ACCEPT_LOSS="1", BRIDGE_AUDIT_DIR=str(tmp_path / "audit")) as h:
+            assert h.call("state.get", {"doc": "d"}, id="get")["result"]["version"] == 500
+            h.wait_stderr(b"opened as it is (accept_loss) although the marker")
+            stop(h)
+        audit = [orjson.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").read_bytes().splitlines()]
+        [entry] = [e for e in audit if e["event"] == "state.recovered"]
+        assert entry["database"] == str(tmp_path / "state.sqlite3") and entry["accepted_loss"] is True
+        assert (entry["expected_doc"], entry["expected_version"], entry["found_version"]) == ("d", expected, 500)
+        with host(tmp_path) as h:  # and from then on it is the reference: a normal start
+            assert h.call("state.get", {"doc": "d"}, id="get")["result"]["version"] == 500

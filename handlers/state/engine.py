@@ -108,12 +108,14 @@ class Documents:
     # ---- life -------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Any, limits: Limits | None = None, synchronous: str = "full") -> Documents:
-        """Open the store (off the loop) and recover every document from it."""
+    async def open(cls, path: Any, limits: Limits | None = None, synchronous: str = "full",
+                   accept_loss: bool = False) -> Documents:
+        """Open the store (off the loop) and recover every document from it (``accept_loss``:
+        see Store)."""
         executor = ThreadPoolExecutor(1, thread_name_prefix="bridge-state")  # the store's one thread, from here on
         try:
             store = await asyncio.get_running_loop().run_in_executor(
-                executor, lambda: Store(path, synchronous=synchronous))
+                executor, lambda: Store(path, synchronous=synchronous, accept_loss=accept_loss))
             docs = cls(store, limits, executor)
             recovered = await docs.run(docs._recover_all)
         except BaseException:

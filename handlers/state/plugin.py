@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from bridge import BridgeError, Context, Plugin, __version__
 
 from .engine import UNAVAILABLE, Documents, Limits
-from .store import StoreError
+from .store import HistoryLost, StoreError
 
 log = logging.getLogger("bridge.state")
 
@@ -32,6 +32,9 @@ class StateSettings(BaseModel):
     max_doc_bytes: int = Field(default=16 * 1024 * 1024, ge=1, description="largest document, as JSON")
     max_patch_bytes: int = Field(default=1024 * 1024, ge=1, description="largest patch, as JSON")
     max_subscriptions: int = Field(default=1024, ge=1, description="subscriptions open at once per connection")
+    accept_loss: bool = Field(default=False, description="open a database that holds less than its marker says was "
+                              "acknowledged (a lost or damaged -wal, an emptied file) as it is, recording the loss; "
+                              "set it for one start, not for good")
 
 
 plugin = Plugin("state", __version__, description="Versioned JSON documents with RFC 6902 patches, durable.",
@@ -61,12 +64,26 @@ async def _open() -> Documents:
         return await Documents.open(None, limits)
     path = Path(settings.path) if settings.path else default_path(plugin.app.name if plugin.app else "bridge")
     try:
-        return await Documents.open(path, limits, settings.synchronous)
+        docs = await Documents.open(path, limits, settings.synchronous, settings.accept_loss)
     except StoreError as exc:
         if not settings.memory_if_unavailable:
             raise
         log.warning("state: %s; running in memory only (memory_if_unavailable): nothing survives the host", exc)
         return await Documents.open(None, limits)
+    if docs.store.loss is not None:
+        _record_loss(path, docs.store.loss)
+    return docs
+
+
+def _record_loss(path: Path, loss: HistoryLost) -> None:
+    """A loss accepted with ``accept_loss``: a warning and an audit entry, never silent."""
+    log.warning("state: database %s opened as it is (accept_loss) although %s", path, loss.problem)
+    audit = getattr(plugin.app, "audit", None)  # bridge/audit.py, where the app has it
+    if audit is not None:
+        expected, found = loss.expected, loss.found
+        audit.record("state.recovered", participant=None, database=str(path), accepted_loss=True,
+                     expected_doc=expected.doc if expected else None, expected_version=expected.version if expected
+                     else None, found_version=loss.found_version, reason=loss.problem)
 
 
 @plugin.on_startup
