@@ -39,12 +39,15 @@ class CacheStore:
         self._opening = threading.Lock()
         self._writes: Any = None  # one worker thread: disk writes in order, off the event loop
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, persist: bool = True) -> bytes | None:
+        """The body cached under ``key``; with ``persist`` False, only from memory."""
         hit = self._memory.get(key)
         if hit is not None:
             if hit[1] > time.monotonic():
                 return hit[0]
             self._memory.pop(key, None)
+        if not persist:
+            return None
         disk = self._open()
         if disk is None:
             return None
@@ -59,9 +62,12 @@ class CacheStore:
             self._memory[key] = (body, time.monotonic() + ttl if ttl else float("inf"))
         return body
 
-    def set(self, key: str, body: bytes, ttl: float | None, method: str) -> None:
+    def set(self, key: str, body: bytes, ttl: float | None, method: str, persist: bool = True) -> None:
+        """Cache ``body``; with ``persist`` False in memory only (a per-caller reply: caller ids
+        such as ``window:3`` are numbered afresh each run, and private replies stay off disk)."""
         self._memory[key] = (body, time.monotonic() + ttl if ttl else float("inf"))
-        self._write("set", key, body, expire=ttl, tag=method)
+        if persist:
+            self._write("set", key, body, expire=ttl, tag=method)
 
     def invalidate(self, method: str) -> None:
         """Drop every cached reply of ``method``, now: a read right after must not find one

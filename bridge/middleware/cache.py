@@ -1,4 +1,5 @@
-"""``Cache``: replies kept by method and canonical params; ``Invalidate`` for mutating methods."""
+"""``Cache``: replies kept by method, canonical params and, if it matters, caller; ``Invalidate``
+for mutating methods."""
 
 from __future__ import annotations
 
@@ -20,13 +21,17 @@ if TYPE_CHECKING:
 _KEY_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
-def cache_key(method: str, kwargs: dict[str, Any]) -> str:
+def cache_key(method: str, kwargs: dict[str, Any], caller: str | None = None) -> str:
     """The method, then its validated arguments as canonical JSON (sorted keys; hashed when
-    long), so named-param order and positional-versus-named make no difference."""
+    long), so named-param order and positional-versus-named make no difference. A ``caller``
+    (participant id) goes in front as a JSON string, so no two callers share a key and none
+    shares one with a caller-independent call (whose canonical JSON starts with ``{``)."""
     try:
         canonical = orjson.dumps(kwargs, default=to_jsonable, option=_KEY_OPTIONS)
     except TypeError:  # what orjson refuses (integers past 64 bits): the slower, total encoder
         canonical = json.dumps(kwargs, default=to_jsonable, sort_keys=True, separators=(",", ":")).encode()
+    if caller is not None:
+        canonical = orjson.dumps(caller) + canonical
     if len(canonical) <= 200:
         return f"{method}\x00{canonical.decode()}"
     return f"{method}\x00#{hashlib.blake2b(canonical, digest_size=16).hexdigest()}"
@@ -37,13 +42,21 @@ class Cache:
 
     ``tags`` name groups that mutating methods invalidate together. Concurrent identical
     calls on a miss run the handler once (single flight). Errors are not cached.
+
+    ``per_caller``: whether a reply is kept for its caller (participant id) alone, single
+    flights included. None (the default) decides from the handler: per caller when it takes
+    a ``Context`` (it can see who calls). Say True when the reply depends on the caller some
+    other way (an app middleware, say), False when a handler that takes a Context answers
+    every caller alike. Per-caller replies stay in memory, never on disk: caller ids such as
+    ``window:3`` or ``connection:1`` name another caller in the next run.
     """
 
-    def __init__(self, ttl: float | None = None, tags: Sequence[str] = ()) -> None:
+    def __init__(self, ttl: float | None = None, tags: Sequence[str] = (), *, per_caller: bool | None = None) -> None:
         if ttl is not None and ttl <= 0:
             raise ValueError("ttl must be positive")
         self.ttl = ttl
         self.tags = tuple(tags)
+        self.per_caller = per_caller
         self.store: CacheStore | None = None  # set when the app starts serving
         self.hits: dict[str, int] = {}  # by method
         self.misses: dict[str, int] = {}
@@ -53,8 +66,11 @@ class Cache:
         store = self.store
         if store is None:
             return await call_next(request)
-        key = cache_key(request.name, request.validate())
-        body = store.get(key)
+        per_caller = self.per_caller
+        if per_caller is None:
+            per_caller = request.method.context_param is not None
+        key = cache_key(request.name, request.validate(), request.participant if per_caller else None)
+        body = store.get(key, not per_caller)
         if body is not None:
             self.hits[request.name] = self.hits.get(request.name, 0) + 1
             request.annotate(cached=True)
@@ -78,7 +94,7 @@ class Cache:
                 flight.body = dumps(result)
             except (TypeError, orjson.JSONEncodeError):
                 return result  # not JSON: the reply will say so; nothing to cache
-            store.set(key, flight.body, self.ttl, request.name)
+            store.set(key, flight.body, self.ttl, request.name, not per_caller)
             return result
         except Exception as exc:
             flight.error = exc

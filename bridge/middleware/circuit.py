@@ -16,9 +16,14 @@ class CircuitBreaker(Step):
     with CIRCUIT_OPEN (``data.retry_after``). After ``reset_after`` seconds: half-open, one
     trial call passes; its success closes the circuit, its failure opens it again.
 
-    Failures are exceptions other than BridgeError, and BridgeErrors with the codes in
-    ``failure_codes`` (internal error and timeout by default). One instance used as an app
-    default keeps a circuit per method.
+    Failures are exceptions other than BridgeError, calls that time out, and BridgeErrors
+    with the codes in ``failure_codes`` (internal error and timeout by default; add an app's
+    own, e.g. ``FAILURE_CODES | {5003}``). Every other BridgeError (the caller's: invalid
+    params or request, rate limited; and the app's own codes, most often about the caller's
+    input) and a cancelled call count as neither failure nor success: they leave the count
+    alone, and a half-open trial that ends so lets the next call be the trial. So a caller
+    can neither keep a failing method's circuit closed nor open a healthy one's. One
+    instance used as an app default keeps a circuit per method.
     """
 
     def __init__(self, failures: int = 5, reset_after: float = 30.0, *,
@@ -42,27 +47,24 @@ class CircuitBreaker(Step):
         if not circuit.opened:
             return
         state = circuit.state(self.reset_after)
-        if state == "open" or circuit.trial:
+        if state == "open" or circuit.trial is not None:
             retry = max(0.0, circuit.opened + self.reset_after - time.monotonic())
             raise BridgeError(CIRCUIT_OPEN, None, {"retry_after": round(retry, 3), "method": request.name})
-        circuit.trial = True  # half-open: this call is the trial
+        circuit.trial = request  # half-open: this call is the trial
 
     def after(self, request: Request, error: BaseException | None) -> None:
         circuit = self._circuits[request.name]
         if error is None:
             circuit.succeeded()
-        elif isinstance(error, BridgeError):
-            if error.code in self.failure_codes:
-                self._failed(circuit)
-            else:
-                circuit.succeeded()
-        elif isinstance(error, Exception):
+        elif isinstance(error, BridgeError) and error.code not in self.failure_codes:
+            circuit.neither(request)
+        elif isinstance(error, Exception) or request.cancel_code == REQUEST_TIMEOUT:
             self._failed(circuit)
-        else:  # cancelled: says nothing about the method's health
-            circuit.trial = False
+        else:  # cancelled by the caller or the host's shutdown
+            circuit.neither(request)
 
     def _failed(self, circuit: _Circuit) -> None:
-        circuit.trial = False
+        circuit.trial = None
         circuit.count += 1
         if circuit.count >= self.failures or circuit.opened:
             circuit.opened = time.monotonic()
@@ -74,7 +76,7 @@ class _Circuit:
     def __init__(self) -> None:
         self.count = 0
         self.opened = 0.0  # when it last opened; 0 while closed
-        self.trial = False  # a half-open trial call is running
+        self.trial: Request | None = None  # the half-open trial call running
 
     def state(self, reset_after: float) -> str:
         if not self.opened:
@@ -85,4 +87,10 @@ class _Circuit:
         if self.count or self.opened:
             self.count = 0
             self.opened = 0.0
-            self.trial = False
+            self.trial = None
+
+    def neither(self, request: Request) -> None:
+        """A call that says nothing of the method's health ended: if it was the trial, the
+        next call may be."""
+        if self.trial is request:
+            self.trial = None

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
-
-from collections.abc import Awaitable
 
 from ..errors import RATE_LIMITED, BridgeError
 from . import Request, Step
@@ -18,8 +17,13 @@ class RateLimit(Step):
 
     Over the limit a call is refused with RATE_LIMITED and ``data.retry_after`` (seconds),
     or, with ``queue=True``, waits its turn (at most ``max_wait`` seconds, then refused).
-    ``key`` splits the bucket: ``"caller"`` gives each caller (participant id) its own, or a function of the
-    request. One instance used as an app default keeps a bucket per method.
+    ``key`` splits the bucket: ``"caller"`` gives each caller (participant id) its own, or a
+    function of the request. One instance used as an app default keeps a bucket per method.
+
+    At most ``max_keys`` buckets are kept; past that the least recently used one is dropped.
+    A dropped bucket that had refilled (idle ``burst / rate`` seconds) loses nothing; one still
+    spent comes back full, but only after ``max_keys`` other keys were used since its own last
+    call: a flood of new callers cannot reset one that keeps calling.
     """
 
     def __init__(
@@ -35,13 +39,15 @@ class RateLimit(Step):
     ) -> None:
         if rate <= 0 or per <= 0:
             raise ValueError("rate and per must be positive")
+        if max_keys < 1:
+            raise ValueError("max_keys must be at least 1")
         self.rate = rate / per  # tokens per second
         self.burst = float(burst if burst is not None else rate)
         self.queue = queue
         self.max_wait = max_wait
         self.key = key
         self.max_keys = max_keys
-        self._buckets: dict[Any, list[float]] = {}  # key -> [tokens, last refill]
+        self._buckets: OrderedDict[Any, list[float]] = OrderedDict()  # key -> [tokens, last refill], LRU first
 
     def before(self, request: Request) -> Awaitable[Any] | None:
         key = self._bucket_key(request)
@@ -65,11 +71,14 @@ class RateLimit(Step):
     def _take(self, key: Any) -> float:
         """Take a token; return 0 if one was there, else how long until it will be (reserved)."""
         now = time.monotonic()
-        bucket = self._buckets.get(key)
+        buckets = self._buckets
+        bucket = buckets.get(key)
         if bucket is None:
-            if len(self._buckets) >= self.max_keys:
-                self._buckets.pop(next(iter(self._buckets)))
-            bucket = self._buckets[key] = [self.burst, now]
+            if len(buckets) >= self.max_keys:
+                buckets.popitem(last=False)
+            bucket = buckets[key] = [self.burst, now]
+        else:
+            buckets.move_to_end(key)
         tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
         bucket[1] = now
         bucket[0] = tokens - 1  # may go negative: a queued caller's reservation

@@ -1,0 +1,73 @@
+"""bridge/middleware/ratelimit.py: per-key buckets are bounded and dropped least recently used."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge import Bridge, BridgeError
+from bridge.middleware.ratelimit import RateLimit
+from harness import exchange, lines
+
+
+def by(caller: str, id: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": id, "method": "f", "params": {"$meta": {"caller": caller}}}
+
+
+@pytest.mark.anyio
+async def test_ten_thousand_junk_callers_do_not_reset_an_active_callers_spent_bucket() -> None:
+    app = Bridge()
+    limit = RateLimit(2, per=3600, key="caller")  # the default bound: 10,000 buckets
+
+    @app.method(rate_limit=limit)
+    async def f() -> int:
+        return 1
+
+    messages = [by("victim", f"v{i}") for i in range(3)]
+    for i in range(10_000):
+        messages.append(by(f"junk{i}", i))
+        if i % 100 == 99:  # the victim keeps calling through the flood
+            messages.append(by("victim", f"v{i}"))
+    messages.append(by("victim", "v-last"))
+    out = await exchange(app, lines(*messages), max_inflight=20_000)
+    victim = {r["id"]: "result" in r for r in out if str(r["id"]).startswith("v")}
+    assert len(victim) == 104 and victim.pop("v0") and victim.pop("v1")
+    assert not any(victim.values()), [id for id, ok in victim.items() if ok]
+    assert len(limit._buckets) == limit.max_keys == 10_000
+
+
+class Stub:
+    """What a key function sees of a request: here only the key."""
+
+    name = "m"
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+
+
+@given(st.integers(1, 6), st.lists(st.integers(0, 12), max_size=120))
+def test_buckets_kept_are_the_most_recently_used(max_keys, keys) -> None:
+    """Each key has one token (that does not come back during the test): a call is allowed
+    exactly when its key is not among the ``max_keys`` most recently used."""
+    limit = RateLimit(1, per=3600, key=lambda request: request.key, max_keys=max_keys)
+    recent: list[int] = []  # the model: distinct keys, least recently used first
+    for key in keys:
+        try:
+            limit.before(Stub(key))  # type: ignore[arg-type]
+            allowed = True
+        except BridgeError as exc:
+            assert exc.code == -32003
+            allowed = False
+        assert allowed == (key not in recent)
+        if key in recent:
+            recent.remove(key)
+        recent = [*recent, key][-max_keys:]
+        assert list(limit._buckets) == [("m", k) for k in recent]
+
+
+def test_the_bound_is_checked() -> None:
+    with pytest.raises(ValueError, match="max_keys"):
+        RateLimit(1, max_keys=0)
