@@ -1,9 +1,11 @@
 """Who is calling: one participant id per caller, derived from ``$meta.caller`` in one place.
 
-Clients declare themselves in ``$meta.caller``: a string (the participant id itself), or an
-object with ``participant`` (the id), else ``window`` (the Electron helper's default caller:
-``{window, frame}`` gives ``"window:<id>"``), else ``id``. A call that declares nothing is the
-connection's own participant, ``"connection:<n>"``. Plugins that tell callers apart (rate
+A trusted transport asserts the caller in the request's top-level ``$caller`` member (the
+Electron helper does, for every renderer call, whatever the params shape); otherwise a client
+may declare itself in ``$meta.caller``. Either is a string (the participant id itself), or an
+object with ``participant`` (the id), else ``window`` (``{window, frame}`` gives
+``"window:<id>"``), else ``id``. A call that declares nothing is the connection's own
+participant, ``"connection:<n>"``. Plugins that tell callers apart (rate
 limits per caller, file watches, collaboration sessions) all use this id.
 """
 
