@@ -727,7 +727,9 @@ class Connection:
                 "progress": "$/progress",
                 "discover": "rpc.discover",
             },
-            "limits": {"maxMessageBytes": s.max_message_bytes, "maxInflight": s.max_inflight, "maxBatch": s.max_batch},
+            "limits": {"maxMessageBytes": s.max_message_bytes, "maxInflight": s.max_inflight, "maxBatch": s.max_batch,
+                       "maxInflightPerCaller": s.caller_share, "maxQueued": s.max_queued,
+                       "maxQueuedBytes": s.max_queued_bytes},
             "idempotent": sorted(name for name, m in self._methods.items() if m.idempotent),
         })
 

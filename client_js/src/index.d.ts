@@ -224,7 +224,10 @@ export interface ReadyInfo {
     discover?: string;
     [key: string]: unknown;
   };
-  limits?: { maxMessageBytes?: number; maxInflight?: number; maxBatch?: number; [key: string]: unknown };
+  limits?: {
+    maxMessageBytes?: number; maxInflight?: number; maxBatch?: number;
+    maxInflightPerCaller?: number; maxQueued?: number; maxQueuedBytes?: number; [key: string]: unknown;
+  };
   /** Names of the methods declared idempotent (safe to retry). */
   idempotent?: string[];
   [key: string]: unknown;

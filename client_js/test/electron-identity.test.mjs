@@ -18,8 +18,6 @@ import { pythonCommand, repoRoot } from '../test-support/host.mjs';
 
 register('../test-support/loader.mjs', import.meta.url);
 
-/** bridge/errors.py RATE_LIMITED (not in ErrorCodes yet). */
-const RATE_LIMITED = -32003;
 const supportDir = fileURLToPath(new URL('../test-support/', import.meta.url));
 const plain = (value) => JSON.parse(JSON.stringify(value));
 const refusal = (promise) => promise.then((result) => assert.fail(`resolved with ${JSON.stringify(result)}`), (error) => error);
@@ -132,13 +130,13 @@ describe("a window is itself to the host, whatever its params' shape", { timeout
     const b = await openWindow('https://app.test/limited-b');
     assert.equal(await client.call('limited'), mainId);
     assert.equal(await client.call('limited'), mainId);
-    assert.equal((await refusal(client.call('limited'))).code, RATE_LIMITED, "main's bucket is spent");
+    assert.equal((await refusal(client.call('limited'))).code, ErrorCodes.RateLimited, "main's bucket is spent");
 
     assert.equal(await a.bridge.call('limited', []), a.id, 'positional: not charged to main');
     assert.equal(await a.bridge.call('limited'), a.id, 'no params: not charged to main');
     for (const params of [{}, [], undefined, { $meta: { caller: b.id } }]) {
       const error = await refusal(a.bridge.call('limited', params));
-      assert.equal(error.code, RATE_LIMITED, `A's bucket is spent, and ${JSON.stringify(params)} does not escape it`);
+      assert.equal(error.code, ErrorCodes.RateLimited, `A's bucket is spent, and ${JSON.stringify(params)} does not escape it`);
     }
     assert.equal(await b.bridge.call('limited', []), b.id, "B's bucket is untouched");
     a.window.close();
