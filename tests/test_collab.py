@@ -10,7 +10,7 @@ import pytest
 
 from bridge import BridgeError
 from handlers.collab.plugin import CollabSettings, Hub
-from handlers.collab.sessions import FORBIDDEN, LOCKED, NOT_A_PARTICIPANT, Collab
+from handlers.collab.sessions import FORBIDDEN, LOCKED, NOT_A_PARTICIPANT, Collab, Denied
 from handlers.state.engine import CONFLICT, Documents
 from harness import Notifications
 
@@ -106,6 +106,22 @@ def test_permissions_are_enforced_and_can_be_shared() -> None:
     collab.check("bob", "doc", "edit", [("x",)])
     assert collab.get("s").members["bob"] == ["edit", "view"]
     collab.check("anyone", "other-doc", "edit", [()])  # documents outside sessions are free
+
+
+def test_only_refusals_for_want_of_membership_or_permission_are_denials_the_plugin_audits() -> None:
+    collab, _, _ = model()
+    collab.create("s", "alice", {"bob": ["view"]}, ["doc"])
+    collab.join("s", "alice")
+    refusals = []
+    for refused in (lambda: collab.join("s", "mallory"), lambda: collab.check("bob", "doc", "read", [()]),
+                    lambda: collab.share("s", "alice", "bob", ["fly"]),  # bad input, not a denial
+                    lambda: collab.acquire("s", "alice", "doc#nope", "exclusive", 1)):
+        with pytest.raises(BridgeError) as caught:
+            refused()
+        refusals.append(caught.value.audit if isinstance(caught.value, Denied) else caught.value.code)
+    assert refusals == [{"session": "s", "reason": "forbidden", "needs": "join", "held": []},
+                        {"session": "s", "reason": "not_joined", "needs": "view", "held": ["view"]},
+                        FORBIDDEN, FORBIDDEN]
 
 
 async def hub(tmp_path: Path, **settings: Any) -> Hub:

@@ -1,6 +1,8 @@
 """The built-in ``collab`` plugin: sessions over ``state`` documents, with participants and
 their permissions, presence, locks and conflicts. Sessions, members, conflicts and comments are
-kept in the state database; presence and locks live in the host's memory."""
+kept in the state database; presence and locks live in the host's memory. Refusals for want of
+membership or permission, permission changes, locks released by others and conflict
+resolutions go to the app's audit log."""
 
 from __future__ import annotations
 
@@ -14,12 +16,13 @@ import orjson
 from pydantic import BaseModel, Field
 
 from bridge import INVALID_PARAMS, BridgeError, Context, Plugin, __version__
+from bridge.middleware import Next, Request
 from handlers.state import plugin as state
 from handlers.state.engine import Documents
-from handlers.state.patches import MISSING, PatchError, apply, common_ancestor, value_at
+from handlers.state.patches import MISSING, Path, PatchError, apply, common_ancestor, pointer, value_at
 
 from .conflicts import Conflict, resolution
-from .sessions import NO_SUCH_CONFLICT, Collab, Participant
+from .sessions import NO_SUCH_CONFLICT, Collab, Denied, Participant
 
 log = logging.getLogger("bridge.collab")
 
@@ -70,7 +73,7 @@ class Hub:
             conflict = Conflict.from_record(orjson.loads(record))
             self.conflicts[conflict.id] = conflict
         self._ids = itertools.count(len(self.conflicts) + 1)
-        self.docs.guards.append(self.model.check)
+        self.docs.guards.append(self.guard)
         self.docs.conflict_hooks.append(self.record_conflict)
         self.sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         log.info("collab: %d session(s), %d conflict(s) recovered", len(self.model.sessions), len(self.conflicts))
@@ -78,10 +81,20 @@ class Hub:
     async def stop(self) -> None:
         if self.sweeper is not None:
             self.sweeper.cancel()
-        if self.model.check in self.docs.guards:
-            self.docs.guards.remove(self.model.check)
+        if self.guard in self.docs.guards:
+            self.docs.guards.remove(self.guard)
         if self.record_conflict in self.docs.conflict_hooks:
             self.docs.conflict_hooks.remove(self.record_conflict)
+
+    # ---- the guard on state documents, audited -------------------------------
+
+    def guard(self, who: str, doc: str, action: str, paths: list[Path]) -> None:
+        """``Collab.check``, with its refusals for want of membership or permission audited."""
+        try:
+            self.model.check(who, doc, action, paths)
+        except Denied as exc:
+            denied(exc, who, doc=doc, action=action)
+            raise
 
     # ---- events -------------------------------------------------------------
 
@@ -186,11 +199,46 @@ class Hub:
             raise BridgeError(INVALID_PARAMS, str(exc), {"conflict_id": conflict_id}) from None
         version = await self.docs.patch(conflict.doc, ops, None, who) if ops else (doc.version if doc else 0)
         conflict.resolved = {"strategy": strategy, "by": who, "version": version, "overridden": overridden}
+        audit("collab.resolved", who, session=conflict.session, conflict_id=conflict_id, doc=conflict.doc,
+              path=pointer(conflict.path), strategy=strategy, base_version=conflict.base_version,
+              conflict_version=conflict.current_version, version=version, overridden=overridden,
+              mine_author=conflict.mine_author, theirs_authors=conflict.theirs_authors)
         await self.save_conflict(conflict)
         self.emit("collab.conflict_resolved", {"conflict_id": conflict_id, "session": conflict.session,
                                                "doc": conflict.doc, **conflict.resolved},
                   self._involved(conflict, who))
         return {"conflict_id": conflict_id, **conflict.resolved}
+
+
+def audit(event: str, participant: str | None, **fields: Any) -> None:
+    """Write to the audit log of the app the plugin is mounted on (none: nothing)."""
+    app = plugin.app
+    if app is not None:
+        app.audit.record(event, participant=participant, **fields)
+
+
+def denied(exc: Denied, who: str, **about: Any) -> None:
+    """Audit a refusal once (``collab.denied``), with what the caller asked for in ``about``."""
+    if not exc.recorded:
+        exc.recorded = True
+        audit("collab.denied", who, **exc.audit, **about)
+
+
+#: Parameters that tell an auditor what a refused collab call asked for, and their names in
+#: the entry (payloads, comment texts and values are left out).
+_ASKED = {"participant": "target", "permissions": "granting", "resource": "resource", "kind": "kind",
+          "conflict_id": "conflict_id", "strategy": "strategy"}
+
+
+async def audit_denials(request: Request, call_next: Next) -> Any:
+    """Middleware of the collab methods: a refusal for want of membership or permission is audited."""
+    try:
+        return await call_next(request)
+    except Denied as exc:
+        kwargs = request.kwargs or {}
+        denied(exc, request.participant, method=request.name,
+               **{_ASKED[k]: v for k, v in kwargs.items() if k in _ASKED})
+        raise
 
 
 _hubs: list[Hub] = []
@@ -226,14 +274,16 @@ async def create_session(id: str, ctx: Context, permissions: dict[str, list[str]
     """Create session ``id`` governing state ``docs``; ``permissions`` maps participants (``*``:
     anyone else) to ``edit``, ``view``, ``comment``, ``share``. The creator holds all four and joins."""
     h = await hub()
-    h.model.create(id, ctx.participant, permissions or {}, docs or [])
+    created = h.model.create(id, ctx.participant, permissions or {}, docs or [])
+    audit("collab.permission", ctx.participant, session=id, action="create", docs=created.docs,
+          members=created.members)
     h.model.join(id, ctx.participant, ctx.connection)
     await h.save(id)
     h.emit("collab.sessions_changed", {"created": [id]}, None)
     return h.model.view(h.model.get(id))
 
 
-@plugin.method("join")
+@plugin.method("join", middleware=[audit_denials])
 async def join(session: str, ctx: Context) -> dict[str, Any]:
     """Join a session the caller has permissions in; the others get ``collab.participant_joined``."""
     h = await hub()
@@ -260,23 +310,32 @@ async def sessions(ctx: Context) -> list[dict[str, Any]]:
     return (await hub()).model.visible(ctx.participant)
 
 
-@plugin.method("session", idempotent=True)
+@plugin.method("session", idempotent=True, middleware=[audit_denials])
 async def session(session: str, ctx: Context) -> dict[str, Any]:
     """One session as its participants see it: members, who is here, locks."""
     h = await hub()
     return h.model.view(h.model.member(session, ctx.participant))
 
 
-@plugin.method("share")
+@plugin.method("share", middleware=[audit_denials])
 async def share(session: str, participant: str, permissions: list[str], ctx: Context) -> dict[str, Any]:
     """Give ``participant`` these permissions (``[]`` takes them away); needs ``share``."""
     h = await hub()
+    found = h.model.get(session)
+    previous = found.members.get(participant, [])
+    holds = [lock for held in found.locks.values() for lock in held if lock.holder == participant]
     h.model.share(session, ctx.participant, participant, permissions)
+    audit("collab.permission", ctx.participant, session=session, action="share", target=participant,
+          permissions=found.members.get(participant, []), previous=previous)
+    if participant != ctx.participant and participant not in found.participants:  # removed: its locks went
+        for lock in holds:
+            audit("collab.lock_released_by_other", ctx.participant, session=session, holder=participant,
+                  resource=lock.resource, kind=lock.kind, reason="removed")
     await h.save(session)
     return h.model.view(h.model.get(session))
 
 
-@plugin.method("heartbeat")
+@plugin.method("heartbeat", middleware=[audit_denials])
 async def heartbeat(session: str, ctx: Context, presence: Any = None) -> bool:
     """I am here (any call in the session counts too); ``presence`` (a cursor, a selection) is
     passed on to the others as ``collab.presence`` when it changes."""
@@ -284,7 +343,7 @@ async def heartbeat(session: str, ctx: Context, presence: Any = None) -> bool:
     return True
 
 
-@plugin.method("broadcast")
+@plugin.method("broadcast", middleware=[audit_denials])
 async def broadcast(session: str, payload: Any, ctx: Context, event: str | None = None) -> int:
     """Send ``collab.broadcast {session, from, event, payload}`` to everyone else in the session;
     returns how many were told."""
@@ -296,7 +355,7 @@ async def broadcast(session: str, payload: Any, ctx: Context, event: str | None 
     return len(others)
 
 
-@plugin.method("comment")
+@plugin.method("comment", middleware=[audit_denials])
 async def comment(session: str, text: str, ctx: Context, anchor: Any = None) -> dict[str, Any]:
     """Add a comment (needs ``comment``); kept with the session and sent as ``collab.comment``."""
     h = await hub()
@@ -318,7 +377,7 @@ async def comment(session: str, text: str, ctx: Context, anchor: Any = None) -> 
     return note
 
 
-@plugin.method("comments", idempotent=True)
+@plugin.method("comments", idempotent=True, middleware=[audit_denials])
 async def comments(session: str, ctx: Context) -> list[dict[str, Any]]:
     """The session's comments, oldest first."""
     h = await hub()
@@ -330,7 +389,7 @@ async def comments(session: str, ctx: Context) -> list[dict[str, Any]]:
             for s, a, t, n, at in rows]
 
 
-@plugin.method("acquire_lock")
+@plugin.method("acquire_lock", middleware=[audit_denials])
 async def acquire_lock(session: str, resource: str, ctx: Context,
                        kind: Literal["exclusive", "shared"] = "exclusive",
                        ttl: float = Field(60, gt=0)) -> dict[str, Any]:
@@ -341,20 +400,20 @@ async def acquire_lock(session: str, resource: str, ctx: Context,
     return lock.view(h.model.clock())
 
 
-@plugin.method("release_lock")
+@plugin.method("release_lock", middleware=[audit_denials])
 async def release_lock(session: str, resource: str, ctx: Context) -> bool:
     """Release the caller's lock on ``resource``; false if it held none."""
     return (await hub()).model.release(session, ctx.participant, resource)
 
 
-@plugin.method("locks", idempotent=True)
+@plugin.method("locks", idempotent=True, middleware=[audit_denials])
 async def locks(session: str, ctx: Context) -> list[dict[str, Any]]:
     """The locks held in the session now."""
     h = await hub()
     return h.model.view(h.model.member(session, ctx.participant))["locks"]
 
 
-@plugin.method("conflicts", idempotent=True)
+@plugin.method("conflicts", idempotent=True, middleware=[audit_denials])
 async def conflicts(session: str, ctx: Context, include_resolved: bool = False) -> list[dict[str, Any]]:
     """The session's conflicts (open ones, unless ``include_resolved``)."""
     h = await hub()
@@ -363,7 +422,7 @@ async def conflicts(session: str, ctx: Context, include_resolved: bool = False) 
             if c.session == session and (include_resolved or c.resolved is None)]
 
 
-@plugin.method("resolve")
+@plugin.method("resolve", middleware=[audit_denials])
 async def resolve(conflict_id: str, strategy: Literal["mine", "theirs", "merge", "manual"], ctx: Context,
                   value: Any = None) -> dict[str, Any]:
     """Resolve a conflict: ``mine`` (the refused patch wins), ``theirs`` (the document stays),

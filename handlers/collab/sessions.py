@@ -31,6 +31,16 @@ IMPLIED = {"edit": {"view"}, "comment": {"view"}}
 ANYONE = "*"
 
 
+class Denied(BridgeError):
+    """A refusal for want of membership (4601) or permission (4602); ``audit`` holds what the
+    plugin writes to the audit log about it (``collab.denied``)."""
+
+    def __init__(self, code: int, message: str, data: dict[str, Any], **audit: Any) -> None:
+        super().__init__(code, message, data)
+        self.audit = audit
+        self.recorded = False  # audited already (a refusal can pass two places that record)
+
+
 def normalise(perms: list[str]) -> list[str]:
     unknown = set(perms) - set(PERMISSIONS)
     if unknown:
@@ -160,7 +170,8 @@ class Collab:
         session = self.get(id)
         perms = session.permissions(who)
         if not perms:
-            raise BridgeError(FORBIDDEN, f"{who} may not join session {id!r}", {"session": id})
+            raise Denied(FORBIDDEN, f"{who} may not join session {id!r}", {"session": id},
+                         session=id, reason="forbidden", needs="join", held=[])
         now = self.clock()
         known = session.participants.get(who)
         if known is not None:
@@ -202,14 +213,16 @@ class Collab:
         session = self.get(id)
         participant = session.participants.get(who)
         if participant is None:
-            raise BridgeError(NOT_A_PARTICIPANT, f"{who} has not joined session {id!r}",
-                              {"session": id, "participant": who})
+            raise Denied(NOT_A_PARTICIPANT, f"{who} has not joined session {id!r}",
+                         {"session": id, "participant": who},
+                         session=id, reason="not_joined", needs=need, held=session.permissions(who))
         self.seen(session, participant)
         if need is not None and need not in session.permissions(who):
-            raise BridgeError(FORBIDDEN, f"{who} may not {need} in session {id!r} "
-                              f"(permissions: {', '.join(session.permissions(who)) or 'none'})",
-                              {"session": id, "participant": who, "needs": need,
-                               "permissions": session.permissions(who)})
+            held = session.permissions(who)
+            raise Denied(FORBIDDEN, f"{who} may not {need} in session {id!r} "
+                         f"(permissions: {', '.join(held) or 'none'})",
+                         {"session": id, "participant": who, "needs": need, "permissions": held},
+                         session=id, reason="forbidden", needs=need, held=held)
         return session
 
     def seen(self, session: Session, participant: Participant) -> None:

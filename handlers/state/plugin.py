@@ -161,6 +161,8 @@ async def delete(doc: str, ctx: Context) -> bool:
 
 
 @plugin.method("checkpoint")
-async def checkpoint() -> dict[str, Any]:
+async def checkpoint(ctx: Context) -> dict[str, Any]:
     """Snapshot every document now (start-up replays only what follows) and fold the WAL in."""
-    return {"docs": await (await _docs()).checkpoint()}
+    taken = await (await _docs()).checkpoint()
+    ctx.app.audit.record("state.checkpoint", participant=ctx.participant, docs=taken)
+    return {"docs": taken}
