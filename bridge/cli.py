@@ -222,18 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.buffer.write(dumps(openrpc(app)) + b"\n")
         return 0
     try:
-        settings = Settings.from_env(
-            framing=args.framing, log_level=args.log_level, debug=args.debug, ready=args.ready,
-            max_inflight=args.max_inflight, max_message_bytes=args.max_message_bytes,
-            max_batch=args.max_batch, shutdown_grace=args.shutdown_grace, loop=args.loop,
-            max_threads=args.max_threads, metrics_interval=args.metrics_interval,
-            cache_dir=args.cache_dir, cache_size=args.cache_size, stream_window=args.stream_window,
-            max_inflight_per_caller=args.max_inflight_per_caller, max_queued=args.max_queued,
-            max_queued_bytes=args.max_queued_bytes, loop_block_warning=args.loop_block_warning,
-            audit=args.audit, audit_dir=args.audit_dir, audit_max_bytes=args.audit_max_bytes,
-            audit_backups=args.audit_backups, audit_max_entry_bytes=args.audit_max_entry_bytes,
-            bad_input_log_limit=args.bad_input_log_limit, bad_input_summary=args.bad_input_summary,
-        )
+        # every setting has a flag of its own name (tests/test_settings.py checks it)
+        settings = Settings.from_env(**{name: getattr(args, name) for name in Settings.env_names()})
     except ValueError as exc:
         parser.error(str(exc))
     return app.serve(settings)
