@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"log every call with its timing; tracebacks in error replies (env {env['debug']}=1)")
     serve.add_argument("--no-ready", dest="ready", action="store_false", default=None,
                        help=f"do not send the $/ready notification (env {env['ready']}=0)")
-    serve.add_argument("--max-inflight", type=int, help=f"calls running at once; later ones queue (env {env['max_inflight']}; default 128)")
+    serve.add_argument("--max-inflight", type=int, help=f"calls running at once; later ones queue (env {env['max_inflight']}; default 256)")
     serve.add_argument("--max-inflight-per-caller", type=int,
                        help=f"one caller's share of the call slots (env {env['max_inflight_per_caller']}; default half)")
     serve.add_argument("--max-queued", type=int,

@@ -508,17 +508,32 @@ class Connection:
         if target is self._ping:  # liveness: answered however busy the host is
             self._stats["rpc.ping"].calls += 1
             return {"jsonrpc": "2.0", "id": id, "result": "pong"} if has_id else None
-        caller = _caller_of(msg)
+        if "$caller" in msg:
+            caller = msg["$caller"]
+        elif type(params) is dict and "$meta" in params:
+            meta = params["$meta"]
+            caller = meta.get("caller") if type(meta) is dict else None
+        else:
+            caller = None
         call = Call(caller)
         if has_id:
             self._by_id[id] = call
-        if started is None:
-            return self._admit(call, self._participant(caller), size, (target, id, has_id, params))
-        self._inflight += 1
-        self._calls.add(call)
-        call.task = self._spawn(self._call(call, target, id, has_id, params, emit))
-        started.append(call.task)
-        return None
+        if started is not None:  # an entry of a batch, which holds the slot
+            self._inflight += 1
+            self._calls.add(call)
+            call.task = self._spawn(self._call(call, target, id, has_id, params, emit))
+            started.append(call.task)
+            return None
+        who = self._own if caller is None else participant_id(caller, self.serial)
+        running = self._running.get(who, 0)
+        if self._inflight < self._max_inflight and running < self._share and who not in self._waiting:
+            self._inflight += 1  # the usual case, inline: what _admit and _start do
+            self._running[who] = running + 1
+            call.who = who
+            self._calls.add(call)
+            call.task = self._spawn(self._call(call, target, id, has_id, params, emit))
+            return None
+        return self._admit(call, who, size, (target, id, has_id, params))
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = self._loop.create_task(coro)  # type: ignore[union-attr]

@@ -25,7 +25,8 @@ class Settings:
     log_level: str = field(default="info", metadata={"env": "BRIDGE_LOG_LEVEL"})
     debug: bool = field(default=False, metadata={"env": "BRIDGE_DEBUG"})
     ready: bool = field(default=True, metadata={"env": "BRIDGE_READY"})
-    max_inflight: int = field(default=128, metadata={"env": "BRIDGE_MAX_INFLIGHT"})
+    #: Calls running at once (asyncio tasks; sync handlers still share max_threads workers).
+    max_inflight: int = field(default=256, metadata={"env": "BRIDGE_MAX_INFLIGHT"})
     #: One caller's share of the call slots; 0 means half of ``max_inflight``.
     max_inflight_per_caller: int = field(default=0, metadata={"env": "BRIDGE_MAX_INFLIGHT_PER_CALLER"})
     #: Calls read but not yet started (each caller may hold half); past it a call gets -32005.

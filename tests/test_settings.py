@@ -13,7 +13,7 @@ from bridge.cli import load_app
 
 def test_defaults() -> None:
     s = Settings.from_env({})
-    assert (s.framing, s.max_inflight, s.ready, s.max_message_bytes) == ("auto", 128, True, 32 * 1024 * 1024)
+    assert (s.framing, s.max_inflight, s.ready, s.max_message_bytes) == ("auto", 256, True, 32 * 1024 * 1024)
 
 
 def test_environment_then_overrides() -> None:

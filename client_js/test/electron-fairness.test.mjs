@@ -1,7 +1,7 @@
 // One window cannot wedge the host for the others: each caller gets a share of the call slots,
 // cancels are read and answered however busy the host is, and `rpc.ping` always answers. End
 // to end: the Electron stand-in, exposeToRenderers, and the real host serving
-// test-support/trust_app.py with its default limits (128 slots, half of them per caller).
+// test-support/trust_app.py with its default limits (256 slots, half of them per caller).
 
 import assert from 'node:assert/strict';
 import { register } from 'node:module';
@@ -115,7 +115,8 @@ describe('one busy window does not starve the others or the main process', { tim
         for (const watcher of watchers) watcher();
       },
     });
-    assert.equal(client.ready.limits.maxInflight, 128, 'the defaults this test is about');
+    assert.equal(client.ready.limits.maxInflight, 256, 'the defaults this test is about');
+    assert.equal(client.ready.limits.maxInflightPerCaller, 128);
     unexpose = exposeToRenderers(client, { ipcMain: electron.ipcMain, allow: ['who', 'nap', 'rows'] });
   });
 
@@ -159,17 +160,18 @@ describe('one busy window does not starve the others or the main process', { tim
     other.window.close();
   });
 
-  test('130 streams one window never reads hold only its share: the other window and main are served', async () => {
+  test('more streams than the host has slots, never read by one window, hold only its share: the other window and main are served', async () => {
     const hoarder = await openWindow('https://app.test/hoarder');
     const other = await openWindow('https://app.test/streams-other');
     const from = traced.send.length;
     const streams = [];
-    for (let i = 0; i < 130; i++) streams.push(hoarder.bridge.stream('rows', { n: 1_000_000 }, { window: 1 }));
-    await until(() => idsSent('rows', from).length === 130, 10_000, 'main to send the 130 streams');
+    const hoard = client.ready.limits.maxInflight + 4;
+    for (let i = 0; i < hoard; i++) streams.push(hoarder.bridge.stream('rows', { n: 1_000_000 }, { window: 1 }));
+    await until(() => idsSent('rows', from).length === hoard, 10_000, `main to send the ${hoard} streams`);
     const ids = idsSent('rows', from);
     // Every stream the host started has sent its first chunk and waits for credit that never comes.
     await until(
-      () => new Set(traced.receive.filter((m) => m.method === '$/stream' && ids.includes(m.params?.id)).map((m) => m.params.id)).size >= 64,
+      () => new Set(traced.receive.filter((m) => m.method === '$/stream' && ids.includes(m.params?.id)).map((m) => m.params.id)).size >= client.ready.limits.maxInflightPerCaller,
       10_000,
       'the host to start the hoarder’s share of streams',
     );
@@ -183,8 +185,8 @@ describe('one busy window does not starve the others or the main process', { tim
     await loop.stop();
     assert.ok(loop.slowest < PROMPT_MS, `the other window's slowest call took ${Math.round(loop.slowest)} ms`);
 
-    hoarder.window.close(); // cancels its 130 streams on the host
-    await until(() => repliesTo(ids).size === 130, 5000, 'the host to end the hoarder’s 130 streams');
+    hoarder.window.close(); // cancels its streams on the host
+    await until(() => repliesTo(ids).size === hoard, 5000, 'the host to end every stream of the hoarder');
     for (const reply of repliesTo(ids).values()) assert.equal(reply.error?.code, ErrorCodes.RequestCancelled, JSON.stringify(reply));
     assert.ok((await mainIsServed()) < 2 * PROMPT_MS);
     void streams;
