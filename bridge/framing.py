@@ -2,8 +2,8 @@
 
 Decoders are sans-IO: ``feed(chunk)`` returns the complete bodies found so far,
 with a ``FrameError`` in place of anything that cannot be a message. Nothing
-is ever buffered past ``max_bytes``: an over-size message is skipped as it
-streams by and reported once.
+is ever buffered past ``max_bytes``: an over-size NDJSON line is skipped as it
+streams by and reported once; an over-size LSP length is refused at its header.
 """
 
 from __future__ import annotations
@@ -16,8 +16,12 @@ Framing = Literal["ndjson", "lsp"]
 #: Longest LSP header block accepted before the decoder resynchronises.
 MAX_HEADER_BYTES = 8192
 
-_CONTENT_LENGTH = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*(\S*)[ \t]*\r?$")
+_LENGTH = rb"content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?$"
+_LENGTH_LINE = re.compile(rb"(?im)^" + _LENGTH)  # the first usable length line in a block decides
+_LENGTH_HERE = re.compile(rb"(?im)" + _LENGTH)
 _HEADER_START = re.compile(rb"(?i)content-length[ \t]*:")
+_BLOCK_END = re.compile(rb"\n\r?\n")  # the first empty line, after CRLF or bare LF line ends
+_BLANK_LINES = re.compile(rb"[\r\n]*")
 
 
 class FrameError:
@@ -82,21 +86,25 @@ class NdjsonDecoder:
 
 
 class LspDecoder:
-    """``Content-Length: N`` headers, a blank line, then N bytes of body.
+    """``Content-Length: N`` headers, an empty line, then N bytes of body.
 
-    After a broken header block the decoder skips to the next ``Content-Length``.
+    Header lines may end in CRLF or a bare LF; the block ends at the first empty line,
+    and its first ``Content-Length`` line with digits decides. A block without one, or
+    whose length is over ``max_bytes``, is reported and the decoder goes on at the next
+    ``Content-Length``: it never skips bytes on the word of a header it refused.
     """
 
     framing: Framing = "lsp"
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
+        self._digits = len(str(max_bytes))
         self._head = bytearray()  # an incomplete header block, or the tail kept while resyncing
         self._parts: list[bytes] = []  # an incomplete body
         self._have = 0
         self._need = -1  # body bytes awaited; -1 while reading headers
-        self._skip = 0  # bytes of an over-size body still to drop
         self._resyncing = False
+        self._flooding = False  # a header block that never ends has been reported
 
     def feed(self, data: bytes) -> list[bytes | FrameError]:
         out: list[bytes | FrameError] = []
@@ -113,15 +121,12 @@ class LspDecoder:
                     parts.clear()
                     self._have = 0
                     self._need = -1
-            elif self._skip:
-                dropped = min(self._skip, len(data) - pos)
-                self._skip -= dropped
-                pos += dropped
             elif self._resyncing:
                 data, pos = self._resync(data, pos)
             elif not self._head and data.startswith(b"Content-Length: ", pos):
-                # The usual case, one header and often the whole body in this chunk.
-                end = data.find(b"\r\n\r\n", pos + 16)
+                # The usual case, one header and often the whole body in this chunk. Digits
+                # only up to the CRLFCRLF means no earlier empty line; the search is bounded.
+                end = data.find(b"\r\n\r\n", pos + 16, pos + 40)
                 digits = data[pos + 16 : end]
                 if end < 0 or not digits.isdigit() or int(digits) > self.max_bytes:
                     data, pos = self._read_header(data, pos, out)
@@ -143,49 +148,68 @@ class LspDecoder:
         """Consume one header block, or keep a partial one; return where reading goes on."""
         head = self._head
         if head:
+            searched = len(head) - 2
             head += data[pos:]
-            end = head.find(b"\r\n\r\n")
-            if end < 0:
+            end = _BLOCK_END.search(head, max(searched, 0))
+            if end is None:
                 self._bound_head(out)
                 return data, len(data)
-            block = bytes(head[:end])
-            data, pos = bytes(head[end + 4 :]), 0
+            data, pos = bytes(head), 0
             head.clear()
         else:
-            end = data.find(b"\r\n\r\n", pos)
-            if end < 0:
+            pos = _BLANK_LINES.match(data, pos).end()  # type: ignore[union-attr]
+            end = _BLOCK_END.search(data, pos)
+            if end is None:
                 head += data[pos:]
                 self._bound_head(out)
                 return data, len(data)
-            block = data[pos:end]
-            pos = end + 4
-        if block[:16] == b"Content-Length: " and block[16:].isdigit():  # the usual, single header
-            length = int(block[16:])
-        else:
-            match = _CONTENT_LENGTH.search(block)
-            if match is None or not match.group(1).isdigit():
-                return self._bad_header(block, data, pos, out)
-            length = int(match.group(1))
-        if length > self.max_bytes:
-            out.append(_too_large(self.max_bytes))
-            self._skip = length
-        elif length == 0:
-            out.append(b"")
-        else:
-            self._need = length
-        return data, pos
+        self._flooding = False
+        block = data[pos : end.start()]
+        # A refused block may hide the next header: junk (say a body that lied about its
+        # length) ran into it, or a refused length line came first. Each try starts at a
+        # later Content-Length, so a block is read in linear time whatever it holds.
+        errors: list[FrameError] = []  # one of each kind per block
+        start = 0
+        if len(block) > MAX_HEADER_BYTES:
+            errors.append(FrameError("LSP header block too long"))
+            out.append(errors[0])
+            later = _HEADER_START.search(block, len(block) - MAX_HEADER_BYTES)
+            if later is None:
+                self._resyncing = True
+                return data, end.end()
+            start = later.start()
+        first = _LENGTH_LINE.search(block, start)  # the first length line at a line start
+        while True:
+            line = (_LENGTH_HERE.match(block, start) if start else None) or first
+            length = self._length(line)
+            if not isinstance(length, FrameError):
+                if length:
+                    self._need = length
+                else:
+                    out.append(b"")
+                return data, end.end()
+            if not any(e.too_large == length.too_large for e in errors):
+                errors.append(length)
+                out.append(length)
+            later = _HEADER_START.search(block, (line.start() if line else start) + 1)
+            if later is None:
+                self._resyncing = True
+                return data, end.end()
+            start = later.start()
+            if first is not None and first.start() < start:
+                first = _LENGTH_LINE.search(block, start)
 
-    def _bad_header(self, block: bytes, data: bytes, pos: int, out: list[bytes | FrameError]) -> tuple[bytes, int]:
-        """Report a header block with no usable length; go on at the next header."""
-        out.append(FrameError("LSP header without a valid Content-Length"))
-        later = _HEADER_START.search(block, 1)
-        if later:  # junk before a real header (a body that lied about its length)
-            return block[later.start() :] + b"\r\n\r\n" + data[pos:], 0
-        self._resyncing = True
-        return data, pos
+    def _length(self, line: re.Match[bytes] | None) -> int | FrameError:
+        """The declared length, or why there is none."""
+        if line is None:
+            return FrameError("LSP header without a valid Content-Length")
+        digits = line.group(1).lstrip(b"0") or b"0"
+        if len(digits) > self._digits or int(digits) > self.max_bytes:
+            return _too_large(self.max_bytes)
+        return int(digits)
 
     def _resync(self, data: bytes, pos: int) -> tuple[bytes, int]:
-        """Skip to the next ``Content-Length``, keeping a tail that may hold half of one."""
+        """Skip to the next ``Content-Length``, keeping a tail that may hold the start of one."""
         if self._head:
             data, pos = bytes(self._head) + data[pos:], 0
             self._head.clear()
@@ -193,20 +217,24 @@ class LspDecoder:
         if match:
             self._resyncing = False
             return data, match.start()
-        self._head += data[max(pos, len(data) - 16) :]
+        self._head += data[_tail_start(data, pos) :]
         return data, len(data)
 
     def _bound_head(self, out: list[bytes | FrameError]) -> None:
-        """A header block that never ends is junk: report it and skip to the next header."""
+        """A header block that never ends is junk: report it and go on at a later header."""
         head = self._head
-        while len(head) > MAX_HEADER_BYTES:
+        if len(head) <= MAX_HEADER_BYTES:
+            return
+        if not self._flooding:
+            self._flooding = True
             out.append(FrameError("LSP header block too long"))
-            match = _HEADER_START.search(head, 1)
-            if match is None:
-                del head[:-16]
-                self._resyncing = True
-                return
+        # A header that can still start a block within the bound lies in the last MAX_HEADER_BYTES.
+        match = _HEADER_START.search(head, len(head) - MAX_HEADER_BYTES)
+        if match:
             del head[: match.start()]
+        else:
+            del head[: _tail_start(head, 0)]
+            self._resyncing = True
 
 
 class AutoDecoder:
@@ -250,6 +278,12 @@ def encode_lsp(body: bytes) -> bytes:
 
 
 ENCODERS = {"ndjson": encode_ndjson, "lsp": encode_lsp}
+
+
+def _tail_start(buf: bytes | bytearray, lo: int) -> int:
+    """Where the part of ``buf`` that may be the start of a ``Content-Length:`` begins."""
+    spaces = len(buf) - len(buf.rstrip(b" \t"))  # "content-length" may be followed by blanks
+    return max(lo, len(buf) - spaces - 14, len(buf) - MAX_HEADER_BYTES)
 
 
 def _too_large(limit: int) -> FrameError:

@@ -85,14 +85,68 @@ def test_ndjson_oversize_complete_line():
     assert isinstance(out[0], FrameError) and out[0].too_large and out[1] == b"{}"
 
 
-def test_lsp_oversize_body_is_skipped_without_buffering():
+def test_lsp_oversize_length_is_refused_at_the_header_without_buffering():
     decoder = LspDecoder(10)
     body = b'{"x":"' + b"a" * 1000 + b'"}'
     out = decoder.feed(b"Content-Length: %d\r\n\r\n" % len(body) + body[:100])
     assert len(out) == 1 and out[0].too_large
-    assert not decoder._parts and not decoder._head
+    assert not decoder._parts and len(decoder._head) < 16  # at most the start of a next header
     out = feed_all(decoder, [body[100:], encode_lsp(b"{}")])
     assert out == [b"{}"]
+
+
+def test_lsp_huge_length_is_refused_and_the_next_frame_read():
+    """99999999999999 is not a promise to skip that many bytes: the next header is read."""
+    decoder = LspDecoder(1000)
+    stream = b"Content-Length: 99999999999999\r\n\r\n" + encode_lsp(b"[5]") + encode_lsp(b"[6]")
+    for cut in range(len(stream) + 1):
+        out = feed_all(LspDecoder(1000), [stream[:cut], stream[cut:]])
+        assert len(out) == 3 and out[0].too_large and out[1:] == [b"[5]", b"[6]"], cut
+    out = decoder.feed(b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n" + encode_lsp(b"[7]"))
+    assert len(out) == 2 and out[0].too_large and out[1] == b"[7]"
+
+
+def test_lsp_huge_length_line_ahead_of_a_real_header():
+    stream = b"Content-Length: 99999999999999\r\n" + encode_lsp(b"[8]")
+    out = LspDecoder(1000).feed(stream)
+    assert len(out) == 2 and out[0].too_large and out[1] == b"[8]"
+
+
+def test_lsp_header_lines_may_end_in_bare_lf():
+    """The block ends at the first empty line, CRLF or LF: ``\\n\\n`` costs nothing."""
+    streams = [
+        b"Content-Length: 3\n\n[1]",
+        b"Content-Length: 3\r\n\n[1]",
+        b"Content-Length: 3\n\r\n[1]",
+        b"Content-Type: x\nContent-Length: 3\r\n\n[1]",
+        b"content-length:3\n\n[1]",
+    ]
+    for head in streams:
+        stream = head + encode_lsp(b"[2]") + b"Content-Length: 3\n\n[3]" + encode_lsp(b"[4]")
+        for cut in range(len(stream) + 1):
+            assert feed_all(LspDecoder(100), [stream[:cut], stream[cut:]]) == [b"[1]", b"[2]", b"[3]", b"[4]"], head
+
+
+def test_lsp_blank_lines_between_frames_are_ignored():
+    stream = b"\r\n\n" + encode_lsp(b"[1]") + b"\r\n" + encode_lsp(b"[2]") + b"\n\n\r"
+    assert LspDecoder(100).feed(stream) == [b"[1]", b"[2]"]
+
+
+def test_lsp_malformed_block_costs_only_itself():
+    """A bad block ended by ``\\n\\n`` is one error; the frames after it all arrive."""
+    stream = b"Content-Length: x\n\n" + encode_lsp(b"[1]") + encode_lsp(b"[2]")
+    out = LspDecoder(100).feed(stream)
+    assert len(out) == 3 and isinstance(out[0], FrameError) and out[1:] == [b"[1]", b"[2]"]
+
+
+def test_lsp_resync_keeps_little_while_scanning_junk():
+    decoder = LspDecoder(100)
+    decoder.feed(b"Content-Length: 99999999999999\r\n\r\n")
+    for _ in range(64):
+        assert decoder.feed(b"y" * 65536 + b" \t") == []
+        assert len(decoder._head) <= 16
+    assert decoder.feed(b"Content-Len") == []
+    assert decoder.feed(b"gth: 2\r\n\r\n{}") == [b"{}"]
 
 
 def test_lsp_header_without_content_length_resyncs():
@@ -143,3 +197,12 @@ def test_lsp_recovers_after_any_garbage(garbage, cuts):
 def test_ndjson_never_yields_more_than_the_limit(garbage):
     out = NdjsonDecoder(16).feed(garbage + b"\n")
     assert all(isinstance(o, FrameError) or len(o) <= 16 for o in out)
+
+
+def test_lsp_header_after_a_long_junk_run_survives_a_chunk_split():
+    for junk in (b"x" * (MAX_HEADER_BYTES + 100), b"Content-Length:" * 700):
+        for cut in (3, 11, 15, 19):
+            stream = junk + encode_lsp(b"[9]")
+            at = len(junk) + cut
+            out = feed_all(LspDecoder(100), [stream[:at], stream[at:]])
+            assert out[-1] == b"[9]" and 1 <= sum(isinstance(o, FrameError) for o in out) <= 2, (junk[:20], cut)
