@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--bad-input-summary", type=float,
                        help=f"seconds between bad-input summaries (env {env['bad_input_summary']}; default 60)")
     serve.add_argument("--max-message-bytes", type=int, help=f"largest message accepted (env {env['max_message_bytes']}; default 32 MiB)")
+    serve.add_argument("--max-header-bytes", type=int,
+                       help=f"longest LSP header block (env {env['max_header_bytes']}; default 8192)")
     serve.add_argument("--max-batch", type=int, help=f"most entries in a batch array (env {env['max_batch']}; default 1000)")
     serve.add_argument("--max-threads", type=int,
                        help=f"worker threads for sync handlers (env {env['max_threads']}; default 40)")

@@ -137,7 +137,7 @@ class Connection:
         self.settings = settings
         self._input: Input = reader if hasattr(reader, "attach") else Pump(reader)  # type: ignore[assignment,arg-type]
         self._writer = writer
-        self._decoder = decoder(settings.framing, settings.max_message_bytes)
+        self._decoder = decoder(settings.framing, settings.max_message_bytes, settings.max_header_bytes)
         self._encode: Callable[[bytes], bytes] | None = (
             ENCODERS[self._decoder.framing] if self._decoder.framing else None
         )

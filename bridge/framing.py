@@ -13,7 +13,8 @@ from typing import Literal, Protocol
 
 Framing = Literal["ndjson", "lsp"]
 
-#: Longest LSP header block accepted before the decoder resynchronises.
+#: Longest LSP header block accepted before the decoder resynchronises (the default of the
+#: ``max_header_bytes`` setting).
 MAX_HEADER_BYTES = 8192
 
 _LENGTH = rb"content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?$"
@@ -96,8 +97,9 @@ class LspDecoder:
 
     framing: Framing = "lsp"
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, max_header_bytes: int = MAX_HEADER_BYTES) -> None:
         self.max_bytes = max_bytes
+        self.max_header_bytes = max_header_bytes
         self._digits = len(str(max_bytes))
         self._head = bytearray()  # an incomplete header block, or the tail kept while resyncing
         self._parts: list[bytes] = []  # an incomplete body
@@ -170,10 +172,10 @@ class LspDecoder:
         # later Content-Length, so a block is read in linear time whatever it holds.
         errors: list[FrameError] = []  # one of each kind per block
         start = 0
-        if len(block) > MAX_HEADER_BYTES:
+        if len(block) > self.max_header_bytes:
             errors.append(FrameError("LSP header block too long"))
             out.append(errors[0])
-            later = _HEADER_START.search(block, len(block) - MAX_HEADER_BYTES)
+            later = _HEADER_START.search(block, len(block) - self.max_header_bytes)
             if later is None:
                 self._resyncing = True
                 return data, end.end()
@@ -217,31 +219,32 @@ class LspDecoder:
         if match:
             self._resyncing = False
             return data, match.start()
-        self._head += data[_tail_start(data, pos) :]
+        self._head += data[_tail_start(data, pos, self.max_header_bytes) :]
         return data, len(data)
 
     def _bound_head(self, out: list[bytes | FrameError]) -> None:
         """A header block that never ends is junk: report it and go on at a later header."""
         head = self._head
-        if len(head) <= MAX_HEADER_BYTES:
+        if len(head) <= self.max_header_bytes:
             return
         if not self._flooding:
             self._flooding = True
             out.append(FrameError("LSP header block too long"))
-        # A header that can still start a block within the bound lies in the last MAX_HEADER_BYTES.
-        match = _HEADER_START.search(head, len(head) - MAX_HEADER_BYTES)
+        # A header that can still start a block within the bound lies in the last max_header_bytes.
+        match = _HEADER_START.search(head, len(head) - self.max_header_bytes)
         if match:
             del head[: match.start()]
         else:
-            del head[: _tail_start(head, 0)]
+            del head[: _tail_start(head, 0, self.max_header_bytes)]
             self._resyncing = True
 
 
 class AutoDecoder:
     """Picks NDJSON or LSP from the first non-blank byte, then delegates."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, max_header_bytes: int = MAX_HEADER_BYTES) -> None:
         self.max_bytes = max_bytes
+        self.max_header_bytes = max_header_bytes
         self.framing: Framing | None = None
         self._inner: NdjsonDecoder | LspDecoder | None = None
 
@@ -250,21 +253,23 @@ class AutoDecoder:
             stripped = data.lstrip()
             if not stripped:
                 return []
-            self._inner = LspDecoder(self.max_bytes) if stripped[:1] in b"Cc" else NdjsonDecoder(self.max_bytes)
+            self._inner = LspDecoder(self.max_bytes, self.max_header_bytes) if stripped[:1] in b"Cc" else NdjsonDecoder(self.max_bytes)
             self.framing = self._inner.framing
             self.feed = self._inner.feed  # type: ignore[method-assign]
             data = stripped
         return self._inner.feed(data)
 
 
-def decoder(framing: Framing | Literal["auto"], max_bytes: int) -> NdjsonDecoder | LspDecoder | AutoDecoder:
+def decoder(
+    framing: Framing | Literal["auto"], max_bytes: int, max_header_bytes: int = MAX_HEADER_BYTES
+) -> NdjsonDecoder | LspDecoder | AutoDecoder:
     """A decoder for ``framing``."""
     if framing == "ndjson":
         return NdjsonDecoder(max_bytes)
     if framing == "lsp":
-        return LspDecoder(max_bytes)
+        return LspDecoder(max_bytes, max_header_bytes)
     if framing == "auto":
-        return AutoDecoder(max_bytes)
+        return AutoDecoder(max_bytes, max_header_bytes)
     raise ValueError(f"unknown framing {framing!r}")
 
 
@@ -280,10 +285,10 @@ def encode_lsp(body: bytes) -> bytes:
 ENCODERS = {"ndjson": encode_ndjson, "lsp": encode_lsp}
 
 
-def _tail_start(buf: bytes | bytearray, lo: int) -> int:
+def _tail_start(buf: bytes | bytearray, lo: int, max_header_bytes: int) -> int:
     """Where the part of ``buf`` that may be the start of a ``Content-Length:`` begins."""
     spaces = len(buf) - len(buf.rstrip(b" \t"))  # "content-length" may be followed by blanks
-    return max(lo, len(buf) - spaces - 14, len(buf) - MAX_HEADER_BYTES)
+    return max(lo, len(buf) - spaces - 14, len(buf) - max_header_bytes)
 
 
 def _too_large(limit: int) -> FrameError:

@@ -33,6 +33,8 @@ class Settings:
     max_queued: int = field(default=20_000, metadata={"env": "BRIDGE_MAX_QUEUED"})
     max_queued_bytes: int = field(default=64 * 1024 * 1024, metadata={"env": "BRIDGE_MAX_QUEUED_BYTES"})
     max_message_bytes: int = field(default=32 * 1024 * 1024, metadata={"env": "BRIDGE_MAX_MESSAGE_BYTES"})
+    #: Longest LSP header block; a longer one is refused and the decoder reads on at the next header.
+    max_header_bytes: int = field(default=8192, metadata={"env": "BRIDGE_MAX_HEADER_BYTES"})
     max_batch: int = field(default=1000, metadata={"env": "BRIDGE_MAX_BATCH"})
     max_threads: int = field(default=40, metadata={"env": "BRIDGE_MAX_THREADS"})
     shutdown_grace: float = field(default=5.0, metadata={"env": "BRIDGE_SHUTDOWN_GRACE"})
@@ -62,7 +64,7 @@ class Settings:
         if self.log_level.lower() not in _LOG_LEVELS:
             raise ValueError(f"log level must be one of {', '.join(_LOG_LEVELS)}, not {self.log_level!r}")
         for name in ("max_inflight", "max_message_bytes", "max_batch", "max_threads", "cache_size", "stream_window",
-                     "max_queued", "max_queued_bytes"):
+                     "max_queued", "max_queued_bytes", "max_header_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.max_inflight_per_caller < 0 or self.bad_input_log_limit < 0:

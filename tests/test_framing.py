@@ -206,3 +206,12 @@ def test_lsp_header_after_a_long_junk_run_survives_a_chunk_split():
             at = len(junk) + cut
             out = feed_all(LspDecoder(100), [stream[:at], stream[at:]])
             assert out[-1] == b"[9]" and 1 <= sum(isinstance(o, FrameError) for o in out) <= 2, (junk[:20], cut)
+
+
+def test_the_header_bound_is_a_setting() -> None:
+    from bridge.framing import LspDecoder
+
+    long_header = b"X-Padding: " + b"p" * 200 + b"\r\nContent-Length: 2\r\n\r\n{}"
+    assert LspDecoder(1024).feed(long_header) == [b"{}"]  # within the default 8 KiB
+    out = LspDecoder(1024, max_header_bytes=64).feed(long_header + b"Content-Length: 2\r\n\r\n[]")
+    assert out[-1] == b"[]" and any(isinstance(o, FrameError) for o in out)
