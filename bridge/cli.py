@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if only != []:
         mount_installed(app, only, _plugin_config(args.config))
     if args.command == "discover":
-        from .connection import dumps
+        from .codec import dumps
         from .discovery import openrpc
 
         sys.stdout.buffer.write(dumps(openrpc(app)) + b"\n")

@@ -33,6 +33,7 @@ from . import errors as E
 from .context import Context
 from .discovery import discover_method
 from .badinput import BadInput
+from .codec import dumps, serialisable
 from .framing import ENCODERS, FrameError, decoder
 from .identity import participant_id
 from .methods import Method
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridge")
 
-_DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _NO_ID = object()  # the id slot of a reply that must carry id null
 _ID_TYPES = (str, int, float, type(None))
 
@@ -101,17 +101,6 @@ class Call:
             self.cancel_code = code
             if self.started:
                 self.task.cancel()  # type: ignore[union-attr]
-
-
-def to_jsonable(obj: Any) -> Any:
-    """orjson's fallback: pydantic models, and whatever else pydantic can serialise."""
-    from pydantic_core import to_jsonable_python
-
-    return to_jsonable_python(obj)
-
-
-def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj, default=to_jsonable, option=_DUMPS_OPTIONS)
 
 
 class Waiting:
@@ -793,7 +782,7 @@ class Connection:
             return dumps(self._error(message.get("id"), E.INTERNAL_ERROR, f"Result is not JSON-serialisable: {exc}"))
         if isinstance(message, list):
             return dumps([
-                r if _serialisable(r) else self._error(r.get("id"), E.INTERNAL_ERROR, "Result is not JSON-serialisable")
+                r if serialisable(r) else self._error(r.get("id"), E.INTERNAL_ERROR, "Result is not JSON-serialisable")
                 for r in message
             ])
         raise exc
@@ -842,14 +831,6 @@ def _caller_of(msg: dict[str, Any]) -> Any:
     params = msg.get("params")
     meta = params.get("$meta") if type(params) is dict else None
     return meta.get("caller") if type(meta) is dict else None
-
-
-def _serialisable(message: Any) -> bool:
-    try:
-        dumps(message)
-    except (TypeError, orjson.JSONEncodeError):
-        return False
-    return True
 
 
 def _pid() -> int:

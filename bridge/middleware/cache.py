@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..connection import dumps, to_jsonable
+from ..codec import dumps, to_jsonable
 from . import Next, Request, Step
 
 if TYPE_CHECKING:

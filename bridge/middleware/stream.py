@@ -74,7 +74,7 @@ class Stream:
 
     async def _chunks(self, items: AsyncIterator[Any]) -> AsyncIterator[list[Any]]:
         """Group items; sizes are measured only when ``chunk_bytes`` is set."""
-        from ..connection import dumps
+        from ..codec import dumps
 
         chunk: list[Any] = []
         size = 0
