@@ -124,10 +124,6 @@ class CacheStore:
 
         self._writes.submit(write)
 
-    @property
-    def persistent(self) -> bool:
-        return self._open() is not None
-
     def _open(self) -> Any:
         if self._disk is not None or self._disk_failed:
             return self._disk

@@ -262,7 +262,7 @@ class AutoDecoder:
 
 def decoder(
     framing: Framing | Literal["auto"], max_bytes: int, max_header_bytes: int = MAX_HEADER_BYTES
-) -> NdjsonDecoder | LspDecoder | AutoDecoder:
+) -> Decoder:
     """A decoder for ``framing``."""
     if framing == "ndjson":
         return NdjsonDecoder(max_bytes)

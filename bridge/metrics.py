@@ -33,14 +33,6 @@ class MethodStats:
         self.ring = array("d", bytes(8 * RING))
         self.next = 0
 
-    def record(self, seconds: float, error_code: int | None = None) -> None:
-        """Count one finished call (what the connection does inline)."""
-        self.calls += 1
-        self.ring[self.next] = seconds
-        self.next = (self.next + 1) & (RING - 1)
-        if error_code is not None:
-            self.error(error_code)
-
     def error(self, code: int) -> None:
         self.errors += 1
         self.codes[code] = self.codes.get(code, 0) + 1
