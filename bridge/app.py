@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar, overload
-
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .audit import AuditLog
 from .methods import Method, MethodOptions
+from .routing import Hook, Router
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -20,11 +20,8 @@ if TYPE_CHECKING:
     from .plugins import Plugin, PluginStatus
     from .settings import Settings
 
-F = TypeVar("F", bound=Callable[..., Any])
-Hook = Callable[[], "Awaitable[None] | None"]
 
-
-class Bridge:
+class Bridge(Router):
     """A set of JSON-RPC methods with start-up and shutdown hooks.
 
     >>> app = Bridge()
@@ -44,6 +41,7 @@ class Bridge:
         circuit: CircuitBreaker | None = None,
     ) -> None:
         """``timeout``, ``rate_limit`` and ``circuit`` are defaults for every method."""
+        super().__init__()
         self.name = name
         self.version = version
         self.description = description
@@ -54,37 +52,10 @@ class Bridge:
         self.plugins: dict[str, PluginStatus] = {}
         self.method_owners: dict[str, str] = {}  # method name -> the plugin that mounted it
         self.methods: dict[str, Method] = {}
-        self.startup_hooks: list[Hook] = []
-        self.shutdown_hooks: list[Hook] = []
         self.connection: Connection | None = None
         #: The audit log (``app.audit.record(event, participant=..., **fields)``): a no-op
         #: until the host opens it from the settings at start.
         self.audit = AuditLog()
-
-    @overload
-    def method(self, func: F, /) -> F: ...
-
-    @overload
-    def method(self, name: str | None = None, /, **options: Unpack[MethodOptions]) -> Callable[[F], F]: ...
-
-    def method(self, name_or_func: Any = None, /, **options: Unpack[MethodOptions]) -> Any:
-        """Register a handler: ``@app.method``, ``@app.method("ns.name")``, ``@app.method(timeout=5)``.
-
-        Options (all optional): ``timeout`` in seconds (then REQUEST_TIMEOUT);
-        ``idempotent`` (clients may retry it, listed in ``$/ready`` and ``rpc.discover``);
-        ``rate_limit=RateLimit(...)``; ``circuit=CircuitBreaker(...)``; ``validator``, a
-        function of the validated arguments; ``middleware``, this method's own; and
-        ``description`` (default: the docstring).
-        """
-        if callable(name_or_func):
-            self.add_method(name_or_func)
-            return name_or_func
-
-        def decorator(func: F) -> F:
-            self.add_method(func, name_or_func, **options)
-            return func
-
-        return decorator
 
     def add_method(self, func: Callable[..., Any], name: str | None = None, **options: Unpack[MethodOptions]) -> Method:
         """Register ``func`` under ``name`` (default: the function's name)."""
@@ -114,16 +85,6 @@ class Bridge:
         """
         self.middleware.append(middleware)
         return middleware
-
-    def on_startup(self, func: Hook) -> Hook:
-        """Run ``func`` (sync or async) before the host reports ``$/ready``."""
-        self.startup_hooks.append(func)
-        return func
-
-    def on_shutdown(self, func: Hook) -> Hook:
-        """Run ``func`` (sync or async) after in-flight calls finish, before the host exits."""
-        self.shutdown_hooks.append(func)
-        return func
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send the connected client a notification (an event); safe from any thread."""

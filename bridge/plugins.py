@@ -13,13 +13,12 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any
+
+from .routing import Hook, Router
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
-
-    from .app import Bridge, Hook
-    from .methods import MethodOptions
+    from .app import Bridge
 
 log = logging.getLogger("bridge.plugins")
 
@@ -32,14 +31,13 @@ BUILTIN = {
     "state": "handlers.state.plugin:plugin",
     "collab": "handlers.collab.plugin:plugin",
 }
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class PluginConflict(ValueError):
     """Two plugins (or a plugin and the app) claim one method name: a start-up error."""
 
 
-class Plugin:
+class Plugin(Router):
     """Handlers under one namespace, with settings and start-up/shutdown hooks.
 
     ``settings`` is a pydantic model; the mounted plugin's ``plugin.settings`` is filled
@@ -51,6 +49,7 @@ class Plugin:
                  settings: type[Any] | None = None) -> None:
         if not name or "." in name or name.startswith(("rpc", "$")):
             raise ValueError(f"plugin name {name!r} must be a non-empty word, not 'rpc' or '$...'")
+        super().__init__()
         self.name = name
         self.version = version
         self.description = description
@@ -58,34 +57,10 @@ class Plugin:
         self.settings: Any = None
         self.app: Bridge | None = None  # the app it is mounted on (for events outside a call)
         self.entries: list[tuple[Callable[..., Any], str, dict[str, Any]]] = []
-        self.startup_hooks: list[Hook] = []
-        self.shutdown_hooks: list[Hook] = []
 
-    @overload
-    def method(self, func: F, /) -> F: ...
-
-    @overload
-    def method(self, name: str | None = None, /, **options: Unpack[MethodOptions]) -> Callable[[F], F]: ...
-
-    def method(self, name_or_func: Any = None, /, **options: Any) -> Any:
-        """Register a handler under this plugin's namespace (options as ``@app.method``)."""
-        if callable(name_or_func):
-            self.entries.append((name_or_func, name_or_func.__name__, {}))
-            return name_or_func
-
-        def decorator(func: F) -> F:
-            self.entries.append((func, name_or_func or func.__name__, options))
-            return func
-
-        return decorator
-
-    def on_startup(self, func: Hook) -> Hook:
-        self.startup_hooks.append(func)
-        return func
-
-    def on_shutdown(self, func: Hook) -> Hook:
-        self.shutdown_hooks.append(func)
-        return func
+    def add_method(self, func: Callable[..., Any], name: str | None = None, **options: Any) -> None:
+        """Keep ``func`` to be mounted as ``<namespace>.<name>`` (default: the function's name)."""
+        self.entries.append((func, name or func.__name__, options))
 
     def __repr__(self) -> str:
         return f"Plugin({self.name!r}, {self.version!r})"

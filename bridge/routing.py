@@ -1,0 +1,65 @@
+"""``Router``: handlers and hooks registered by decorator, the base ``Bridge`` and ``Plugin`` share.
+
+The app registers a handler as a method at once; a plugin keeps it until it is mounted under
+its namespace (``app.include(plugin)``), as FastAPI's ``APIRouter`` does for ``include_router``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .methods import MethodOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+Hook = Callable[[], "Awaitable[None] | None"]
+
+
+class Router:
+    """Registration by decorator: ``@x.method``, ``@x.on_startup``, ``@x.on_shutdown``."""
+
+    def __init__(self) -> None:
+        self.startup_hooks: list[Hook] = []
+        self.shutdown_hooks: list[Hook] = []
+
+    @overload
+    def method(self, func: F, /) -> F: ...
+
+    @overload
+    def method(self, name: str | None = None, /, **options: Unpack[MethodOptions]) -> Callable[[F], F]: ...
+
+    def method(self, name_or_func: Any = None, /, **options: Any) -> Any:
+        """Register a handler: ``@x.method``, ``@x.method("ns.name")``, ``@x.method(timeout=5)``.
+
+        Options (all optional): ``timeout`` in seconds (then REQUEST_TIMEOUT);
+        ``idempotent`` (clients may retry it, listed in ``$/ready`` and ``rpc.discover``);
+        ``rate_limit=RateLimit(...)``; ``circuit=CircuitBreaker(...)``; ``validator``, a
+        function of the validated arguments; ``middleware``, this method's own; and
+        ``description`` (default: the docstring).
+        """
+        if callable(name_or_func):
+            self.add_method(name_or_func)
+            return name_or_func
+
+        def decorator(func: F) -> F:
+            self.add_method(func, name_or_func, **options)
+            return func
+
+        return decorator
+
+    def add_method(self, func: Callable[..., Any], name: str | None = None, **options: Any) -> Any:
+        """Register ``func`` under ``name`` (default: the function's name)."""
+        raise NotImplementedError
+
+    def on_startup(self, func: Hook) -> Hook:
+        """Run ``func`` (sync or async) before the host reports ``$/ready``."""
+        self.startup_hooks.append(func)
+        return func
+
+    def on_shutdown(self, func: Hook) -> Hook:
+        """Run ``func`` (sync or async) after in-flight calls finish, before the host exits."""
+        self.shutdown_hooks.append(func)
+        return func
