@@ -6,7 +6,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, get_args
 
 from .settings import Settings
 
@@ -34,8 +34,28 @@ def load_app(spec: str) -> Bridge:
     return app
 
 
+def _add_setting_flag(parser: argparse.ArgumentParser, option: Any) -> None:
+    """One flag per setting, its help from the setting's metadata (bridge/settings.py)."""
+    meta = option.metadata
+    flag = meta["flag"] or "--" + option.name.replace("_", "-")
+    default = meta["default_text"] or option.default
+    if isinstance(option.default, bool):
+        action = "store_false" if flag.startswith("--no-") else "store_true"
+        env = f"{meta['env']}={'0' if action == 'store_false' else '1'}"
+        parser.add_argument(flag, dest=option.name, action=action, default=None, help=f"{meta['help']} (env {env})")
+        return
+    choices = meta["choices"] or get_args(_hints()[option.name]) or None
+    parser.add_argument(flag, dest=option.name, type=type(option.default), choices=choices,
+                        help=f"{meta['help']} (env {meta['env']}; default {default})")
+
+
+def _hints() -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(Settings)
+
+
 def _parser() -> argparse.ArgumentParser:
-    env = Settings.env_names()
     parser = argparse.ArgumentParser(prog="bridge", description="A JSON-RPC 2.0 sidecar host for desktop apps.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
@@ -43,53 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve an app on stdin/stdout")
     serve.add_argument("app", nargs="?", default=None,
                        help=f"module:attribute of a Bridge app (env BRIDGE_APP; default: built-in handlers, {DEFAULT_APP})")
-    serve.add_argument("--framing", choices=["auto", "ndjson", "lsp"], help=f"message framing (env {env['framing']}; default auto)")
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error", "critical"],
-                       help=f"stderr log level (env {env['log_level']}; default info)")
-    serve.add_argument("--debug", action="store_true", default=None,
-                       help=f"log every call with its timing; tracebacks in error replies (env {env['debug']}=1)")
-    serve.add_argument("--no-ready", dest="ready", action="store_false", default=None,
-                       help=f"do not send the $/ready notification (env {env['ready']}=0)")
-    serve.add_argument("--max-inflight", type=int, help=f"calls running at once; later ones queue (env {env['max_inflight']}; default 256)")
-    serve.add_argument("--max-inflight-per-caller", type=int,
-                       help=f"one caller's share of the call slots (env {env['max_inflight_per_caller']}; default half)")
-    serve.add_argument("--max-queued", type=int,
-                       help=f"calls read but not started before -32005 (env {env['max_queued']}; default 20000)")
-    serve.add_argument("--max-queued-bytes", type=int,
-                       help=f"bytes of calls read but not started (env {env['max_queued_bytes']}; default 64 MiB)")
-    serve.add_argument("--loop-block-warning", type=float,
-                       help=f"warn when the event loop is blocked this many seconds (env {env['loop_block_warning']}; "
-                            "default 0.25, 0 off)")
-    serve.add_argument("--no-audit", dest="audit", action="store_false", default=None,
-                       help=f"keep no audit log (env {env['audit']}=0)")
-    serve.add_argument("--audit-dir", help=f"where the audit log goes (env {env['audit_dir']}; default the user data dir)")
-    serve.add_argument("--audit-max-bytes", type=int,
-                       help=f"audit log size before it rotates (env {env['audit_max_bytes']}; default 10 MiB)")
-    serve.add_argument("--audit-backups", type=int, help=f"rotated audit logs kept (env {env['audit_backups']}; default 3)")
-    serve.add_argument("--audit-max-entry-bytes", type=int,
-                       help=f"largest audit entry before fields are cut (env {env['audit_max_entry_bytes']}; default 64 KiB)")
-    serve.add_argument("--bad-input-log-limit", type=int,
-                       help=f"bad-input log lines per kind before summaries (env {env['bad_input_log_limit']}; default 5)")
-    serve.add_argument("--bad-input-summary", type=float,
-                       help=f"seconds between bad-input summaries (env {env['bad_input_summary']}; default 60)")
-    serve.add_argument("--max-message-bytes", type=int, help=f"largest message accepted (env {env['max_message_bytes']}; default 32 MiB)")
-    serve.add_argument("--max-header-bytes", type=int,
-                       help=f"longest LSP header block (env {env['max_header_bytes']}; default 8192)")
-    serve.add_argument("--max-batch", type=int, help=f"most entries in a batch array (env {env['max_batch']}; default 1000)")
-    serve.add_argument("--max-threads", type=int,
-                       help=f"worker threads for sync handlers (env {env['max_threads']}; default 40)")
-    serve.add_argument("--metrics-interval", type=float,
-                       help=f"seconds between $/metrics notifications; 0 is off (env {env['metrics_interval']}; default 0)")
-    serve.add_argument("--stream-window", type=int,
-                       help=f"chunks a stream may send before the caller grants more, when it asks for pacing "
-                       f"without a window (env {env['stream_window']}; default 16)")
-    serve.add_argument("--cache-dir", help=f"where cached replies persist (env {env['cache_dir']}; "
-                       "default: the user cache directory, bridge/<app name>)")
-    serve.add_argument("--cache-size", type=int,
-                       help=f"bytes of cached replies kept on disk (env {env['cache_size']}; default 256 MiB)")
-    serve.add_argument("--loop", choices=["auto", "asyncio", "uvloop"],
-                       help=f"event loop; auto is uvloop where installed (env {env['loop']}; default auto)")
-    serve.add_argument("--shutdown-grace", type=float, help=f"seconds in-flight calls get at shutdown (env {env['shutdown_grace']}; default 5)")
+    for option in Settings.options():
+        _add_setting_flag(serve, option)
 
     discover = sub.add_parser("discover", help="print the app's OpenRPC document (installed plugins included)")
     discover.add_argument("app", nargs="?", default=None)

@@ -17,44 +17,57 @@ LoopOption = Literal["auto", "asyncio", "uvloop"]
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
+def _setting(default: Any, env: str, help: str, *, flag: str | None = None, default_text: str | None = None,
+             choices: tuple[str, ...] | None = None) -> Any:
+    """A setting: its default, its environment variable, and the help of its command-line flag."""
+    return field(default=default, metadata={"env": env, "help": help, "flag": flag, "default_text": default_text,
+                                            "choices": choices})
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the host serves. ``Settings.from_env()`` reads ``BRIDGE_*`` variables."""
 
-    framing: FramingOption = field(default="auto", metadata={"env": "BRIDGE_FRAMING"})
-    log_level: str = field(default="info", metadata={"env": "BRIDGE_LOG_LEVEL"})
-    debug: bool = field(default=False, metadata={"env": "BRIDGE_DEBUG"})
-    ready: bool = field(default=True, metadata={"env": "BRIDGE_READY"})
-    #: Calls running at once (asyncio tasks; sync handlers still share max_threads workers).
-    max_inflight: int = field(default=256, metadata={"env": "BRIDGE_MAX_INFLIGHT"})
-    #: One caller's share of the call slots; 0 means half of ``max_inflight``.
-    max_inflight_per_caller: int = field(default=0, metadata={"env": "BRIDGE_MAX_INFLIGHT_PER_CALLER"})
-    #: Calls read but not yet started (each caller may hold half); past it a call gets -32005.
-    max_queued: int = field(default=20_000, metadata={"env": "BRIDGE_MAX_QUEUED"})
-    max_queued_bytes: int = field(default=64 * 1024 * 1024, metadata={"env": "BRIDGE_MAX_QUEUED_BYTES"})
-    max_message_bytes: int = field(default=32 * 1024 * 1024, metadata={"env": "BRIDGE_MAX_MESSAGE_BYTES"})
-    #: Longest LSP header block; a longer one is refused and the decoder reads on at the next header.
-    max_header_bytes: int = field(default=8192, metadata={"env": "BRIDGE_MAX_HEADER_BYTES"})
-    max_batch: int = field(default=1000, metadata={"env": "BRIDGE_MAX_BATCH"})
-    max_threads: int = field(default=40, metadata={"env": "BRIDGE_MAX_THREADS"})
-    shutdown_grace: float = field(default=5.0, metadata={"env": "BRIDGE_SHUTDOWN_GRACE"})
-    loop: LoopOption = field(default="auto", metadata={"env": "BRIDGE_LOOP"})
-    metrics_interval: float = field(default=0.0, metadata={"env": "BRIDGE_METRICS_INTERVAL"})
-    stream_window: int = field(default=16, metadata={"env": "BRIDGE_STREAM_WINDOW"})
-    cache_dir: str = field(default="", metadata={"env": "BRIDGE_CACHE_DIR"})
-    cache_size: int = field(default=256 * 1024 * 1024, metadata={"env": "BRIDGE_CACHE_SIZE"})
-    #: Warn (and count in rpc.metrics) when the event loop is blocked this long; 0 turns it off.
-    loop_block_warning: float = field(default=0.25, metadata={"env": "BRIDGE_LOOP_BLOCK_WARNING"})
-    #: Bad-input log lines per kind before they are summarised every ``bad_input_summary`` seconds.
-    bad_input_log_limit: int = field(default=5, metadata={"env": "BRIDGE_BAD_INPUT_LOG_LIMIT"})
-    bad_input_summary: float = field(default=60.0, metadata={"env": "BRIDGE_BAD_INPUT_SUMMARY"})
-    #: The audit log (bridge/audit.py): on unless turned off; in audit_dir (default: the app's
-    #: user data directory), rotated past audit_max_bytes, audit_backups older files kept.
-    audit: bool = field(default=True, metadata={"env": "BRIDGE_AUDIT"})
-    audit_dir: str = field(default="", metadata={"env": "BRIDGE_AUDIT_DIR"})
-    audit_max_bytes: int = field(default=10 * 1024 * 1024, metadata={"env": "BRIDGE_AUDIT_MAX_BYTES"})
-    audit_backups: int = field(default=3, metadata={"env": "BRIDGE_AUDIT_BACKUPS"})
-    audit_max_entry_bytes: int = field(default=64 * 1024, metadata={"env": "BRIDGE_AUDIT_MAX_ENTRY_BYTES"})
+    framing: FramingOption = _setting("auto", "BRIDGE_FRAMING", "message framing; auto decides from the first bytes")
+    log_level: str = _setting("info", "BRIDGE_LOG_LEVEL", "stderr log level", choices=_LOG_LEVELS)
+    debug: bool = _setting(False, "BRIDGE_DEBUG", "log every call with its timing; tracebacks in error replies",
+                           flag="--debug")
+    ready: bool = _setting(True, "BRIDGE_READY", "do not send the $/ready notification", flag="--no-ready")
+    max_inflight: int = _setting(256, "BRIDGE_MAX_INFLIGHT", "calls running at once; later ones wait in their "
+                                 "caller's queue (sync handlers still share max_threads workers)")
+    max_inflight_per_caller: int = _setting(0, "BRIDGE_MAX_INFLIGHT_PER_CALLER",
+                                            "one caller's share of the call slots", default_text="half of max-inflight")
+    max_queued: int = _setting(20_000, "BRIDGE_MAX_QUEUED",
+                               "calls read but not started (each caller may hold half); past it -32005")
+    max_queued_bytes: int = _setting(64 * 1024 * 1024, "BRIDGE_MAX_QUEUED_BYTES", "bytes of calls read but not started",
+                                     default_text="64 MiB")
+    max_message_bytes: int = _setting(32 * 1024 * 1024, "BRIDGE_MAX_MESSAGE_BYTES", "largest message accepted",
+                                      default_text="32 MiB")
+    max_header_bytes: int = _setting(8192, "BRIDGE_MAX_HEADER_BYTES",
+                                     "longest LSP header block; a longer one is refused, reading goes on at the next")
+    max_batch: int = _setting(1000, "BRIDGE_MAX_BATCH", "most entries in a batch array")
+    max_threads: int = _setting(40, "BRIDGE_MAX_THREADS", "worker threads for sync handlers")
+    shutdown_grace: float = _setting(5.0, "BRIDGE_SHUTDOWN_GRACE", "seconds in-flight calls get at shutdown")
+    loop: LoopOption = _setting("auto", "BRIDGE_LOOP", "event loop; auto is uvloop where installed")
+    metrics_interval: float = _setting(0.0, "BRIDGE_METRICS_INTERVAL", "seconds between $/metrics notifications; 0 is off")
+    stream_window: int = _setting(16, "BRIDGE_STREAM_WINDOW", "chunks a stream may send before the caller grants more, "
+                                  "when it asks for pacing without a window")
+    cache_dir: str = _setting("", "BRIDGE_CACHE_DIR", "where cached replies persist",
+                              default_text="the user cache directory, bridge/<app name>")
+    cache_size: int = _setting(256 * 1024 * 1024, "BRIDGE_CACHE_SIZE", "bytes of cached replies kept on disk",
+                               default_text="256 MiB")
+    loop_block_warning: float = _setting(0.25, "BRIDGE_LOOP_BLOCK_WARNING",
+                                         "warn (and count in rpc.metrics) when the event loop is blocked this many "
+                                         "seconds; 0 is off")
+    bad_input_log_limit: int = _setting(5, "BRIDGE_BAD_INPUT_LOG_LIMIT", "bad-input log lines per kind before summaries")
+    bad_input_summary: float = _setting(60.0, "BRIDGE_BAD_INPUT_SUMMARY", "seconds between bad-input summaries")
+    audit: bool = _setting(True, "BRIDGE_AUDIT", "keep no audit log", flag="--no-audit")
+    audit_dir: str = _setting("", "BRIDGE_AUDIT_DIR", "where the audit log goes", default_text="the user data directory")
+    audit_max_bytes: int = _setting(10 * 1024 * 1024, "BRIDGE_AUDIT_MAX_BYTES", "audit log size before it rotates",
+                                    default_text="10 MiB")
+    audit_backups: int = _setting(3, "BRIDGE_AUDIT_BACKUPS", "rotated audit logs kept")
+    audit_max_entry_bytes: int = _setting(64 * 1024, "BRIDGE_AUDIT_MAX_ENTRY_BYTES",
+                                          "largest audit entry before fields are cut", default_text="64 KiB")
 
     def __post_init__(self) -> None:
         if self.framing not in ("auto", "ndjson", "lsp"):
@@ -97,6 +110,11 @@ class Settings:
                 values[f.name] = _parse(f.metadata["env"], raw, f.default)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @classmethod
+    def options(cls) -> list[dataclasses.Field[Any]]:
+        """The settings, with ``metadata`` holding ``env``, ``help``, ``flag`` and ``default_text``."""
+        return list(dataclasses.fields(cls))
 
     @classmethod
     def env_names(cls) -> dict[str, str]:
