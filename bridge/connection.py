@@ -30,7 +30,6 @@ import anyio
 import orjson
 
 from . import errors as E
-from .context import Context
 from .discovery import discover_method
 from .badinput import BadInput
 from .codec import dumps, serialisable
@@ -38,8 +37,9 @@ from .framing import ENCODERS, FrameError, decoder
 from .identity import participant_id
 from .methods import Method
 from .metrics import RING, Metrics
-from .middleware import Request, needs_cache
 from .middleware import build as build_pipeline
+from .middleware import needs_cache
+from .middleware import run as run_call
 from .stdio import Pump
 from .watchdog import LoopWatchdog
 
@@ -81,7 +81,7 @@ class Writer(Protocol):
 class Call:
     """One call, queued or running: its task, its caller, and why it was cancelled, if it was."""
 
-    __slots__ = ("args", "caller", "cancel_code", "credit", "size", "started", "task", "timer", "who")
+    __slots__ = ("args", "caller", "cancel_code", "credit", "info", "size", "started", "task", "timer", "who")
 
     def __init__(self, caller: Any = None) -> None:
         self.task: asyncio.Task[None] | None = None  # None while it waits in the queue
@@ -94,6 +94,7 @@ class Call:
         self.args: tuple[Any, ...] | None = None  # what starts it, while queued
         self.size = 0  # bytes of the frame it came in, while queued
         self.credit = 0  # stream credit that came before its stream began
+        self.info: dict[str, Any] | None = None  # what middleware tells a caller that asked ($meta.info)
 
     def cancel(self, code: int) -> None:
         """Cancel with ``code``; a call whose task has not started yet cancels itself when it does."""
@@ -545,7 +546,6 @@ class Connection:
         stats.inflight += 1
         call.started = True
         reply: Reply | None
-        request: Request | None = None
         try:
             try:
                 if call.cancel_code is not None:  # cancelled before it began
@@ -554,21 +554,7 @@ class Connection:
                     call.timer = self._loop.call_later(  # type: ignore[union-attr]
                         method.effective_timeout, call.cancel, E.REQUEST_TIMEOUT
                     )
-                if method.pipeline is not None:
-                    request = Request(method, id if has_id else None, params, self, call)
-                    result = await method.pipeline(request)
-                else:  # no middleware: the same steps, inline
-                    kwargs = method.bind(params)
-                    if method.context_param is not None:
-                        meta = params.get("$meta") if type(params) is dict else None
-                        if type(meta) is not dict:
-                            meta = {}
-                        kwargs[method.context_param] = Context(
-                            self, method.name, id if has_id else None, call, meta.get("progressToken"), call.caller
-                        )
-                    result = await (method.func(**kwargs) if method.is_async else method.invoke(kwargs))
-                    if method.shapes_result:
-                        result = method.shape(result)
+                result = await run_call(method, self, call, id if has_id else None, params)
                 reply = {"jsonrpc": "2.0", "id": id, "result": result}
             except E.BridgeError as exc:
                 reply = {"jsonrpc": "2.0", "id": id, "error": exc.to_dict()}
@@ -599,7 +585,7 @@ class Connection:
             if type(params) is dict and "$meta" in params:
                 meta = params["$meta"]
                 if type(meta) is dict and meta.get("info"):  # the caller asked how its reply came about
-                    reply["$meta"] = {"handlerMs": round(elapsed * 1e3, 3), **((request and request.info) or {})}
+                    reply["$meta"] = {"handlerMs": round(elapsed * 1e3, 3), **(call.info or {})}
             if self._log_calls:
                 outcome = "ok" if error is None else f"error {error['code']}"
                 log.debug("%s id=%r %.3f ms %s", method.name, id, elapsed * 1e3, outcome)

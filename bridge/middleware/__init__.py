@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..context import Context
 from ..identity import participant_id
 
 if TYPE_CHECKING:
     from ..app import Bridge
     from ..cache import CacheStore
     from ..connection import Call, Connection
-    from ..context import Context
     from ..methods import Method
 
 Next = Callable[["Request"], Awaitable[Any]]
@@ -32,7 +32,7 @@ class Request:
     else what the client declared in ``$meta.caller``.
     """
 
-    __slots__ = ("method", "id", "params", "meta", "kwargs", "info", "_conn", "_call", "_context")
+    __slots__ = ("method", "id", "params", "meta", "kwargs", "_conn", "_call", "_context")
 
     def __init__(self, method: Method, id: Any, params: dict[str, Any] | list[Any] | None,
                  conn: Connection, call: Call) -> None:
@@ -42,7 +42,6 @@ class Request:
         meta = params.get("$meta") if type(params) is dict else None
         self.meta: dict[str, Any] = meta if type(meta) is dict else {}
         self.kwargs: dict[str, Any] | None = None
-        self.info: dict[str, Any] | None = None
         self._conn = conn
         self._call = call
         self._context: Context | None = None
@@ -70,12 +69,13 @@ class Request:
     def context(self) -> Context:
         """The call's context (created on first use)."""
         if self._context is None:
-            from ..context import Context
-
-            self._context = Context(
-                self._conn, self.method.name, self.id, self._call, self.meta.get("progressToken"), self._call.caller
-            )
+            self._context = _context(self._conn, self.method, self.id, self._call, self.meta)
         return self._context
+
+    @property
+    def info(self) -> dict[str, Any] | None:
+        """What middleware told a caller that asked (``$meta.info``) about its reply."""
+        return self._call.info
 
     @property
     def cancel_code(self) -> int | None:
@@ -84,11 +84,12 @@ class Request:
 
     def annotate(self, **info: Any) -> None:
         """Tell a caller that asked (``$meta.info``) something about its reply, e.g. ``cached``."""
-        if self.info is None:
+        call = self._call
+        if call.info is None:
             if not self.meta.get("info"):
                 return
-            self.info = {}
-        self.info.update(info)
+            call.info = {}
+        call.info.update(info)
 
     def validate(self) -> dict[str, Any]:
         """Bind and validate the params once; BridgeError(INVALID_PARAMS) if they are wrong."""
@@ -146,17 +147,39 @@ def _methods_by_tag(app: Bridge) -> dict[str, list[str]]:
     return tags
 
 
+def run(method: Method, conn: Connection, call: Call, id: Any, params: dict[str, Any] | list[Any] | None
+        ) -> Awaitable[Any]:
+    """Run one call: through the method's chain if it has one, else straight to its handler
+    (the same steps without a ``Request``). The one place a call is run; the connection awaits it."""
+    if method.pipeline is not None:
+        return method.pipeline(Request(method, id, params, conn, call))
+    kwargs = method.bind(params)
+    if method.context_param is not None:
+        meta = params.get("$meta") if type(params) is dict else None
+        kwargs[method.context_param] = _context(conn, method, id, call, meta if type(meta) is dict else {})
+    return _invoke(method, kwargs)
+
+
+def _context(conn: Connection, method: Method, id: Any, call: Call, meta: dict[str, Any]) -> Context:
+    return Context(conn, method.name, id, call, meta.get("progressToken"), call.caller)
+
+
+def _invoke(method: Method, kwargs: dict[str, Any]) -> Awaitable[Any]:
+    """The handler's result: a plain async handler's own coroutine (sparing a frame), else
+    the handler run (sync ones in a worker thread) and its result shaped."""
+    if method.is_async and not method.shapes_result:
+        return method.func(**kwargs)  # type: ignore[no-any-return]
+    return _shaped(method, kwargs)
+
+
 def _endpoint(method: Method) -> Next:
-    """The handler itself, at the end of the chain. For a plain async handler it hands back
-    the handler's own coroutine, sparing the chain a frame."""
+    """The handler itself, at the end of the chain."""
 
     def run(request: Request) -> Awaitable[Any]:
         kwargs = request.validate()
         if method.context_param is not None:
             kwargs = {**kwargs, method.context_param: request.context}
-        if method.is_async and not method.shapes_result:
-            return method.func(**kwargs)  # type: ignore[no-any-return]
-        return _shaped(method, kwargs)
+        return _invoke(method, kwargs)
 
     return run
 
