@@ -270,18 +270,11 @@ class Connection:
             snapshot["loop"] = self.watchdog.stats()
         for name, method in self.app.methods.items():
             entry = snapshot["methods"].get(name)
-            if entry is None:
-                continue
-            if method.cache is not None:
-                hits, misses = method.cache.hits.get(name, 0), method.cache.misses.get(name, 0)
-                entry["cache"] = {"hits": hits, "misses": misses,
-                                  "hitRate": round(hits / (hits + misses), 4) if hits + misses else None}
-            if method.stream is not None:
-                entry["stream"] = dict(method.stream.counts.get(name, {"streams": 0, "chunks": 0, "bytes": 0, "failed": 0}))
-            if method.batch is not None:
-                batches = method.batch.batches
-                entry["batch"] = {"batches": batches,
-                                  "meanSize": round(method.batch.items / batches, 2) if batches else None}
+            if entry is not None:
+                for part in method.parts:  # each middleware reports its own figures
+                    report = getattr(part, "metrics", None)
+                    if report is not None:
+                        entry.update(report(name))
         return snapshot
 
     async def _push_metrics(self, interval: float) -> None:

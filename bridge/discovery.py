@@ -41,10 +41,10 @@ def openrpc(app: Bridge) -> dict[str, Any]:
         }
         if method.idempotent:
             doc["x-idempotent"] = True
-        if method.stream is not None:  # call it as a stream: $/stream chunks, then {items, chunks}
-            doc["x-stream"] = {"chunkSize": method.stream.chunk_size}
-        if method.batch is not None:
-            doc["x-batch"] = {"maxSize": method.batch.max_size, "maxDelay": method.batch.max_delay}
+        for part in method.parts:  # each middleware describes itself
+            describe = getattr(part, "describe", None)
+            if describe is not None:
+                doc.update(describe())
         if method.description:
             summary, _, rest = method.description.partition("\n")
             doc["summary"] = summary.strip()

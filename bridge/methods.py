@@ -85,6 +85,7 @@ class Method:
         "name",
         "param_names",
         "params",
+        "parts",
         "pipeline",
         "rate_limit",
         "return_type",
@@ -150,6 +151,10 @@ class Method:
         self._result_adapter: Any = None
         self._model: type[BaseModel] | None = None
         self._renames: dict[str, str] = {}
+        #: The method's own middleware and endpoint kind, in order: each may report its own
+        #: ``metrics(name)`` (for rpc.metrics) and ``describe()`` (for rpc.discover).
+        self.parts: tuple[Any, ...] = tuple(part for part in (
+            *self.middleware, self.circuit, self.rate_limit, self.cache, self.batch, self.stream) if part)
 
     def bind(self, params: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
         """Keyword arguments for the handler, validated; BridgeError(INVALID_PARAMS) if not."""

@@ -278,3 +278,34 @@ async def test_async_validators_and_steps_as_plain_middleware() -> None:
     assert out[1]["result"] == 2
     assert out[2]["error"]["code"] == -32602 and "n must be positive" in out[2]["error"]["message"]
     assert seen == ["f", "f"]
+
+
+async def test_a_middleware_reports_its_own_metrics_and_discovery_fields() -> None:
+    """The protocol the built-ins use: ``metrics(name)`` joins rpc.metrics, ``describe()`` rpc.discover."""
+    from bridge.discovery import openrpc
+
+    class Counting:
+        def __init__(self) -> None:
+            self.seen = 0
+
+        async def __call__(self, request: Request, call_next: Any) -> Any:
+            self.seen += 1
+            return await call_next(request)
+
+        def metrics(self, method: str) -> dict[str, Any]:
+            return {"counting": {"seen": self.seen}}
+
+        def describe(self) -> dict[str, Any]:
+            return {"x-counting": True}
+
+    app = Bridge()
+
+    @app.method(middleware=[Counting()])
+    async def ping() -> str:
+        return "pong"
+
+    out = await exchange(app, lines(*[{"jsonrpc": "2.0", "id": i, "method": "ping"} for i in range(3)],
+                                    {"jsonrpc": "2.0", "id": "m", "method": "rpc.metrics"}))
+    metrics = next(r for r in out if r["id"] == "m")["result"]
+    assert metrics["methods"]["ping"]["counting"] == {"seen": 3}
+    assert next(m for m in openrpc(app)["methods"] if m["name"] == "ping")["x-counting"] is True

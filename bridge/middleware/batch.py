@@ -32,6 +32,15 @@ class Batch:
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
 
+    def metrics(self, method: str) -> dict[str, Any]:
+        """Batches run and their mean size, for rpc.metrics."""
+        return {"batch": {"batches": self.batches,
+                          "meanSize": round(self.items / self.batches, 2) if self.batches else None}}
+
+    def describe(self) -> dict[str, Any]:
+        """For rpc.discover: each call sends one item; the handler gets a list of them."""
+        return {"x-batch": {"maxSize": self.max_size, "maxDelay": self.max_delay}}
+
     async def __call__(self, request: Request, call_next: Next) -> Any:
         method = request.method
         item = request.validate()[method.param_names[0]]

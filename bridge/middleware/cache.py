@@ -62,6 +62,12 @@ class Cache:
         self.misses: dict[str, int] = {}
         self._flights: dict[str, _Flight] = {}
 
+    def metrics(self, method: str) -> dict[str, Any]:
+        """This method's hits and misses, for rpc.metrics."""
+        hits, misses = self.hits.get(method, 0), self.misses.get(method, 0)
+        return {"cache": {"hits": hits, "misses": misses,
+                          "hitRate": round(hits / (hits + misses), 4) if hits + misses else None}}
+
     async def __call__(self, request: Request, call_next: Next) -> Any:
         store = self.store
         if store is None:

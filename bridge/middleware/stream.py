@@ -33,6 +33,14 @@ class Stream:
         self.chunk_bytes = chunk_bytes
         self.counts: dict[str, dict[str, int]] = {}  # by method: streams, chunks, bytes, failed
 
+    def metrics(self, method: str) -> dict[str, Any]:
+        """Streams, chunks, bytes and failures of this method, for rpc.metrics."""
+        return {"stream": dict(self.counts.get(method, {"streams": 0, "chunks": 0, "bytes": 0, "failed": 0}))}
+
+    def describe(self) -> dict[str, Any]:
+        """For rpc.discover: call it as a stream ($/stream chunks, then {items, chunks})."""
+        return {"x-stream": {"chunkSize": self.chunk_size}}
+
     async def __call__(self, request: Request, call_next: Next) -> Any:
         method = request.method
         kwargs = dict(request.validate())
