@@ -124,15 +124,10 @@ def build(app: Bridge, method: Method, cache_store: CacheStore | None) -> Next |
     if method.cache is not None:
         method.cache.store = cache_store
         chain.append(method.cache)
-    if method.batch is not None:  # the batcher calls the handler itself
-        return compose(chain, lambda request: method.batch(request, _never))  # type: ignore[misc]
-    if method.stream is not None:  # so does the streamer
-        return compose(chain, lambda request: method.stream(request, _never))  # type: ignore[misc]
+    kind = method.batch or method.stream  # an endpoint kind: it calls the handler itself
+    if kind is not None:
+        return compose(chain, kind.endpoint)
     return compose(chain, _endpoint(method)) if chain else None
-
-
-async def _never(request: Request) -> Any:
-    raise AssertionError("the batcher does not call on")
 
 
 def needs_cache(app: Bridge) -> bool:

@@ -6,7 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ..errors import INTERNAL_ERROR, BridgeError
-from . import Next, Request
+from . import Request
 
 if TYPE_CHECKING:
     from ..methods import Method
@@ -41,7 +41,8 @@ class Batch:
         """For rpc.discover: each call sends one item; the handler gets a list of them."""
         return {"x-batch": {"maxSize": self.max_size, "maxDelay": self.max_delay}}
 
-    async def __call__(self, request: Request, call_next: Next) -> Any:
+    async def endpoint(self, request: Request) -> Any:
+        """The end of the chain: this call's item joins a batch; its own result comes back."""
         method = request.method
         item = request.validate()[method.param_names[0]]
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

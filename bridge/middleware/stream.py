@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from . import Next, Request
+from . import Request
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -41,7 +41,8 @@ class Stream:
         """For rpc.discover: call it as a stream ($/stream chunks, then {items, chunks})."""
         return {"x-stream": {"chunkSize": self.chunk_size}}
 
-    async def __call__(self, request: Request, call_next: Next) -> Any:
+    async def endpoint(self, request: Request) -> Any:
+        """The end of the chain: run the generator, send its items in chunks, return the totals."""
         method = request.method
         kwargs = dict(request.validate())
         context = request.context
