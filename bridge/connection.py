@@ -296,7 +296,11 @@ class Connection:
             self._send_ready()
         handle = self._handle_frame
         for frame in frames:
-            handle(frame)
+            try:
+                handle(frame)
+            except Exception as exc:  # a defect must cost one message, never the input
+                log.error("internal error handling a message: %s", exc, exc_info=exc)
+                self._emit(self._error(None, E.INTERNAL_ERROR, None, {"exception": type(exc).__name__}))
 
     def eof(self) -> None:
         """The client closed its end of the input: the normal shutdown begins."""
@@ -638,6 +642,9 @@ class Connection:
         if type(credit) is not int or credit <= 0:
             return
         id = params.get("id")
+        if type(id) not in _ID_TYPES:  # an object or array id names no call (and cannot be a key)
+            self.bad_input.report("request", "$/stream/credit with an id that is not a string or number")
+            return
         stream = self.streams.get(id)
         if stream is not None:
             stream.grant(credit)
@@ -646,6 +653,9 @@ class Connection:
 
     def _on_cancel_request(self, params: Any) -> None:
         id = params.get("id") if type(params) is dict else None
+        if type(id) not in _ID_TYPES:
+            self.bad_input.report("request", "$/cancelRequest with an id that is not a string or number")
+            return
         call = self._by_id.get(id)
         if call is None:
             log.debug("$/cancelRequest for %r, which is not running", id)

@@ -92,3 +92,15 @@ def test_a_full_queue_answers_busy_and_the_host_keeps_serving() -> None:
         replies = _replies(host, set(range(6, 20)), timeout=5)
         assert {r["error"]["code"] for r in replies.values()} == {-32005}
         assert host.call("slow", {"seconds": 0}, id=99)["result"] == "done"
+
+
+def test_control_messages_with_unhashable_ids_are_refused_and_the_host_serves_on() -> None:
+    """Found by bench/fuzz.py: ``$/cancelRequest {id: {}}`` raised in the input callback and the
+    host shut down (exit 0 mid-session)."""
+    with Host(APP) as host:
+        for method in ("$/cancelRequest", "$/stream/credit"):
+            for bad in ({}, [], {"a": [1]}):
+                host.send({"jsonrpc": "2.0", "method": method, "params": {"id": bad, "credit": 1}})
+        assert host.call("rpc.ping", id=1)["result"] == "pong"
+        assert host.call("slow", {"seconds": 0}, id=2)["result"] == "done"
+        assert host.call("rpc.metrics", id=3)["result"]["badInput"]["request"] == 6
