@@ -2,7 +2,7 @@
 // A transport only moves parsed messages; see Transport in client.d.ts for its four members.
 
 import { checkMethod, checkParams, checkTimeout } from './checks.js';
-import { CallCancelledError, CallTimeoutError, ConnectionClosedError, ErrorCodes, RpcError } from './errors.js';
+import { CallCancelledError, CallTimeoutError, ConnectionClosedError, ErrorCodes, RpcError, reportToConsole } from './errors.js';
 import { CallStream } from './stream.js';
 
 const CANCEL_METHOD = '$/cancelRequest';
@@ -39,7 +39,7 @@ export class RpcClient {
     this.#transport = transport;
     this.#defaultTimeout = checkTimeout(timeout);
     this.#trace = trace;
-    this.#onError = onError ?? defaultOnError;
+    this.#onError = onError ?? reportToConsole('bridge client');
     const offMessage = transport.onMessage((message) => this.#receive(message));
     const offClose = transport.onClose((error) => this.#handleClose(error));
     this.#unsubscribeTransport = () => {
@@ -347,8 +347,4 @@ function addTo(map, key, handler) {
     set.delete(entry);
     if (set.size === 0 && map.get(key) === set) map.delete(key);
   };
-}
-
-function defaultOnError(error) {
-  console.error('[bridge client]', error);
 }

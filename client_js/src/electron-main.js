@@ -28,10 +28,10 @@
 // at most about two windows of chunks are in flight (one in main, one in the page). A stream's
 // outcome carries `chunks`, the number of `:chunk`s pushed, so the page can wait for them all.
 
-import { ErrorCodes } from './errors.js';
+import { MAX_TIMEOUT, checkMethod, checkParams } from './checks.js';
+import { ErrorCodes, reportToConsole } from './errors.js';
 import { declaresParticipant, participantOf } from './identity.js';
 
-const MAX_TIMEOUT = 2 ** 31 - 1;
 const DEFAULT_WINDOW = 16;
 /** The largest window a page may ask for: it is untrusted, and chunks wait in main's memory. */
 const MAX_WINDOW = 1024;
@@ -44,7 +44,7 @@ const MAX_WINDOW = 1024;
  */
 export function exposeToRenderers(
   client,
-  { ipcMain, allow, events = [], channel = 'bridge', caller = defaultCaller, onError = defaultOnError } = {},
+  { ipcMain, allow, events = [], channel = 'bridge', caller = defaultCaller, onError = reportToConsole('bridge electron') } = {},
 ) {
   if (!client || typeof client.call !== 'function' || typeof client.on !== 'function') {
     throw new TypeError('exposeToRenderers: client must have call() and on() (an RpcClient)');
@@ -334,10 +334,9 @@ function checkRequest(request) {
   if (request === null || typeof request !== 'object') throw new TypeError('malformed bridge request');
   const { id, method, params, timeout, progress, window = DEFAULT_WINDOW } = request;
   if (!Number.isSafeInteger(id) || id < 1) throw new TypeError('malformed bridge request: bad id');
-  if (typeof method !== 'string' || method === '') throw new TypeError('method must be a non-empty string');
-  if (params !== undefined && (params === null || typeof params !== 'object')) {
-    throw new TypeError('params must be an object, an array, or undefined');
-  }
+  checkMethod(method);
+  checkParams(params);
+  // Stricter than checkTimeout: a number or nothing (the preload turns null into nothing).
   if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || timeout > MAX_TIMEOUT)) {
     throw new TypeError(`timeout must be a number of milliseconds from 0 to ${MAX_TIMEOUT}`);
   }
@@ -406,8 +405,4 @@ function toCloneable(value) {
       return String(value);
     }
   }
-}
-
-function defaultOnError(error) {
-  console.error('[bridge electron]', error);
 }

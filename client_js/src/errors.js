@@ -64,3 +64,8 @@ export class ConnectionClosedError extends Error {
     this.name = 'ConnectionClosedError';
   }
 }
+
+/** The default `onError`: log an error that belongs to no call, tagged with who saw it. */
+export function reportToConsole(tag) {
+  return (error) => console.error(`[${tag}]`, error);
+}

@@ -1,4 +1,4 @@
-// Types for "@bridge-rpc/client": the transport-free JSON-RPC 2.0 client.
+// Types for "@bridge-rpc/client": the transport-free JSON-RPC 2.0 client and its Supervisor.
 
 /** Undoes a subscription. Calling it more than once is harmless. */
 export type Unsubscribe = () => void;
@@ -135,12 +135,13 @@ export interface StepProgress {
   total: number;
 }
 
-export declare class RpcClient {
-  constructor(transport: Transport, options?: ClientOptions);
-  /** True once close() was called or the transport closed. */
-  readonly closed: boolean;
+/**
+ * What an app calls a host through: an RpcClient, or a Supervisor in front of hosts that restart
+ * (see its doc for what it adds). `O` is the options `call()` takes.
+ */
+export interface Caller<O extends CallOptions = CallOptions> {
   /** Send a request; resolves with its result. */
-  call<R = any>(method: string, params?: Params, options?: CallOptions): Promise<R>;
+  call<R = any>(method: string, params?: Params, options?: O): Promise<R>;
   /**
    * Call a streaming method (a generator handler). Named params get `$meta.stream.window`
    * (merged into any `$meta` given). Throws TypeError at once for bad arguments.
@@ -152,6 +153,13 @@ export declare class RpcClient {
   on<P = any>(method: string, handler: (params: P, method: string) => void): Unsubscribe;
   /** Handle `$/progress` values for a token (a call id, or a token sent in `$meta.progressToken`). */
   onProgress<V = any>(token: number | string, handler: (value: V) => void): Unsubscribe;
+}
+
+export interface RpcClient extends Caller {}
+export declare class RpcClient {
+  constructor(transport: Transport, options?: ClientOptions);
+  /** True once close() was called or the transport closed. */
+  readonly closed: boolean;
   /** Called once when the connection closes, with the error pending calls rejected with. */
   onClose(listener: (error: ConnectionClosedError) => void): Unsubscribe;
   /** Stop sending and close the transport. In-flight calls may still complete. */
@@ -235,3 +243,4 @@ export interface ReadyInfo {
 
 export { participantOf } from './identity.js';
 export * from './state.js';
+export * from './supervisor.js';

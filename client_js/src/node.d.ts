@@ -2,10 +2,9 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { RpcClient, type ClientOptions, type ReadyInfo } from './index.js';
-import type { HealthOptions, RestartOptions, RestartPolicy, Supervisor } from './supervisor.js';
+import type { HealthOptions, RestartOptions, RestartPolicy, Supervisor } from './index.js';
 
 export * from './index.js';
-export * from './supervisor.js';
 
 export interface SpawnOptions extends ClientOptions {
   /** The executable: a Python interpreter, or the sidecar `bridge bundle` built (then `args` are serve flags). */

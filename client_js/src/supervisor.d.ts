@@ -1,9 +1,10 @@
 // Types for the Supervisor: one client-like object in front of a bridge host that is
-// restarted when it crashes or hangs. Exported from "@bridge-rpc/client/node".
+// restarted when it crashes or hangs. Transport-free: exported from "@bridge-rpc/client" (and
+// so from every transport's entry point).
 
-import type { CallOptions, CallerOption, CallStream, ConnectionClosedError, Params, StreamOptions, Unsubscribe } from './index.js';
+import type { CallOptions, Caller, CallStream, ConnectionClosedError, Params, StreamOptions, Unsubscribe } from './index.js';
 
-/** The `$/ready` params as the Supervisor sees them (ReadyInfo in "@bridge-rpc/client/node"). */
+/** The `$/ready` params as the Supervisor sees them (ReadyInfo in "@bridge-rpc/client"). */
 export interface HostInfo {
   /** Methods the host declares safe to retry. */
   idempotent?: string[];
@@ -11,17 +12,13 @@ export interface HostInfo {
 }
 
 /** What `Supervisor` needs from each client `start()` makes; a SidecarClient has all of it. */
-export interface SupervisedClient {
+export interface SupervisedClient extends Omit<Caller, 'stream'> {
   /** The host's `$/ready` params. */
   readonly ready?: HostInfo;
   /** The host's last stderr lines, reported in the `crashed` event. */
   readonly stderrTail?: string[];
-  call(method: string, params?: Params, options?: CallOptions): Promise<any>;
-  notify(method: string, params?: Params, options?: CallerOption): void;
   /** Needed only by Supervisor.stream(). */
   stream?(method: string, params?: Params, options?: StreamOptions): CallStream;
-  on(method: string, handler: (params: any, method: string) => void): Unsubscribe;
-  onProgress(token: number | string, handler: (value: any) => void): Unsubscribe;
   onClose(listener: (error: ConnectionClosedError) => void): Unsubscribe;
   close(): Promise<unknown>;
   /** Stop the host at once (a hung host gets this); close() is used when it is missing. */
@@ -110,11 +107,17 @@ export type SupervisorEvent =
   | { state: 'failed'; error: Error };
 
 /**
- * Keeps a bridge host running and presents one client across its restarts: calls made while it
- * (re)starts are queued, idempotent calls in flight when it dies are retried, subscriptions
- * carry over. States: idle → starting → ready → crashed → restarting → starting → …;
- * close(): stopping → stopped; a failed first start or too many restarts: failed.
+ * Keeps a bridge host running and presents one client across its restarts. States: idle →
+ * starting → ready → crashed → restarting → starting → …; close(): stopping → stopped; a failed
+ * first start or too many restarts: failed. What it adds to an RpcClient's calls:
+ * - `call()` and `notify()` are queued until a host is ready (QueueFullError past `maxQueued`);
+ *   a call in flight when the host dies is retried if idempotent, else rejects with
+ *   SidecarCrashedError.
+ * - `stream()` waits for a ready host and is never retried: a stream in flight when the host
+ *   dies throws SidecarCrashedError after the chunks that came.
+ * - `on()` and `onProgress()` subscriptions carry over to every host to come.
  */
+export interface Supervisor extends Caller<SupervisedCallOptions> {}
 export declare class Supervisor {
   constructor(options: SupervisorOptions);
   readonly state: SupervisorState;
@@ -128,22 +131,6 @@ export declare class Supervisor {
   start(): Promise<HostInfo>;
   /** Resolves when a host is ready (at once if one is); rejects once failed or closed. */
   whenReady(): Promise<HostInfo>;
-  /**
-   * Send a request, queued until a host is ready. Rejects like RpcClient.call, plus
-   * SidecarCrashedError (in flight when the host died, not retried) and QueueFullError.
-   */
-  call<R = any>(method: string, params?: Params, options?: SupervisedCallOptions): Promise<R>;
-  /**
-   * Call a streaming method on the current host, waiting for one to be ready. Never retried:
-   * a stream in flight when the host dies throws SidecarCrashedError after the chunks that came.
-   */
-  stream<T = any>(method: string, params?: Params, options?: StreamOptions): CallStream<T>;
-  /** Send a notification, queued until a host is ready. Throws once closed or when the queue is full. */
-  notify(method: string, params?: Params, options?: CallerOption): void;
-  /** Handle the host's notifications named `method`, from every host to come. */
-  on<P = any>(method: string, handler: (params: P, method: string) => void): Unsubscribe;
-  /** Handle `$/progress` values for a token sent in `$meta.progressToken`, across restarts. */
-  onProgress<V = any>(token: number | string, handler: (value: V) => void): Unsubscribe;
   /** Called on every state change. */
   onState(listener: (event: SupervisorEvent) => void): Unsubscribe;
   /**

@@ -3,7 +3,7 @@
 // (the Node entry point's superviseSidecar() passes spawnSidecar).
 
 import { MAX_TIMEOUT, checkMethod, checkParams, checkTimeout } from './checks.js';
-import { CallCancelledError, CallTimeoutError, ConnectionClosedError, RpcError } from './errors.js';
+import { CallCancelledError, CallTimeoutError, ConnectionClosedError, RpcError, reportToConsole } from './errors.js';
 
 const POLICIES = ['never', 'immediate', 'fixed', 'backoff'];
 
@@ -114,7 +114,7 @@ export class Supervisor {
     this.#health = normalizeHealth(health);
     this.#maxQueued = maxQueued;
     this.#defaultTimeout = checkTimeout(timeout);
-    this.#onError = onError ?? defaultOnError;
+    this.#onError = onError ?? reportToConsole('bridge supervisor');
   }
 
   /** `idle`, `starting`, `ready`, `crashed`, `restarting`, `stopping`, `stopped` or `failed`. */
@@ -674,8 +674,4 @@ function normalizeHealth(health = {}) {
     throw new TypeError('health.failures must be a positive integer');
   }
   return options;
-}
-
-function defaultOnError(error) {
-  console.error('[bridge supervisor]', error);
 }

@@ -54,6 +54,8 @@ export declare class TauriSidecarClient extends RpcClient {
   readonly ready: ReadyInfo;
   /** The plugin's Child. */
   readonly child: ShellChild;
+  /** The last lines the host wrote to stderr (at most 20), oldest first. */
+  readonly stderrTail: string[];
   /**
    * Kill the sidecar (the plugin cannot end its stdin, so in-flight calls reject with
    * ConnectionClosedError and the host's shutdown hooks do not run). Resolves with the exit

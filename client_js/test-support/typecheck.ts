@@ -8,6 +8,8 @@ import {
   ErrorCodes,
   RpcClient,
   RpcError,
+  Supervisor,
+  type Caller,
   type CallStream,
   type Message,
   type ReadyInfo,
@@ -158,4 +160,8 @@ export async function tauri(): Promise<void> {
   console.log(exitCode);
   // @ts-expect-error the Command class is required: the package does not import the plugin
   await createTauriSidecar({ program: 'binaries/bridge-host' });
+  // The Supervisor is transport-free: it restarts a Tauri sidecar as it does a Node one.
+  const supervised: Caller = new Supervisor({ start: () => createTauriSidecar({ Command, args: ['serve'] }), health: false });
+  await supervised.call('system.ping');
+  console.log(client.stderrTail.join('\n'));
 }
