@@ -13,7 +13,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .app import Bridge
 
-DEFAULT_APP = "handlers.demo:app"
+DEFAULT_APP = "bridge.builtins.demo:app"
 
 
 def load_app(spec: str) -> Bridge:

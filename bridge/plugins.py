@@ -23,13 +23,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridge.plugins")
 
 ENTRY_POINT_GROUP = "bridge.plugins"
-#: Plugins that ship with bridge (in ``handlers/``): mounted by name with ``--plugin``.
+#: Plugins that ship with bridge (``bridge.builtins``, from ``handlers/``): mounted by name with ``--plugin``.
 BUILTIN = {
-    "system": "handlers.system:plugin",
-    "fs": "handlers.fs.plugin:plugin",
-    "services": "handlers.services.plugin:plugin",
-    "state": "handlers.state.plugin:plugin",
-    "collab": "handlers.collab.plugin:plugin",
+    "system": "bridge.builtins.system:plugin",
+    "fs": "bridge.builtins.fs.plugin:plugin",
+    "services": "bridge.builtins.services.plugin:plugin",
+    "state": "bridge.builtins.state.plugin:plugin",
+    "collab": "bridge.builtins.collab.plugin:plugin",
 }
 
 

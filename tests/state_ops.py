@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from handlers.state.patches import pointer
+from bridge.builtins.state.patches import pointer
 
 KEYS = st.sampled_from(["a", "b", "c", "d/e", "~f", "g h"])
 leaves = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=4)

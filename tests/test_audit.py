@@ -105,8 +105,8 @@ def test_settings_choose_the_directory_limits_or_turn_it_off(tmp_path, monkeypat
 
 SERVICES_APP = """
 from bridge import Bridge
-from handlers.services.plugin import plugin
-from handlers.system import plugin as system
+from bridge.builtins.services.plugin import plugin
+from bridge.builtins.system import plugin as system
 
 app = Bridge("audit-test")
 app.include(system)

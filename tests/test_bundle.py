@@ -24,6 +24,7 @@ import pytest
 
 from bridge import bundle
 from bridge.bundle import builder
+from bridge.plugins import BUILTIN
 from harness import gone
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,8 +97,8 @@ def test_a_plan_names_what_bridge_imports_by_name(tmp_path: Path, monkeypatch: p
     plan = bundle.plan(APP, mode="onefile", triple="x86_64-unknown-linux-gnu")
     assert plan.name == "notes-example"
     assert plan.app == APP
-    for module in ("examples.app", "bridge.server", "bridge.middleware.cache", "handlers.system",
-                   "handlers.fs.plugin", "anyio._backends._asyncio", "uvloop", "bridge_hello"):
+    for module in ("examples.app", "bridge.server", "bridge.middleware.cache", "bridge.builtins.system",
+                   "bridge.builtins.fs.plugin", "anyio._backends._asyncio", "uvloop", "bridge_hello"):
         assert module in plan.hidden_imports
     assert not [m for m in plan.hidden_imports if m.startswith("bridge.compat")]  # only if the app imports it
     assert plan.plugins == ["hello"]
@@ -329,9 +330,18 @@ def test_files_in_the_working_directory_do_not_shadow_the_bundle(built: dict[str
     (tmp_path / "examples" / "__init__.py").write_text("")
     (tmp_path / "examples" / "app.py").write_text("raise SystemExit('the checkout was imported')\n")
     (tmp_path / "anyio.py").write_text("raise SystemExit('a stray anyio.py was imported')\n")
-    host = Sidecar(built["executable"], env={"BRIDGE_FRAMING": "ndjson"}, cwd=str(tmp_path))
+    (tmp_path / "handlers.py").write_text("raise SystemExit('a stray handlers.py was imported')\n")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "__init__.py").write_text("raise SystemExit('a stray state package was imported')\n")
+    builtins = [arg for name in BUILTIN for arg in ("--plugin", name)]
+    host = Sidecar(built["executable"], "serve", *builtins, cwd=str(tmp_path),
+                   env={"BRIDGE_FRAMING": "ndjson", "BRIDGE_STATE_MEMORY": "1", "BRIDGE_AUDIT_DIR": str(tmp_path)})
     assert host.read()["params"]["name"] == "notes-example"
     assert host.call(1, "notes.list")["result"][0]["title"] == "Welcome"
+    health = host.call(2, "system.health")["result"]
+    assert health["failed"] == [] and {p["name"] for p in health["plugins"]} == set(BUILTIN)
+    assert host.call(3, "state.set", {"doc": "d", "value": 1})["result"]["version"] == 1
+    assert host.call(4, "services.list")["result"] == []
     assert host.close() == 0
 
 

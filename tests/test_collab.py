@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from bridge import BridgeError
-from handlers.collab.plugin import CollabSettings, Hub
-from handlers.collab.sessions import FORBIDDEN, LOCKED, NOT_A_PARTICIPANT, Collab, Denied
-from handlers.state.engine import CONFLICT, Documents
+from bridge.builtins.collab.plugin import CollabSettings, Hub
+from bridge.builtins.collab.sessions import FORBIDDEN, LOCKED, NOT_A_PARTICIPANT, Collab, Denied
+from bridge.builtins.state.engine import CONFLICT, Documents
 from harness import Notifications
 
 pytestmark = pytest.mark.anyio
@@ -214,8 +214,8 @@ def test_the_js_client_names_the_same_error_codes() -> None:
     """client_js/src/state.js lists these codes for apps; they must not drift from the plugins'."""
     import re
 
-    from handlers.collab import sessions
-    from handlers.state import engine
+    from bridge.builtins.collab import sessions
+    from bridge.builtins.state import engine
 
     source = (Path(__file__).parents[1] / "client_js" / "src" / "state.js").read_text()
     listed = {int(code) for code in re.findall(r":\s*(\d{4}),", source)}

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from handlers.state.patches import apply
+from bridge.builtins.state.patches import apply
 from harness import Host
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handlers.fs.aggregate import KINDS, MERGE, Aggregator, Batch, summarise
+from bridge.builtins.fs.aggregate import KINDS, MERGE, Aggregator, Batch, summarise
 
 PATHS = ["/r/a", "/r/b", "/r/sub/c", "/r/sub/d"]
 

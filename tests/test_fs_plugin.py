@@ -66,7 +66,7 @@ def test_reading_and_the_roots(tmp_path):
 
 
 def test_a_path_added_and_deleted_in_one_raw_batch_ends_as_the_disk_says(tmp_path):
-    from handlers.fs.plugin import settle
+    from bridge.builtins.fs.plugin import settle
 
     here, gone = tmp_path / "here", tmp_path / "gone"
     here.write_text("x")

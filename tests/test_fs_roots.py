@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.fs.roots import AllowedRoots, PathNotAllowed
+from bridge.builtins.fs.roots import AllowedRoots, PathNotAllowed
 
 
 @pytest.fixture
@@ -217,7 +217,7 @@ def test_a_swapped_symlink_never_opens_a_file_outside(tree: Path, roots: Allowed
                                                       walk: bool) -> None:
     import threading
 
-    import handlers.fs.roots as module
+    import bridge.builtins.fs.roots as module
 
     monkeypatch.setattr(module, "_WALK", walk)
     root, outside = tree / "root", tree / "outside"
@@ -272,7 +272,7 @@ def test_descriptors_are_not_leaked(tree: Path, roots: AllowedRoots) -> None:
 @pytest.mark.parametrize("path", ["file.txt", "sub/inner.txt", "sub/../file.txt"])
 def test_without_dir_fd_paths_resolve_by_name_and_the_opened_file_is_checked(tree: Path, roots: AllowedRoots,
                                                                              monkeypatch, path: str) -> None:
-    import handlers.fs.roots as module
+    import bridge.builtins.fs.roots as module
 
     monkeypatch.setattr(module, "_WALK", False)  # as on Windows
     assert roots.resolve(str(tree / "root" / path)) == (tree / "root" / path).resolve()

@@ -47,9 +47,12 @@ def test_the_wheel_holds_the_host_and_its_entry_point(dists: dict[str, Path]) ->
         entry_points = wheel.read(f"{info}/entry_points.txt").decode()
         metadata = wheel.read(f"{info}/METADATA").decode()
     for module in ("bridge/__init__.py", "bridge/cli.py", "bridge/bundle/__init__.py", "bridge/bundle/frozen.py",
-                   "bridge/py.typed", "handlers/demo.py", "handlers/system.py", "handlers/state/plugin.py"):
+                   "bridge/py.typed", "bridge/builtins/__init__.py", "bridge/builtins/demo.py",
+                   "bridge/builtins/system.py", "bridge/builtins/state/plugin.py", "bridge/builtins/services/shim.py",
+                   "bridge/bundle/hooks/pre_safe_import_module/hook-bridge.builtins.py"):
         assert module in names
     assert not [n for n in names if n.startswith(("tests/", "client_js/", "examples/")) or n.endswith(".pyc")]
+    assert not [n for n in names if n.startswith("handlers/")]  # the built-ins claim no top-level name
     assert "bridge = bridge.cli:main" in entry_points
     assert f"Version: {VERSION}" in metadata
     assert "Provides-Extra: bundle" in metadata
@@ -70,6 +73,19 @@ def test_the_sdist_builds_the_same_wheel(dists: dict[str, Path], tmp_path: Path)
         assert sorted(a.namelist()) == sorted(b.namelist())
 
 
+def test_the_editable_wheel_puts_the_checkout_on_the_path(tmp_path: Path) -> None:
+    """``pip install -e .``: the checkout itself, where bridge/builtins/__init__.py finds handlers/
+    (hatchling's per-package mapping cannot rename handlers/ to bridge/builtins/)."""
+    editable = "import sys; from hatchling.build import build_editable; print(build_editable(sys.argv[1]))"
+    subprocess.run([sys.executable, "-c", editable, str(tmp_path)], cwd=REPO, check=True, capture_output=True,
+                   timeout=300)
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        (pth,) = [n for n in archive.namelist() if n.endswith(".pth")]
+        assert archive.read(pth).decode().split() == [str(REPO)]
+        assert not [n for n in archive.namelist() if n.endswith(".py")]  # no copies to go stale
+
+
 def test_the_wheel_installs_into_a_fresh_venv_and_serves(dists: dict[str, Path], tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
@@ -83,16 +99,24 @@ def test_the_wheel_installs_into_a_fresh_venv_and_serves(dists: dict[str, Path],
                            env=env, capture_output=True, text=True, check=True)
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout  # not the checkout
 
-    host = subprocess.Popen([str(bindir / "bridge"), "serve", "--framing", "ndjson", "--log-level", "warning"],
-                            cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    (tmp_path / "handlers.py").write_text("raise SystemExit('an app handlers.py was imported')\n")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "__init__.py").write_text("raise SystemExit('an app state package was imported')\n")
+    host = subprocess.Popen([str(bindir / "bridge"), "serve", "--framing", "ndjson", "--log-level", "warning",
+                             "--plugin", "system", "--plugin", "state"],
+                            cwd=tmp_path, env={**env, "BRIDGE_STATE_MEMORY": "1"}, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert host.stdin is not None and host.stdout is not None
     try:
         ready = json.loads(host.stdout.readline())
         assert ready["method"] == "$/ready" and ready["params"]["version"] == VERSION
-        host.stdin.write(b'{"jsonrpc":"2.0","id":1,"method":"demo.add","params":{"a":2,"b":40}}\n')
+        host.stdin.write(b'{"jsonrpc":"2.0","id":1,"method":"demo.add","params":{"a":2,"b":40}}\n'
+                         b'{"jsonrpc":"2.0","id":2,"method":"system.ping"}\n'
+                         b'{"jsonrpc":"2.0","id":3,"method":"state.set","params":{"doc":"d","value":1}}\n')
         host.stdin.flush()
         assert json.loads(host.stdout.readline()) == {"jsonrpc": "2.0", "id": 1, "result": 42}
+        assert json.loads(host.stdout.readline()) == {"jsonrpc": "2.0", "id": 2, "result": "pong"}
+        assert json.loads(host.stdout.readline())["result"]["version"] == 1
         host.stdin.close()
         assert host.wait(30) == 0
     finally:

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from handlers.services.policy import RestartPolicy
-from handlers.services.supervisor import HealthCheck, Service, ServiceManager
+from bridge.builtins.services.policy import RestartPolicy
+from bridge.builtins.services.supervisor import HealthCheck, Service, ServiceManager
 from harness import gone
 
 pytestmark = pytest.mark.anyio
@@ -166,7 +166,7 @@ async def test_a_command_health_check_marks_the_service_unhealthy_and_healthy_ag
 HOST_SCRIPT = """
 import asyncio, sys
 sys.path.insert(0, {root!r})
-from handlers.services.supervisor import Service, ServiceManager
+from bridge.builtins.services.supervisor import Service, ServiceManager
 
 async def main():
     manager = ServiceManager()
@@ -206,7 +206,7 @@ def test_kill_9_of_the_host_leaves_no_child(tmp_path):
 
 APP = """
 from bridge import Bridge
-from handlers.services.plugin import plugin
+from bridge.builtins.services.plugin import plugin
 
 app = Bridge("services-test")
 app.include(plugin, settings={settings!r})

@@ -71,7 +71,7 @@ def test_kill_9_of_the_host_leaves_no_process_of_a_service_or_a_health_check(tmp
 
 @pytest.mark.anyio
 async def test_stop_and_a_timed_out_health_check_leave_nothing_behind_even_outside_the_group(tmp_path):
-    from handlers.services.supervisor import HealthCheck, ServiceManager
+    from bridge.builtins.services.supervisor import HealthCheck, ServiceManager
     from test_services import py, until
 
     pids_file = tmp_path / "pids"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from handlers.services.policy import RestartBudget, RestartPolicy, next_delay
+from bridge.builtins.services.policy import RestartBudget, RestartPolicy, next_delay
 
 
 def test_never_always_fixed():

@@ -12,8 +12,8 @@ from test_services import SLEEPER, definition
 
 APP = """
 from bridge import Bridge
-from handlers.services.plugin import plugin
-from handlers.system import plugin as system
+from bridge.builtins.services.plugin import plugin
+from bridge.builtins.system import plugin as system
 
 app = Bridge("services-trust-test")
 app.include(system)

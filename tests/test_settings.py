@@ -50,11 +50,11 @@ def test_bad_flag_value_exits_2_with_a_message() -> None:
 
 
 def test_load_app_forms() -> None:
-    assert load_app("handlers.demo:app").name == "bridge-builtins"
-    assert load_app("handlers.demo").name == "bridge-builtins"
+    assert load_app("bridge.builtins.demo:app").name == "bridge-builtins"
+    assert load_app("bridge.builtins.demo").name == "bridge-builtins"
     assert load_app("tests/e2e_app.py:spec_app").methods.keys() >= {"subtract"}
     with pytest.raises(SystemExit):
-        load_app("handlers.demo:DEMO_FAILURE")
+        load_app("bridge.builtins.demo:DEMO_FAILURE")
 
 
 def test_version() -> None:

@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge import INVALID_PARAMS, BridgeError
-from handlers.state.engine import (CONFLICT, HISTORY_GONE, PATCH_FAILED, TOO_LARGE, TOO_MANY_SUBSCRIPTIONS,
-                                   UNAVAILABLE, Documents, Limits)
-from handlers.state.patches import apply
-from handlers.state.store import Entry, Store, StoreError, dumps
+from bridge.builtins.state.engine import (CONFLICT, HISTORY_GONE, PATCH_FAILED, TOO_LARGE, TOO_MANY_SUBSCRIPTIONS,
+                                          UNAVAILABLE, Documents, Limits)
+from bridge.builtins.state.patches import apply
+from bridge.builtins.state.store import Entry, Store, StoreError, dumps
 
 from harness import Notifications
 from state_ops import draw_op

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.state.patches import MISSING, PatchError, apply, clashes, common_ancestor, merge3, overlaps, set_at
+from bridge.builtins.state.patches import MISSING, PatchError, apply, clashes, common_ancestor, merge3, overlaps, set_at
 
 from state_ops import draw_op
 

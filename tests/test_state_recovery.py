@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
-from handlers.state import plugin as state_plugin
-from handlers.state.marker import SLOT, Mark, Marker, decode, encode
-from handlers.state.store import Entry, HistoryLost, Store, StoreError, digest, dumps, marker_path
+from bridge.builtins.state import plugin as state_plugin
+from bridge.builtins.state.marker import SLOT, Mark, Marker, decode, encode
+from bridge.builtins.state.store import Entry, HistoryLost, Store, StoreError, digest, dumps, marker_path
 
 
 def write(store: Store, doc: str, first: int, count: int) -> None:

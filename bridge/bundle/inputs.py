@@ -24,6 +24,11 @@ DEFAULT_EXCLUDES = ("tkinter", "hypothesis", "pytest", "_pytest", "PyInstaller",
 RUNTIME_IMPORTS = ("anyio._backends._asyncio", "uvloop", "orjson", "pydantic_core")
 #: Parts of bridge an app brings in by importing them (PyInstaller then finds them itself).
 OPTIONAL_PACKAGES = ("bridge.compat",)
+#: The built-in plugins, imported by name (``--plugin``). In a checkout their files are in
+#: ``handlers/``, reached through ``__path__``, which PyInstaller's analysis does not run: a hook tells it.
+BUILTINS = "bridge.builtins"
+HOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hooks")
+BUILTINS_HOOK = os.path.join(HOOKS, "pre_safe_import_module", "hook-bridge.builtins.py")
 CACHE_FORMAT = 1
 #: Builds a cache keeps, the most recently used (onefile and onedir of two versions).
 CACHE_KEEP = 4
@@ -81,6 +86,7 @@ class Plan:
             args.append("--strip")  # debug symbols are half the size; macOS signing dislikes strip
         for path in self.paths:
             args += ["--paths", path]
+        args += ["--additional-hooks-dir", HOOKS]
         for module in self.hidden_imports:
             args += ["--hidden-import", module]
         for package in self.collect:
@@ -154,7 +160,7 @@ def plan(app: str, *, name: str | None = None, triple: str | None = None, mode: 
          plugins: Sequence[str] | None = None, hidden_imports: Sequence[str] = (), collect: Sequence[str] = (),
          excludes: Sequence[str] = (), extra_args: Sequence[str] = (), compress: bool = False) -> Plan:
     """Decide a build: import the app (to fail before a minute of PyInstaller, not after) and
-    find what bridge would import by name at run time: built-in plugins (``handlers``), the
+    find what bridge would import by name at run time: built-in plugins (``bridge.builtins``), the
     installed plugins' entry points (``plugins``: None for all, [] for none) with their
     distributions' metadata, which PyInstaller does not copy by itself."""
     from ..cli import load_app
@@ -162,17 +168,21 @@ def plan(app: str, *, name: str | None = None, triple: str | None = None, mode: 
     loaded = load_app(app)
     module, attr = _module_name(app)
     import bridge
-    import handlers
+    import bridge.builtins
 
     result = Plan(app=f"{module}:{attr}", module=module, name=name or _slug(loaded.name),
                   triple=triple or target_triple(), mode=mode, paths=[os.getcwd()])
     if "." in result.name or "/" in result.name or "\\" in result.name:
         raise ValueError(f"sidecar name {result.name!r}: use letters, digits and dashes (Tauri replaces "
                          "what follows a dot with .exe on Windows)")
-    bridge_modules, bridge_sources = _package_modules("bridge", os.path.dirname(bridge.__file__), OPTIONAL_PACKAGES)
-    handler_modules, handler_sources = _package_modules("handlers", os.path.dirname(handlers.__file__))
-    result.hidden_imports = [module, *RUNTIME_IMPORTS, *bridge_modules, *handler_modules]
-    result.sources = [*bridge_sources, *handler_sources, *_sources_of(module)]
+    bridge_modules, bridge_sources = _package_modules("bridge", os.path.dirname(bridge.__file__),
+                                                      (*OPTIONAL_PACKAGES, BUILTINS))
+    for folder in bridge.builtins.__path__:  # a checkout's is [bridge/builtins, handlers]
+        modules, sources = _package_modules(BUILTINS, folder)
+        bridge_modules += modules
+        bridge_sources += sources
+    result.hidden_imports = [module, *RUNTIME_IMPORTS, *bridge_modules]
+    result.sources = [*bridge_sources, BUILTINS_HOOK, *_sources_of(module)]
     result.metadata = [dist for dist in ("bridge-sidecar",) if _installed(dist)]
     for ep_name, dist_name, ep_module in _entry_points():
         if plugins is not None and ep_name not in plugins:

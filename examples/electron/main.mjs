@@ -24,7 +24,7 @@ const TRIPLE = {
 }[`${process.platform}-${process.arch}`];
 
 /**
- * How to start the host. Packaged, the app ships the folder `bridge bundle handlers.demo:app
+ * How to start the host. Packaged, the app ships the folder `bridge bundle bridge.builtins.demo:app
  * --name bridge-host --out sidecar` built (package.json > build > extraResources) and runs the
  * executable in it; in development, the repository's Python runs `-m bridge serve`.
  */

@@ -13,7 +13,7 @@ from typing import Any
 
 from bridge import INVALID_PARAMS, BridgeError
 
-from handlers.state.patches import MISSING, Path, merge3, overlaps, pointer, set_at, touched_paths, value_at
+from ..state.patches import MISSING, Path, merge3, overlaps, pointer, set_at, touched_paths, value_at
 
 STRATEGIES = ("mine", "theirs", "merge", "manual")
 

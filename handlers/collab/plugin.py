@@ -17,10 +17,10 @@ from pydantic import BaseModel, Field
 
 from bridge import INVALID_PARAMS, BridgeError, Context, Plugin, __version__
 from bridge.middleware import Next, Request
-from handlers.state import plugin as state
-from handlers.state.engine import Documents
-from handlers.state.patches import MISSING, Path, PatchError, apply, common_ancestor, pointer, value_at
 
+from ..state import plugin as state
+from ..state.engine import Documents
+from ..state.patches import MISSING, Path, PatchError, apply, common_ancestor, pointer, value_at
 from .conflicts import Conflict, resolution
 from .sessions import NO_SUCH_CONFLICT, Collab, Denied, Participant
 

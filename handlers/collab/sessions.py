@@ -14,7 +14,7 @@ from typing import Any
 
 from bridge import BridgeError
 
-from handlers.state.patches import Path, overlaps, split
+from ..state.patches import Path, overlaps, split
 
 #: Application error codes of the collab plugin.
 NOT_A_PARTICIPANT = 4601
