@@ -5,6 +5,7 @@ What an app may import is all here; every other module is free to change.
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .app import Bridge
 from .context import Context
 from .errors import (
@@ -50,7 +51,6 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(f".middleware.{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'bridge' has no attribute {name!r}")
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Batch",

@@ -40,13 +40,13 @@ from .metrics import RING, Metrics
 from .middleware import build as build_pipeline
 from .middleware import needs_cache
 from .middleware import run as run_call
+from .middleware.stream import Credits
 from .stdio import Pump
 from .watchdog import LoopWatchdog
 
 if TYPE_CHECKING:
     from .app import Bridge
     from .cache import CacheStore
-    from .middleware.stream import Credit
     from .settings import Settings
 
 log = logging.getLogger("bridge")
@@ -136,7 +136,7 @@ class Connection:
         self.metrics = Metrics()
         self._methods["rpc.metrics"] = Method(self._metrics_snapshot, "rpc.metrics")
         self._ping = self._methods["rpc.ping"] = Method(_pong, "rpc.ping", idempotent=True)
-        self.streams: dict[Any, Credit] = {}  # running streams by request id
+        self.streams = Credits()  # running streams' credit by request id
         self.cache: CacheStore | None = None
         if needs_cache(app):
             from .cache import CacheStore, default_directory
@@ -257,7 +257,7 @@ class Connection:
 
     def metrics_snapshot(self) -> dict[str, Any]:
         """The document ``rpc.metrics`` returns."""
-        snapshot = self.metrics.snapshot()
+        snapshot = self.metrics.snapshot(self.app.methods)
         snapshot["admission"] = {
             "inflight": self._inflight, "maxInflight": self._max_inflight, "callerShare": self._share,
             "queued": self._queued, "queuedBytes": self._queued_bytes, "maxQueued": self._max_queued,
@@ -268,13 +268,6 @@ class Connection:
         snapshot["badInput"] = dict(self.bad_input.counts)
         if self.watchdog is not None:
             snapshot["loop"] = self.watchdog.stats()
-        for name, method in self.app.methods.items():
-            entry = snapshot["methods"].get(name)
-            if entry is not None:
-                for part in method.parts:  # each middleware reports its own figures
-                    report = getattr(part, "metrics", None)
-                    if report is not None:
-                        entry.update(report(name))
         return snapshot
 
     async def _push_metrics(self, interval: float) -> None:
@@ -645,10 +638,9 @@ class Connection:
         if type(id) not in _ID_TYPES:  # an object or array id names no call (and cannot be a key)
             self.bad_input.report("request", "$/stream/credit with an id that is not a string or number")
             return
-        stream = self.streams.get(id)
-        if stream is not None:
-            stream.grant(credit)
-        elif (call := self._by_id.get(id)) is not None:  # its stream has not begun: keep the credit for it
+        if self.streams.grant(id, credit):
+            return
+        if (call := self._by_id.get(id)) is not None:  # its stream has not begun: keep the credit for it
             call.credit = min(call.credit + credit, 1 << 30)
 
     def _on_cancel_request(self, params: Any) -> None:
@@ -705,7 +697,7 @@ class Connection:
         if self._ready_sent:
             return
         self._ready_sent = True
-        from . import __version__
+        from ._version import __version__
 
         s = self.settings
         self.notify("$/ready", {

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import time
 from array import array
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from . import errors as E
+
+if TYPE_CHECKING:
+    from .methods import Method
 
 RING = 1024  # a power of two: the ring index wraps with a mask
 
@@ -86,14 +90,24 @@ class Metrics:
         self._second = second
         self._this_second = 0
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, methods: Mapping[str, Method] | None = None) -> dict[str, Any]:
+        """The counters; each of ``methods``' middleware adds its own figures to its entry
+        (``metrics(name)``: a cache its hit rate, a stream its chunks)."""
         second = int(time.monotonic())
         if second != self._second:
             self._roll(second)
+        entries = {name: stats.snapshot() for name, stats in sorted(self.methods.items())}
+        for name, method in (methods or {}).items():
+            entry = entries.get(name)
+            if entry is not None:
+                for part in method.parts:
+                    report = getattr(part, "metrics", None)
+                    if report is not None:
+                        entry.update(report(name))
         return {
             "uptimeSeconds": round(time.monotonic() - self.started, 3),
             "messages": self.messages,
             "messagesPerSecond": self._last_rate,
             "peakMessagesPerSecond": max(self.peak_rate, self._this_second),
-            "methods": {name: stats.snapshot() for name, stats in sorted(self.methods.items())},
+            "methods": entries,
         }

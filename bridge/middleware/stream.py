@@ -54,8 +54,7 @@ class Stream:
         opted = request.meta.get("stream")
         credit = Credit(opted.get("window", conn.settings.stream_window) if isinstance(opted, dict) else conn.settings.stream_window,
                         paced=opted is not None)
-        if request.id is not None:
-            conn.streams[request.id] = credit
+        conn.streams.open(request.id, credit)
         early = request._call.credit  # granted before the stream began (while the call was queued)
         if early and credit.paced:
             credit.grant(early)
@@ -77,8 +76,7 @@ class Stream:
             raise
         finally:
             await items.aclose()
-            if request.id is not None and conn.streams.get(request.id) is credit:
-                del conn.streams[request.id]
+            conn.streams.close(request.id, credit)
         return {"items": done, "chunks": seq}
 
     async def _chunks(self, items: AsyncIterator[Any]) -> AsyncIterator[list[Any]]:
@@ -96,6 +94,34 @@ class Stream:
                 chunk, size = [], 0
         if chunk:
             yield chunk
+
+
+class Credits:
+    """A connection's running streams by request id: what ``$/stream/credit`` tops up."""
+
+    __slots__ = ("_by_id",)
+
+    def __init__(self) -> None:
+        self._by_id: dict[Any, Credit] = {}
+
+    def open(self, id: Any, credit: Credit) -> None:
+        if id is not None:
+            self._by_id[id] = credit
+
+    def close(self, id: Any, credit: Credit) -> None:
+        if id is not None and self._by_id.get(id) is credit:
+            del self._by_id[id]
+
+    def grant(self, id: Any, credit: int) -> bool:
+        """Give stream ``id`` more credit; False if no such stream runs (yet)."""
+        stream = self._by_id.get(id)
+        if stream is None:
+            return False
+        stream.grant(credit)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._by_id)
 
 
 class Credit:

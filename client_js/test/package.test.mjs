@@ -16,7 +16,7 @@ test('the version is the Python package\'s (pyproject.toml and bridge.__version_
   const pyproject = readFileSync(join(repo, 'pyproject.toml'), 'utf8');
   const project = pyproject.slice(pyproject.indexOf('[project]'));
   const pyVersion = /^version\s*=\s*"([^"]+)"/m.exec(project)?.[1];
-  const initVersion = /^__version__\s*=\s*"([^"]+)"/m.exec(readFileSync(join(repo, 'bridge', '__init__.py'), 'utf8'))?.[1];
+  const initVersion = /^__version__\s*=\s*"([^"]+)"/m.exec(readFileSync(join(repo, 'bridge', '_version.py'), 'utf8'))?.[1];
   assert.ok(pyVersion, 'pyproject.toml has a [project] version');
   assert.equal(pkg.version, pyVersion);
   assert.equal(initVersion, pyVersion);
