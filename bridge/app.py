@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .audit import AuditLog
 from .methods import Method, MethodOptions
-from .routing import Hook, Router
+from .routing import Hook, Lifespan, Router
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -39,9 +39,12 @@ class Bridge(Router):
         timeout: float | None = None,
         rate_limit: RateLimit | None = None,
         circuit: CircuitBreaker | None = None,
+        lifespan: Lifespan | None = None,
     ) -> None:
-        """``timeout``, ``rate_limit`` and ``circuit`` are defaults for every method."""
-        super().__init__()
+        """``timeout``, ``rate_limit`` and ``circuit`` are defaults for every method.
+        ``lifespan(app)`` is entered at start-up (after the startup hooks) and left at shutdown;
+        what it yields is ``app.state`` meanwhile."""
+        super().__init__(lifespan)
         self.name = name
         self.version = version
         self.description = description
@@ -51,6 +54,7 @@ class Bridge(Router):
         self.middleware: list[Middleware] = []
         self.plugins: dict[str, PluginStatus] = {}
         self.method_owners: dict[str, str] = {}  # method name -> the plugin that mounted it
+        self.lifespans: list[tuple[Router, PluginStatus | None]] = [(self, None)]  # entered in order
         self.methods: dict[str, Method] = {}
         self.connection: Connection | None = None
         #: The audit log (``app.audit.record(event, participant=..., **fields)``): a no-op

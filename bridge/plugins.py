@@ -11,11 +11,12 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from contextlib import AsyncExitStack
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .routing import Hook, Router
+from .routing import Hook, Lifespan, Router
 
 if TYPE_CHECKING:
     from .app import Bridge
@@ -46,10 +47,10 @@ class Plugin(Router):
     """
 
     def __init__(self, name: str, version: str = "0.0.0", *, description: str | None = None,
-                 settings: type[Any] | None = None) -> None:
+                 settings: type[Any] | None = None, lifespan: Lifespan | None = None) -> None:
         if not name or "." in name or name.startswith(("rpc", "$")):
             raise ValueError(f"plugin name {name!r} must be a non-empty word, not 'rpc' or '$...'")
-        super().__init__()
+        super().__init__(lifespan)
         self.name = name
         self.version = version
         self.description = description
@@ -101,6 +102,7 @@ def include(app: Bridge, plugin: Plugin, prefix: str | None = None, settings: An
     status.methods = names
     app.plugins[prefix] = status
     app.startup_hooks.extend(_guarded(app, status, hook) for hook in plugin.startup_hooks)
+    app.lifespans.append((plugin, status))
     app.shutdown_hooks.extend(plugin.shutdown_hooks)
     return status
 
@@ -114,13 +116,33 @@ def _guarded(app: Bridge, status: PluginStatus, hook: Hook) -> Hook:
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
-            log.error("plugin %s failed to start: %s", status.name, exc, exc_info=exc)
-            status.status, status.error = "failed", f"{type(exc).__name__}: {exc}"
-            for name in status.methods:
-                app.methods[name].func = _failed(status)
-                app.methods[name].is_async = True
+            _fail(app, status, exc)
 
     return run
+
+
+async def enter_lifespans(app: Bridge, stack: AsyncExitStack) -> None:
+    """Enter the app's lifespan, then each plugin's in mount order, on ``stack`` (left in reverse).
+    A plugin whose lifespan fails is failed alone; the app's own failing stops the start."""
+    for owner, status in app.lifespans:
+        if owner.lifespan is None or (status is not None and status.status == "failed"):
+            continue
+        try:
+            owner.state = await stack.enter_async_context(owner.lifespan(owner))
+        except Exception as exc:
+            if status is None:
+                raise
+            _fail(app, status, exc)
+            continue
+        stack.callback(setattr, owner, "state", None)
+
+
+def _fail(app: Bridge, status: PluginStatus, exc: Exception) -> None:
+    log.error("plugin %s failed to start: %s", status.name, exc, exc_info=exc)
+    status.status, status.error = "failed", f"{type(exc).__name__}: {exc}"
+    for name in status.methods:
+        app.methods[name].func = _failed(status)
+        app.methods[name].is_async = True
 
 
 def _failed(status: PluginStatus) -> Callable[..., Any]:

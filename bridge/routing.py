@@ -7,6 +7,7 @@ its namespace (``app.include(plugin)``), as FastAPI's ``APIRouter`` does for ``i
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
@@ -16,14 +17,20 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 Hook = Callable[[], "Awaitable[None] | None"]
+#: ``lifespan(router)``: an async context manager entered when the host starts and left when
+#: it stops; what it yields is ``router.state`` meanwhile (Starlette's lifespan, per router).
+Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
 class Router:
     """Registration by decorator: ``@x.method``, ``@x.on_startup``, ``@x.on_shutdown``."""
 
-    def __init__(self) -> None:
+    def __init__(self, lifespan: Lifespan | None = None) -> None:
         self.startup_hooks: list[Hook] = []
         self.shutdown_hooks: list[Hook] = []
+        self.lifespan = lifespan
+        #: What the lifespan yielded, while the host runs (None before and after).
+        self.state: Any = None
 
     @overload
     def method(self, func: F, /) -> F: ...

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from typing import TYPE_CHECKING
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .app import run_hooks
 from .audit import configure as configure_audit
 from .connection import Connection
+from .plugins import enter_lifespans
 from .stdio import open_streams, take_stdio
 
 if TYPE_CHECKING:
@@ -62,11 +64,17 @@ async def serve(app: Bridge, settings: Settings, in_fd: int, out_fd: int) -> int
     conn = Connection(app, settings, streams.input, writer)
     streams.bind(conn)
     configure_audit(app.audit, settings, app.name)
-    try:
-        await run_hooks(app.startup_hooks)
-    except Exception:
-        log.exception("a startup hook failed; exiting")
-        return 1
+    async with AsyncExitStack() as lifespans:  # left last, in reverse, after the shutdown hooks
+        try:
+            await run_hooks(app.startup_hooks)
+            await enter_lifespans(app, lifespans)
+        except Exception:
+            log.exception("the app failed to start; exiting")
+            return 1
+        return await _serve(app, settings, conn, writer)
+
+
+async def _serve(app: Bridge, settings: Settings, conn: Connection, writer: Any) -> int:
     app.connection = conn
     log.info("serving %s (%d methods, framing %s)", app.name, len(app.methods), settings.framing)
     try:
