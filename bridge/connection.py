@@ -34,6 +34,7 @@ from .discovery import discover_method
 from .badinput import BadInput
 from .codec import dumps, serialisable
 from .framing import ENCODERS, FrameError, decoder
+from .host import Host
 from .identity import participant_id
 from .methods import Method
 from .metrics import RING, Metrics
@@ -134,6 +135,7 @@ class Connection:
         self._methods = dict(app.methods)
         self._methods["rpc.discover"] = discover_method(app)
         self.metrics = Metrics()
+        self.host = Host(self)  # what handlers see of this connection (ctx.host)
         self._methods["rpc.metrics"] = Method(self._metrics_snapshot, "rpc.metrics")
         self._ping = self._methods["rpc.ping"] = Method(_pong, "rpc.ping", idempotent=True)
         self.streams = Credits()  # running streams' credit by request id

@@ -10,6 +10,7 @@ from .identity import participant_id
 if TYPE_CHECKING:
     from .app import Bridge
     from .connection import Call, Connection
+    from .host import Host
 
 #: A JSON-RPC request id: string, number, or null (None for a notification's context).
 RequestId = str | int | float | None
@@ -56,8 +57,13 @@ class Context:
         return participant_id(self.caller, self._conn.serial)
 
     @property
+    def host(self) -> Host:
+        """The host serving the call: calls in flight, metrics, events, back-pressure, stop."""
+        return self._conn.host
+
+    @property
     def connection(self) -> Connection:
-        """The connection the call came on."""
+        """The connection the call came on (private API: prefer ``host``)."""
         return self._conn
 
     @property

@@ -50,7 +50,7 @@ async def count(n: Annotated[int, Field(ge=0, le=MAX_COUNT)], ctx: Context, dela
         if delay:
             await anyio.sleep(delay)
         elif done % 256 == 0:
-            await ctx.connection.drain()  # wait while the output pipe is full
+            await ctx.host.drain()  # wait while the output pipe is full
             await anyio.sleep(0)  # and let other calls run
         ctx.progress(done=done, total=n)
     return n

@@ -32,7 +32,7 @@ async def health(ctx: Context) -> dict[str, Any]:
         "status": "degraded" if failed else "ok",
         "failed": failed,
         "uptimeSeconds": round(time.monotonic() - _STARTED, 3),
-        "inflight": ctx.connection.inflight,
+        "inflight": ctx.host.inflight,
         "memory": _memory(),
         "plugins": plugins,
     }
@@ -61,7 +61,7 @@ async def info(ctx: Context) -> dict[str, Any]:
 @plugin.method("metrics", idempotent=True)
 async def metrics(ctx: Context) -> dict[str, Any]:
     """The host's metrics (the same document as ``rpc.metrics``)."""
-    return ctx.connection.metrics_snapshot()
+    return ctx.host.metrics()
 
 
 @plugin.method("audit", idempotent=True)
