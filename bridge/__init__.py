@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .app import Bridge
 from .context import Context
+from .host import Host
 from .errors import (
     CIRCUIT_OPEN,
     INTERNAL_ERROR,
@@ -60,6 +61,7 @@ __all__ = [
     "Cache",
     "CircuitBreaker",
     "Context",
+    "Host",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
