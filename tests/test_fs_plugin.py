@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from harness import Host
 
 
@@ -74,3 +75,55 @@ def test_a_path_added_and_deleted_in_one_raw_batch_ends_as_the_disk_says(tmp_pat
            (2, str(tmp_path / "new"))}
     assert settle(raw) == [("deleted", str(gone)), ("created", str(here)),
                            ("created", str(tmp_path / "new")), ("modified", str(tmp_path / "new"))]
+
+
+def test_watches_running_at_eof_are_stopped_before_the_host_exits(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    with fs_host(root, tmp_path) as host:
+        host.recv()
+        for i in range(2):
+            host.call("fs.watch", {"paths": [str(root)], "debounce_ms": 20}, id=i)
+        (root / "one.txt").write_text("x")
+        host.recv_until(lambda m: m.get("method") == "fs.changed")
+        host.close_stdin()
+        assert host.wait(timeout=10) == 0
+        log = host.stderr.decode()
+        assert "fs: stopped 2 watch(es)" in log and "Traceback" not in log, log
+        assert log.index("fs: stopped") > log.index("bridge: stopped")  # the lifespan is left last
+
+
+@pytest.mark.anyio
+async def test_the_lifespan_owns_every_watch_task(tmp_path, monkeypatch):
+    import asyncio
+    from types import SimpleNamespace
+
+    import anyio
+
+    from bridge import BridgeError
+    from bridge.builtins.fs.plugin import FsSettings, plugin, unwatch, watch
+
+    events: list[dict] = []
+    seen = anyio.Event()
+
+    def notify(method: str, params: dict) -> None:
+        events.append(params)
+        seen.set()
+
+    ctx = SimpleNamespace(participant="me", notify=notify)
+    monkeypatch.setattr(plugin, "settings", FsSettings(roots=[str(tmp_path)]))
+    before = asyncio.all_tasks()
+    with anyio.fail_after(10):
+        async with plugin.lifespan(plugin) as state:
+            monkeypatch.setattr(plugin, "state", state)
+            kept = await watch([str(tmp_path)], ctx, debounce_ms=10)
+            gone = await watch([str(tmp_path)], ctx, debounce_ms=10)
+            assert await unwatch(gone, ctx) is True and list(state.by_id) == [kept]
+            (tmp_path / "one.txt").write_text("x")
+            await seen.wait()
+            assert events[0]["subscription"] == kept
+            assert len(asyncio.all_tasks() - before) == 1  # the remaining watch's task
+        assert state.by_id == {} and asyncio.all_tasks() == before
+        with pytest.raises(BridgeError) as refused:  # stopped: no new watch
+            await watch([str(tmp_path)], ctx)
+    assert refused.value.code == -32603

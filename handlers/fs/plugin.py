@@ -3,7 +3,6 @@ compressed ``fs.changed`` events, and read under the allowed roots."""
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import fnmatch
 import io
@@ -11,13 +10,17 @@ import itertools
 import logging
 import os
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any
 
+import anyio
+from anyio.abc import TaskGroup
 from pydantic import BaseModel, Field
 
-from bridge import INVALID_PARAMS, BridgeError, Context, Plugin, __version__
+from bridge import INTERNAL_ERROR, INVALID_PARAMS, BridgeError, Context, Plugin, __version__
 
 from .aggregate import Aggregator, Kind
 from .read import BoundedFile, TooLarge, Unlike
@@ -40,57 +43,101 @@ class FsSettings(BaseModel):
     max_watches_per_caller: int = 16
     max_read_bytes: int = Field(default=16 * 1024 * 1024, ge=1,
                                 description="fs.read_text reads at most this; an fs.read_lines line at most this")
-
-
-plugin = Plugin("fs", __version__, description="File watching and reading under allowed roots.",
-                settings=FsSettings)
-_watches: dict[str, _Watch] = {}
-_ids = itertools.count(1)
+    stop_timeout: float = Field(default=5.0, ge=0, description="seconds a stopping watch gets to close its "
+                                "OS watches (fs.unwatch, shutdown) before it is cancelled")
 
 
 class _Watch:
-    __slots__ = ("id", "owner", "task", "stop")
+    __slots__ = ("id", "owner", "stop", "done")
 
     def __init__(self, id: str, owner: str) -> None:
         self.id = id
         self.owner = owner  # the watcher's participant id: its events go to it, only it may stop the watch
-        self.task: asyncio.Task[None] | None = None
         self.stop = threading.Event()  # read by watchfiles' Rust loop in a worker thread
+        self.done = anyio.Event()
 
 
-_allowed: list[AllowedRoots | None] = []
+class Watches:
+    """What the plugin holds while the host runs (``plugin.state``): the allowed roots (None: no
+    roots, every call refused), the watches by id, and the task group their tasks run in."""
+
+    def __init__(self, roots: AllowedRoots | None, settings: FsSettings, tasks: TaskGroup) -> None:
+        self.roots = roots
+        self.settings = settings
+        self.tasks = tasks
+        self.by_id: dict[str, _Watch] = {}
+        self.ids = itertools.count(1)
+        self.closing = False
+
+    async def stop(self, watches: list[_Watch]) -> bool:
+        """Flag ``watches`` to stop and wait (up to ``stop_timeout``) until their OS watches are
+        closed; False if one did not stop in time."""
+        for w in watches:
+            w.stop.set()
+        with anyio.move_on_after(self.settings.stop_timeout):
+            for w in watches:
+                await w.done.wait()
+            return True
+        return False
+
+    async def close(self) -> None:
+        """Stop accepting watches, then stop every one; what did not stop in time is cancelled
+        with the task group."""
+        self.closing = True
+        watches = list(self.by_id.values())
+        if not watches:
+            return
+        with anyio.CancelScope(shield=True):
+            stopped = await self.stop(watches)
+        if stopped:
+            log.info("fs: stopped %d watch(es)", len(watches))
+        else:
+            log.warning("fs: a watch did not stop within %s s; cancelling it", self.settings.stop_timeout)
 
 
-@plugin.on_startup
-def _check_roots() -> None:
-    """Settle the allowed roots once: a root that does not exist fails the plugin at start-up; no
-    roots at all leaves it serving refusals (there is no implicit root)."""
-    _allowed[:] = [_make_roots()]
-    if _allowed[0] is None:
-        log.warning("fs: no roots configured, so every fs call is refused; name them in [plugins.fs] roots")
-
-
-def _make_roots() -> AllowedRoots | None:
+@asynccontextmanager
+async def _lifespan(plugin: Plugin) -> AsyncIterator[Watches]:
+    """Settle the allowed roots once (a root that does not exist fails the plugin at start-up; no
+    roots at all leaves it serving refusals: there is no implicit root) and own the watch tasks."""
     settings = plugin.settings or FsSettings()
-    return AllowedRoots([Path(r) for r in settings.roots]) if settings.roots else None
+    roots = AllowedRoots([Path(r) for r in settings.roots]) if settings.roots else None
+    if roots is None:
+        log.warning("fs: no roots configured, so every fs call is refused; name them in [plugins.fs] roots")
+    async with anyio.create_task_group() as tasks:
+        state = Watches(roots, settings, tasks)
+        try:
+            yield state
+        finally:
+            await state.close()
+            tasks.cancel_scope.cancel()
 
 
-def _roots() -> AllowedRoots:
-    if not _allowed:
-        _allowed.append(_make_roots())
-    if _allowed[0] is None:
+plugin = Plugin("fs", __version__, description="File watching and reading under allowed roots.",
+                settings=FsSettings, lifespan=_lifespan)
+
+
+def _state() -> Watches:
+    state: Watches | None = plugin.state
+    if state is None:
+        raise BridgeError(INTERNAL_ERROR, "fs is not running", {"plugin": "fs"})
+    return state
+
+
+def _roots(state: Watches | None = None) -> AllowedRoots:
+    roots = (state or _state()).roots
+    if roots is None:
         raise BridgeError(NO_ROOTS, "fs has no allowed roots: the app names them in the fs setting 'roots'",
                           {"setting": "roots"})
-    return _allowed[0]
+    return roots
 
 
 def _refused(exc: PathNotAllowed) -> BridgeError:
     return BridgeError(PATH_NOT_ALLOWED, str(exc), {"path": exc.path, "reason": exc.reason})
 
 
-def _resolve(path: str) -> Path:
+def _resolve(roots: AllowedRoots, path: str) -> Path:
     try:
-        return _roots().resolve(path)
+        return roots.resolve(path)
     except PathNotAllowed as exc:
         raise _refused(exc) from None
 
@@ -101,10 +148,14 @@ async def watch(paths: list[str], ctx: Context, recursive: bool = True, include:
     """Watch ``paths``; changes arrive as ``fs.changed`` notifications with the returned id."""
     if not paths:
         raise BridgeError(INVALID_PARAMS, "paths must not be empty")
-    settings = plugin.settings or FsSettings()
-    real = [_resolve(p) for p in paths]
+    state = _state()
+    if state.closing:
+        raise BridgeError(INTERNAL_ERROR, "fs is stopping", {"plugin": "fs"})
+    roots = _roots(state)
+    settings = state.settings
+    real = [_resolve(roots, p) for p in paths]
     owner = ctx.participant
-    if sum(1 for w in _watches.values() if w.owner == owner) >= settings.max_watches_per_caller:
+    if sum(1 for w in state.by_id.values() if w.owner == owner) >= settings.max_watches_per_caller:
         raise BridgeError(TOO_MANY_WATCHES, f"at most {settings.max_watches_per_caller} watches per caller",
                           {"limit": settings.max_watches_per_caller})
     # The OS watches are in place before this call returns: no change made after it is missed.
@@ -112,32 +163,30 @@ async def watch(paths: list[str], ctx: Context, recursive: bool = True, include:
     from watchfiles._rust_notify import RustNotify
 
     notifier = RustNotify([str(p) for p in real], False, False, 300, recursive, False)
-    w = _Watch(f"w{next(_ids)}", owner)
-    _watches[w.id] = w
+    w = _Watch(f"w{next(state.ids)}", owner)
+    state.by_id[w.id] = w
     aggregator = Aggregator(max_batch_compress=settings.compress_over, max_pending=settings.max_pending)
-    w.task = asyncio.get_running_loop().create_task(
-        _run(w, notifier, include or [], exclude or [], debounce_ms, aggregator, ctx))
+    state.tasks.start_soon(_run, state, w, notifier, roots, include or [], exclude or [], debounce_ms, aggregator,
+                           ctx, name=f"fs.watch {w.id}")
     return w.id
 
 
 @plugin.method("unwatch")
 async def unwatch(subscription: str, ctx: Context) -> bool:
     """Stop the caller's watch ``subscription``."""
-    w = _watches.get(subscription)
+    state = _state()
+    w = state.by_id.get(subscription)
     if w is None or w.owner != ctx.participant:  # another's watch is answered as no watch at all
         raise BridgeError(NO_SUCH_WATCH, f"no watch {subscription!r}", {"subscription": subscription})
-    del _watches[subscription]
-    w.stop.set()
-    if w.task is not None:
-        await asyncio.wait({w.task}, timeout=5)
+    del state.by_id[subscription]
+    await state.stop([w])
     return True
 
 
-async def _run(w: _Watch, notifier: Any, include: list[str], exclude: list[str],
-               debounce_ms: int, aggregator: Aggregator, ctx: Context) -> None:
+async def _run(state: Watches, w: _Watch, notifier: Any, roots: AllowedRoots, include: list[str],
+               exclude: list[str], debounce_ms: int, aggregator: Aggregator, ctx: Context) -> None:
+    """One watch's task. It must not raise: a failure in the plugin's task group would cancel the host."""
     from anyio import to_thread
-
-    roots = _roots()
 
     def wanted(path: str) -> bool:
         name = os.path.basename(path)
@@ -175,8 +224,11 @@ async def _run(w: _Watch, notifier: Any, include: list[str], exclude: list[str],
                 batch = aggregator.flush()
                 if batch is not None:
                     ctx.notify("fs.changed", {"subscription": w.id, **batch.to_dict(), "$meta": {"to": [w.owner]}})
+    except Exception:
+        log.exception("fs: watch %s failed; it is stopped", w.id)
     finally:
-        _watches.pop(w.id, None)
+        state.by_id.pop(w.id, None)
+        w.done.set()
 
 
 _KINDS: dict[int, Kind] = {1: "created", 2: "modified", 3: "deleted"}  # watchfiles.Change values
@@ -196,15 +248,6 @@ def settle(raw: set[tuple[int, str]]) -> list[tuple[Kind, str]]:
         else:
             events.extend((_KINDS[c], path) for c in sorted(changes))  # added, modified, deleted
     return events
-
-
-@plugin.on_shutdown
-async def _stop_all() -> None:
-    for w in list(_watches.values()):
-        w.stop.set()
-    tasks = [w.task for w in _watches.values() if w.task is not None]
-    if tasks:
-        await asyncio.wait(tasks, timeout=5)
 
 
 @plugin.method("stat", idempotent=True)
