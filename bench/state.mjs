@@ -25,7 +25,7 @@ const python = resolvePython().exe;
 async function host(dir, env = {}) {
   return spawnSidecar({
     command: python,
-    args: ['-m', 'bridge', 'serve', '--plugin', 'state'],
+    args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app', '--plugin', 'state'],
     cwd: REPO,
     env: { ...process.env, BRIDGE_STATE_PATH: path.join(dir, 'state.sqlite3'), BRIDGE_LOG_LEVEL: 'warning', ...env },
   });

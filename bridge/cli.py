@@ -3,35 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, get_args
 
+from .loading import load_app
 from .settings import Settings
 
-if TYPE_CHECKING:
-    from .app import Bridge
-
-DEFAULT_APP = "bridge.builtins.demo:app"
-
-
-def load_app(spec: str) -> Bridge:
-    """Import ``module:attribute`` (attribute defaults to ``app``) from the working directory."""
-    from .app import Bridge
-
-    module_name, _, attr = spec.partition(":")
-    if module_name.endswith(".py"):
-        module_name = module_name[:-3].replace("/", ".").replace(os.sep, ".")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_name)
-    app = getattr(module, attr or "app", None)
-    if callable(app) and not isinstance(app, Bridge):
-        app = app()
-    if not isinstance(app, Bridge):
-        raise SystemExit(f"bridge: {spec} is not a Bridge app (got {type(app).__name__})")
-    return app
+DEMO_APP = "bridge.builtins.demo:app"
 
 
 def _add_setting_flag(parser: argparse.ArgumentParser, option: Any) -> None:
@@ -60,15 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
 
-    serve = sub.add_parser("serve", help="serve an app on stdin/stdout")
-    serve.add_argument("app", nargs="?", default=None,
-                       help=f"module:attribute of a Bridge app (env BRIDGE_APP; default: built-in handlers, {DEFAULT_APP})")
+    serve = sub.add_parser("serve", help="serve an app on stdin/stdout", usage="%(prog)s [options] APP")
     for option in Settings.options():
         _add_setting_flag(serve, option)
 
     discover = sub.add_parser("discover", help="print the app's OpenRPC document (installed plugins included)")
-    discover.add_argument("app", nargs="?", default=None)
     for command in (serve, discover):
+        command.add_argument("app", nargs="?", default=None, metavar="APP",
+                             help=f"module:attribute of a Bridge app, e.g. myapp:app (env BRIDGE_APP); "
+                             f"{DEMO_APP} is the built-in demo")
+        command.set_defaults(parser=command)
         command.add_argument("--plugin", dest="plugins", action="append", metavar="NAME",
                              help="mount this installed plugin (repeatable; default: every installed one; "
                              "env BRIDGE_PLUGINS, comma-separated)")
@@ -185,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         return _list_plugins()
     if args.command == "bundle":
         return _bundle(args)
-    spec = args.app or os.environ.get("BRIDGE_APP") or DEFAULT_APP
+    spec = args.app or os.environ.get("BRIDGE_APP")
+    if not spec:
+        args.parser.error(f"no app given: name one, as in `bridge {args.command} myapp:app`, or set BRIDGE_APP; "
+                          f"the built-in demo is `bridge {args.command} {DEMO_APP}`")
     app = load_app(spec)
     from .plugins import mount_installed
 

@@ -16,7 +16,8 @@ from bridge import Bridge, Settings
 from bridge.connection import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
-
+#: What ``spawn`` and ``Host`` serve when their arguments name no app (``bridge serve`` requires one).
+DEMO_APP = "bridge.builtins.demo:app"
 
 
 class MemoryReader:
@@ -81,7 +82,10 @@ def python() -> str:
 
 
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start the real host: ``python -m bridge serve ARGS`` in the repository root."""
+    """Start the real host: ``python -m bridge serve ARGS`` in the repository root. ARGS are an app
+    then flags, or only flags, which serve ``DEMO_APP``."""
+    if not args or args[0].startswith("-"):
+        args = (DEMO_APP, *args)
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.Popen(
         [python(), "-m", "bridge", "serve", *args],

@@ -75,7 +75,8 @@ async def test_every_ref_resolves() -> None:
 
 
 def test_cli_discover_prints_the_document() -> None:
-    out = subprocess.run([python(), "-m", "bridge", "discover"], cwd=ROOT, capture_output=True, check=True).stdout
+    out = subprocess.run([python(), "-m", "bridge", "discover", "bridge.builtins.demo:app"], cwd=ROOT,
+                         capture_output=True, check=True).stdout
     doc = orjson.loads(out)
     assert "demo.add" in {m["name"] for m in doc["methods"]}
 

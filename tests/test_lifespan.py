@@ -29,4 +29,4 @@ def test_a_plugin_whose_lifespan_fails_fails_alone() -> None:
 def test_an_app_whose_lifespan_fails_does_not_start() -> None:
     with Host("tests.lifespan_app:failing", env={"BREAK_PLUGIN": "1"}) as host:
         assert host.wait() == 1
-        assert b"no database" in host.stderr
+        host.wait_stderr(b"no database")

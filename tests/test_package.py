@@ -102,8 +102,8 @@ def test_the_wheel_installs_into_a_fresh_venv_and_serves(dists: dict[str, Path],
     (tmp_path / "handlers.py").write_text("raise SystemExit('an app handlers.py was imported')\n")
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "__init__.py").write_text("raise SystemExit('an app state package was imported')\n")
-    host = subprocess.Popen([str(bindir / "bridge"), "serve", "--framing", "ndjson", "--log-level", "warning",
-                             "--plugin", "system", "--plugin", "state"],
+    host = subprocess.Popen([str(bindir / "bridge"), "serve", "bridge.builtins.demo:app", "--framing", "ndjson",
+                             "--log-level", "warning", "--plugin", "system", "--plugin", "state"],
                             cwd=tmp_path, env={**env, "BRIDGE_STATE_MEMORY": "1"}, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert host.stdin is not None and host.stdout is not None

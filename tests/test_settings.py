@@ -8,7 +8,7 @@ import pytest
 from harness import ROOT, python
 
 from bridge import Settings
-from bridge.cli import load_app
+from bridge.loading import load_app
 
 
 def test_defaults() -> None:
@@ -44,7 +44,8 @@ def test_every_setting_has_an_environment_variable_and_a_flag() -> None:
 
 def test_bad_flag_value_exits_2_with_a_message() -> None:
     proc = subprocess.run(
-        [python(), "-m", "bridge", "serve", "--max-inflight", "0"], check=False, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        [python(), "-m", "bridge", "serve", "bridge.builtins.demo:app", "--max-inflight", "0"],
+        check=False, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 2 and "max_inflight" in proc.stderr
 

@@ -163,7 +163,7 @@ def plan(app: str, *, name: str | None = None, triple: str | None = None, mode: 
     find what bridge would import by name at run time: built-in plugins (``bridge.builtins``), the
     installed plugins' entry points (``plugins``: None for all, [] for none) with their
     distributions' metadata, which PyInstaller does not copy by itself."""
-    from ..cli import load_app
+    from ..loading import load_app
 
     loaded = load_app(app)
     module, attr = _module_name(app)

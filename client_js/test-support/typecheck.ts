@@ -90,14 +90,14 @@ export async function core(): Promise<void> {
 }
 
 export async function node(): Promise<void> {
-  const sidecar: SidecarClient = await spawnSidecar({ command: 'python3', args: ['-m', 'bridge', 'serve'], onStderr: null });
+  const sidecar: SidecarClient = await spawnSidecar({ command: 'python3', args: ['-m', 'bridge', 'serve', 'myapp:app'], onStderr: null });
   const ready: ReadyInfo = sidecar.ready;
   console.log(ready.pid.toFixed(), sidecar.process.pid);
   const exitCode: number | null = await sidecar.close();
   console.log(exitCode);
   // @ts-expect-error command is required
   await spawnSidecar({ args: [] });
-  const bridge = superviseSidecar({ command: 'python3', args: ['-m', 'bridge', 'serve'], health: false });
+  const bridge = superviseSidecar({ command: 'python3', args: ['-m', 'bridge', 'serve', 'myapp:app'], health: false });
   try {
     for await (const rows of bridge.stream<{ id: number }>('data.export', {}, { window: 4 })) console.log(rows[0]?.id);
   } catch (error) {

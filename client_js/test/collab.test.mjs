@@ -37,7 +37,7 @@ describe('state and collab from Electron windows', { timeout: 30_000 }, () => {
     electron = installElectron();
     client = await spawnSidecar({
       command: pythonCommand(),
-      args: ['-m', 'bridge', 'serve', '--plugin', 'state', '--plugin', 'collab'],
+      args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app', '--plugin', 'state', '--plugin', 'collab'],
       cwd: repoRoot,
       env: { BRIDGE_LOG_LEVEL: 'warning', BRIDGE_STATE_MEMORY: '1' },
       readyTimeout: 20_000,

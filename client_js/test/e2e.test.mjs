@@ -11,7 +11,7 @@ const stderrListeners = new Set();
 function startHost(options = {}) {
   return spawnSidecar({
     command: pythonCommand(),
-    args: ['-m', 'bridge', 'serve'],
+    args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app'],
     cwd: repoRoot,
     readyTimeout: 20_000,
     onStderr: (line) => stderrListeners.forEach((listener) => listener(line)),

@@ -47,7 +47,7 @@ describe('fs events reach only the window that watches', { timeout: 30_000 }, ()
     electron = installElectron();
     client = await spawnSidecar({
       command: pythonCommand(),
-      args: ['-m', 'bridge', 'serve', '--plugin', 'fs'],
+      args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app', '--plugin', 'fs'],
       cwd: repoRoot,
       env: { BRIDGE_LOG_LEVEL: 'warning', BRIDGE_FS_ROOTS: JSON.stringify([root]) },
       readyTimeout: 20_000,

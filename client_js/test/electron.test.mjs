@@ -92,7 +92,7 @@ describe('exposeToRenderers + exposeBridge against the real host', { timeout: 20
     electron = installElectron();
     client = await spawnSidecar({
       command: pythonCommand(),
-      args: ['-m', 'bridge', 'serve'],
+      args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app'],
       cwd: repoRoot,
       env: { BRIDGE_LOG_LEVEL: 'warning' },
       readyTimeout: 20_000,
@@ -308,7 +308,7 @@ describe('exposeToRenderers + exposeBridge against the real host', { timeout: 20
   });
 
   test('another channel and name side by side; a host that dies rejects the page with ConnectionClosedError', async () => {
-    const second = await spawnSidecar({ command: pythonCommand(), args: ['-m', 'bridge', 'serve'], cwd: repoRoot, env: { BRIDGE_LOG_LEVEL: 'warning' } });
+    const second = await spawnSidecar({ command: pythonCommand(), args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app'], cwd: repoRoot, env: { BRIDGE_LOG_LEVEL: 'warning' } });
     const unexposeSecond = exposeToRenderers(second, { ipcMain: electron.ipcMain, allow: ['demo.sleep', 'system.ping'], channel: 'second' });
     try {
       const window = new electron.BrowserWindow({ webPreferences: { sandbox: false } });

@@ -135,7 +135,7 @@ function settle(promise) {
 function superviseHost(options = {}) {
   return superviseSidecar({
     command: pythonCommand(),
-    args: ['-m', 'bridge', 'serve'],
+    args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app'],
     cwd: repoRoot,
     readyTimeout: 20_000,
     onStderr: null,
@@ -671,7 +671,7 @@ test('the host exits when the Node process running its supervisor is SIGKILLed',
   const script = `
     import { superviseSidecar } from ${JSON.stringify(new URL('../src/node.js', import.meta.url).href)};
     const supervisor = superviseSidecar({
-      command: ${JSON.stringify(pythonCommand())}, args: ['-m', 'bridge', 'serve'],
+      command: ${JSON.stringify(pythonCommand())}, args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app'],
       cwd: ${JSON.stringify(repoRoot)}, onStderr: null,
     });
     const { pid } = await supervisor.whenReady();

@@ -17,8 +17,12 @@ const example = new URL('../../examples/tauri/', import.meta.url);
 const readJson = (path) => JSON.parse(readFileSync(new URL(path, example), 'utf8'));
 const tauriConf = readJson('src-tauri/tauri.conf.json');
 const capabilities = [readJson('src-tauri/capabilities/default.json')];
-/** What stands for the frozen sidecar binary: `bridge-host ARGS` is `python -m bridge ARGS`. */
-const bridgeHost = { command: pythonCommand(), args: ['-m', 'bridge'], cwd: repoRoot };
+/** What stands for the frozen sidecar binary: the entry script `bridge bundle bridge.builtins.demo:app` freezes. */
+const bridgeHost = {
+  command: pythonCommand(),
+  args: ['-c', "import sys; from bridge.bundle import frozen_main; sys.exit(frozen_main('bridge.builtins.demo:app'))"],
+  cwd: repoRoot,
+};
 const quietHost = { BRIDGE_LOG_LEVEL: 'warning' };
 
 describe('createTauriSidecar against the real host', { timeout: 20_000 }, () => {

@@ -24,7 +24,7 @@ let ready;
 const stderr = [];
 
 before(async () => {
-  child = spawn(pythonCommand(), ['-m', 'bridge', 'serve', '--framing', 'lsp'], {
+  child = spawn(pythonCommand(), ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app', '--framing', 'lsp'], {
     cwd: repoRoot,
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -26,7 +26,7 @@ const TRIPLE = {
 /**
  * How to start the host. Packaged, the app ships the folder `bridge bundle bridge.builtins.demo:app
  * --name bridge-host --out sidecar` built (package.json > build > extraResources) and runs the
- * executable in it; in development, the repository's Python runs `-m bridge serve`.
+ * executable in it; in development, the repository's Python runs `-m bridge serve` of the same app.
  */
 function hostCommand() {
   if (app.isPackaged) {
@@ -36,7 +36,7 @@ function hostCommand() {
   }
   const venv = process.platform === 'win32' ? join(repoRoot, '.venv', 'Scripts', 'python.exe') : join(repoRoot, '.venv', 'bin', 'python');
   const python = process.env.BRIDGE_PYTHON || (existsSync(venv) ? venv : 'python3');
-  return { command: python, args: ['-m', 'bridge', 'serve'], cwd: repoRoot };
+  return { command: python, args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app'], cwd: repoRoot };
 }
 
 /** The host starts while Electron does. Exported for other main-process modules. */
