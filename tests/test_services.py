@@ -169,13 +169,13 @@ sys.path.insert(0, {root!r})
 from bridge.builtins.services.supervisor import Service, ServiceManager
 
 async def main():
-    manager = ServiceManager()
-    manager.add(Service(name="child", command=sys.executable, args=["-c", "import time; time.sleep(60)"]))
-    manager.start("child")
-    while manager.status("child")["pid"] is None:
-        await asyncio.sleep(0.01)
-    print(manager.status("child")["pid"], flush=True)
-    await asyncio.sleep(60)
+    async with ServiceManager() as manager:
+        manager.add(Service(name="child", command=sys.executable, args=["-c", "import time; time.sleep(60)"]))
+        manager.start("child")
+        while manager.status("child")["pid"] is None:
+            await asyncio.sleep(0.01)
+        print(manager.status("child")["pid"], flush=True)
+        await asyncio.sleep(60)
 
 asyncio.run(main())
 """
@@ -312,3 +312,16 @@ def test_a_critical_service_registered_at_run_time_stops_the_host_when_it_fails(
                                    and m["params"]["state"] == "failed")
         assert event["params"]["exitCode"] == 3 and event["params"]["restarts"] == 2
         assert host.wait(10) == 0
+
+
+def test_two_services_with_one_name_fail_the_plugin_alone(tmp_path):
+    witness = tmp_path / "ran"
+    twice = [definition("a", f"open({str(witness)!r}, 'w')"), definition("a", SLEEPER)]
+    with services_host(tmp_path, twice) as host:
+        error = host.call("services.list", id="l")["error"]
+        assert error["code"] == -32603
+        assert error["data"] == {"plugin": "services", "error": "ValueError: a service named 'a' already exists"}
+        assert host.call("rpc.ping", id="p")["result"] is not None  # the host serves the rest
+        host.close_stdin()
+        assert host.wait() == 0
+    assert not witness.exists()

@@ -5,25 +5,27 @@ Only the app says what runs: the services of its settings. ``services.register``
 adding a service at run time) is off unless ``allow_register``, and then runs only the
 executables of ``register_executables``, compared by resolved path. Every refusal, start and
 state change goes to the audit log.
+
+The plugin's state is what its lifespan yields (``Services``): the services are started there,
+and every task they need belongs to the manager's task group, opened there; leaving it (when
+the host stops) stops every service, then ends what is left.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import signal
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
+import anyio
 from pydantic import BaseModel, Field
 
 from bridge import BridgeError, Context, Plugin, __version__
 
 from .supervisor import Service, ServiceManager
-
-if TYPE_CHECKING:
-    from bridge import Bridge
 
 #: Application error codes of this plugin.
 NO_SUCH_SERVICE = 4401
@@ -44,19 +46,40 @@ class ServicesSettings(BaseModel):
     max_registered: int = Field(default=16, ge=0, description="services registered at run time, at most")
 
 
+@dataclass
+class Services:
+    """What the plugin holds while the host runs: the manager of its services, and the names of
+    those callers registered (counted against ``max_registered``)."""
+
+    manager: ServiceManager
+    registered: set[str] = field(default_factory=set)
+
+
+@asynccontextmanager
+async def lifespan(plugin: Plugin) -> AsyncIterator[Services]:
+    """Start the app's services (a duplicate name fails the plugin); when the host stops, stop
+    them all (SIGTERM to each group, its ``shutdown_timeout``, SIGKILL), then end every task."""
+    manager = ServiceManager(
+        on_state=_state,
+        on_restart=lambda name, attempt, delay: _notify("services.restarted",
+                                                       {"name": name, "attempt": attempt, "delay": delay}),
+        on_spawn=lambda name, pid, argv: _audit("services.started", name=name, pid=pid, command=argv))
+    for service in (plugin.settings or ServicesSettings()).services:
+        manager.add(service)  # before any task group: its ValueError is what the plugin failed of
+    async with anyio.create_task_group() as tasks:
+        manager.on_critical = lambda name: tasks.start_soon(_stop_host, name=f"stop the host: {name} failed")
+        async with manager:
+            manager.start_all()
+            yield Services(manager)
+        tasks.cancel_scope.cancel()  # a stop of the host still waiting for it to serve
+
+
 plugin = Plugin("services", __version__, description="Supervised child processes: restart, health, logs.",
-                settings=ServicesSettings)
-_managers: list[ServiceManager] = []
-_registered: set[str] = set()
-
-
-def _app() -> Bridge | None:
-    """The app to send events through: the one this plugin is mounted on."""
-    return plugin.app
+                settings=ServicesSettings, lifespan=lifespan)
 
 
 def _audit(event: str, participant: str | None = None, **fields: Any) -> None:
-    app = _app()
+    app = plugin.app
     if app is not None:
         app.audit.record(event, participant=participant, **fields)
 
@@ -68,33 +91,24 @@ def _state(name: str, state: str, info: dict[str, Any]) -> None:
 
 
 def _notify(method: str, params: dict[str, Any]) -> None:
-    app = _app()
+    app = plugin.app
     if app is None or app.connection is None:
         return  # no client yet (start-up) or any more (shutdown): services.list tells the state
     app.notify(method, params)
 
 
-def _critical(name: str, waited: float = 0.0) -> None:
+async def _stop_host() -> None:
     """A critical service failed for good: stop the host as SIGTERM would (calls in flight finish).
-    During start-up the host is not serving yet: look again shortly."""
-    app = _app()
-    if app is not None and app.connection is not None:
-        app.connection.stop()
-    elif waited < 1.0:
-        asyncio.get_running_loop().call_later(0.05, _critical, name, waited + 0.05)
-    else:  # the app was never told to us (no call yet): the host's own way to stop
-        os.kill(os.getpid(), signal.SIGTERM)
+    During start-up the host is not serving yet: look again every 50 ms until it is."""
+    app = plugin.app
+    while app is None or app.connection is None:
+        await anyio.sleep(0.05)
+    app.connection.stop()
 
 
 def _manager() -> ServiceManager:
-    if not _managers:
-        _managers.append(ServiceManager(
-            on_state=_state,
-            on_restart=lambda name, attempt, delay: _notify("services.restarted",
-                                                           {"name": name, "attempt": attempt, "delay": delay}),
-            on_critical=_critical,
-            on_spawn=lambda name, pid, argv: _audit("services.started", name=name, pid=pid, command=argv)))
-    return _managers[0]
+    services: Services = plugin.state
+    return services.manager
 
 
 def _known(name: str) -> ServiceManager:
@@ -102,23 +116,6 @@ def _known(name: str) -> ServiceManager:
     if name not in manager:
         raise BridgeError(NO_SUCH_SERVICE, f"no service {name!r}", {"name": name, "known": manager.names()})
     return manager
-
-
-@plugin.on_startup
-async def _start() -> None:
-    """Start the configured services; a duplicate name fails the plugin at start-up."""
-    _managers.clear()
-    _registered.clear()
-    manager = _manager()
-    for service in (plugin.settings or ServicesSettings()).services:
-        manager.add(service)
-    manager.start_all()
-
-
-@plugin.on_shutdown
-async def _stop_all() -> None:
-    if _managers:
-        await _managers[0].aclose()
 
 
 @plugin.method("list", idempotent=True)
@@ -164,13 +161,14 @@ async def restart(ctx: Context, name: str) -> dict[str, Any]:
 async def register(ctx: Context, definition: Service, start: bool = True) -> dict[str, Any]:
     """Add a service at run time (and start it, unless ``start`` is false). Off unless the app
     allows it (``allow_register``), and then only for ``register_executables``: else 4403."""
-    manager = _manager()
-    definition = _vetted(definition, ctx.participant)
+    services: Services = plugin.state
+    manager = services.manager
+    definition = _vetted(definition, ctx.participant, len(services.registered))
     if definition.name in manager:
         raise BridgeError(SERVICE_EXISTS, f"a service named {definition.name!r} already exists",
                           {"name": definition.name})
     manager.add(definition)
-    _registered.add(definition.name)
+    services.registered.add(definition.name)
     _audit("services.registered", ctx.participant, name=definition.name,
            command=[definition.command, *definition.args], cwd=definition.cwd, env=sorted(definition.env),
            health=definition.health.command if definition.health.kind == "command" else definition.health.kind)
@@ -179,7 +177,7 @@ async def register(ctx: Context, definition: Service, start: bool = True) -> dic
     return manager.status(definition.name)
 
 
-def _vetted(definition: Service, participant: str) -> Service:
+def _vetted(definition: Service, participant: str, registered: int) -> Service:
     """``definition`` with its executables resolved to the allowed paths it will run, or a
     4403 refusal (audited) naming what is not allowed."""
     settings = plugin.settings or ServicesSettings()
@@ -192,7 +190,7 @@ def _vetted(definition: Service, participant: str) -> Service:
     if not settings.allow_register:
         raise refuse("register_off", "services.register is off: only the app's own services run "
                      "(setting allow_register)")
-    if len(_registered) >= settings.max_registered:
+    if registered >= settings.max_registered:
         raise refuse("too_many", f"at most {settings.max_registered} services may be registered "
                      "(setting max_registered)")
     allowed = {os.path.realpath(found) for entry in settings.register_executables

@@ -6,6 +6,9 @@ the host dies, even by ``kill -9``, the shim hears it (Linux: ``PR_SET_PDEATHSIG
 polls its parent) and kills every descendant before it goes. Where there is no Python to run
 the shim (a frozen bundle) or no POSIX, the command runs directly in its own group with a
 parent-death signal on Linux: its own children can then outlive a killed host.
+
+Every task (each service's supervision loop, its two output readers, its health check) belongs
+to the task group of the ``ServiceManager``, opened by ``async with``: none outlives it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any, Literal, Self
 
+import anyio
+from anyio.abc import TaskGroup
 from pydantic import BaseModel, Field, model_validator
 
 from .policy import RestartBudget, RestartPolicy, next_delay
@@ -111,7 +117,8 @@ class _Runner:
         self.restarts = 0
         self.exit_code: int | None = None
         self.error: str | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.scope: anyio.CancelScope | None = None  # the supervision loop's, while it runs
+        self.done: anyio.Event | None = None  # set when that loop has ended
         self.stopping = False
 
     def info(self) -> dict[str, Any]:
@@ -133,24 +140,25 @@ class _Runner:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.task is not None and not self.task.done():
+        if self.done is not None and not self.done.is_set():
             return
+        scope, done = anyio.CancelScope(), anyio.Event()
+        self.manager._start_soon(self._supervised, scope, done, name=f"service {self.service.name}")
+        self.scope, self.done = scope, done  # the loop runs from the next await on
         self.stopping = False
         self.error = None
         self.budget.reset()
         self.set_state("starting")
-        self.task = asyncio.get_running_loop().create_task(self._supervise(), name=f"service {self.service.name}")
 
     async def stop(self) -> None:
         self.stopping = True
         if self.proc is not None and self.proc.returncode is None:
             await self._terminate()
             self.exit_code = self.proc.returncode
-        task, self.task = self.task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        scope, done, self.scope, self.done = self.scope, self.done, None, None
+        if scope is not None and done is not None and not done.is_set():
+            scope.cancel()
+            await done.wait()
         if self.state != "stopped":
             self.set_state("stopped", exitCode=self.exit_code)
 
@@ -159,14 +167,27 @@ class _Runner:
         proc = self.proc
         assert proc is not None
         _killpg(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), self.service.shutdown_timeout)
-        except TimeoutError:
+        with anyio.move_on_after(self.service.shutdown_timeout) as waited:
+            await proc.wait()
+        if waited.cancelled_caught:
             log.warning("service %s ignored SIGTERM for %.1fs: killing it", self.service.name,
                         self.service.shutdown_timeout)
             _killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
         _killpg(proc.pid, signal.SIGKILL)  # whatever it left behind in its group
+
+    async def _supervised(self, scope: anyio.CancelScope, done: anyio.Event) -> None:
+        """The supervision loop in its own cancel scope (``stop`` cancels it). A bug in it fails
+        this service alone, not the manager's other services."""
+        try:
+            with scope:
+                await self._supervise()
+        except Exception as exc:
+            log.exception("supervising service %s failed", self.service.name)
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._give_up("failed")
+        finally:
+            done.set()
 
     async def _supervise(self) -> None:
         s = self.service
@@ -210,27 +231,27 @@ class _Runner:
         proc = self.proc
         self.error = None
         self.manager._spawned(self, argv)
-        readers = [asyncio.create_task(self._read(proc.stdout, "stdout")),
-                   asyncio.create_task(self._read(proc.stderr, "stderr"))]
-        health = None
-        if s.health.kind == "process":
-            self.set_state("running", pid=self.child_pid)
-        else:
-            health = asyncio.create_task(self._check_health())
-        try:
-            code = await proc.wait()
-        finally:
-            if health is not None:
-                health.cancel()
-            if proc.returncode is None:  # cancelled while running (stop): it is stopped there
-                for reader in readers:
-                    reader.cancel()
-        _killpg(proc.pid, signal.SIGKILL)  # the leader is gone: so goes the rest of its group
-        await asyncio.wait(readers, timeout=1.0)
-        for reader in readers:
-            reader.cancel()
+        async with anyio.create_task_group() as readers:
+            readers.start_soon(self._read, proc.stdout, "stdout")
+            readers.start_soon(self._read, proc.stderr, "stderr")
+            code = await self._wait(proc)
+            _killpg(proc.pid, signal.SIGKILL)  # the leader is gone: so goes the rest of its group
+            # The output still in the pipes is read, for at most 1 s, even when ``stop`` cancels.
+            readers.cancel_scope.shield = True
+            readers.cancel_scope.deadline = anyio.current_time() + 1.0
         self.exit_code = code
         log.info("service %s exited with %s", s.name, code)
+        return code
+
+    async def _wait(self, proc: asyncio.subprocess.Process) -> int:
+        """Wait for the process to exit, checking its health meanwhile."""
+        if self.service.health.kind == "process":
+            self.set_state("running", pid=self.child_pid)
+            return await proc.wait()
+        async with anyio.create_task_group() as health:
+            health.start_soon(self._check_health)
+            code = await proc.wait()
+            health.cancel_scope.cancel()
         return code
 
     async def _read(self, stream: asyncio.StreamReader | None, name: str) -> None:
@@ -263,19 +284,17 @@ class _Runner:
 async def _probe(h: HealthCheck) -> bool:
     try:
         if h.kind == "tcp":
-            _, writer = await asyncio.wait_for(asyncio.open_connection(h.host, h.port), h.timeout)
+            with anyio.fail_after(h.timeout):
+                _, writer = await asyncio.open_connection(h.host, h.port)
             writer.close()
             return True
         if h.kind == "command" and h.command:
             proc, started = await _spawn(h.command, cwd=None, env=None, stdout=asyncio.subprocess.DEVNULL,
                                          stderr=asyncio.subprocess.DEVNULL)
-
-            async def run() -> int:
-                await _started(proc, started, h.command[0])
-                return await proc.wait()
-
             try:
-                return await asyncio.wait_for(run(), h.timeout) == 0
+                with anyio.fail_after(h.timeout):
+                    await _started(proc, started, h.command[0])
+                    return await proc.wait() == 0
             finally:  # timed out, or the service stopped meanwhile: the check's whole group goes
                 if proc.returncode is None:
                     _killpg(proc.pid, signal.SIGKILL)
@@ -352,8 +371,9 @@ _PREEXEC = None if _USE_SHIM else _pdeathsig()
 
 
 class ServiceManager:
-    """The services of one host: add, start, stop, restart, watch. ``aclose`` (or leaving
-    ``async with``) stops them all.
+    """The services of one host: add, start, stop, restart, watch. Start services inside
+    ``async with manager:``, whose task group owns every task they need; leaving it stops them
+    all (as ``aclose`` does), then ends what is left.
 
     ``on_state(name, state, info)`` hears every state change; ``on_restart(name, attempt,
     delay)`` every scheduled restart; ``on_critical(name)`` a critical service failing for good;
@@ -369,12 +389,25 @@ class ServiceManager:
         self.on_spawn = on_spawn
         self.clock = clock
         self._runners: dict[str, _Runner] = {}
+        self._tasks: TaskGroup | None = None
+        self._exit = AsyncExitStack()
 
     async def __aenter__(self) -> Self:
+        self._tasks = await self._exit.enter_async_context(anyio.create_task_group())
+        self._exit.callback(setattr, self, "_tasks", None)
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        assert self._tasks is not None
+        with anyio.CancelScope(shield=True):  # nothing of a service outlives this block
+            await self.aclose()
+        self._tasks.cancel_scope.cancel()  # what the stops left: nothing, unless one failed
+        return await self._exit.__aexit__(*exc)
+
+    def _start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any, name: str) -> None:
+        if self._tasks is None:
+            raise RuntimeError("start services inside `async with ServiceManager() as manager:`")
+        self._tasks.start_soon(func, *args, name=name)
 
     def _get(self, name: str) -> _Runner:
         try:
@@ -421,7 +454,16 @@ class ServiceManager:
 
     async def aclose(self) -> None:
         """Stop every service, all at once."""
-        await asyncio.gather(*(r.stop() for r in self._runners.values()), return_exceptions=True)
+        async with anyio.create_task_group() as stopping:
+            for runner in self._runners.values():
+                stopping.start_soon(self._stop_logged, runner)
+
+    @staticmethod
+    async def _stop_logged(runner: _Runner) -> None:
+        try:
+            await runner.stop()
+        except Exception:
+            log.exception("service %s did not stop cleanly", runner.service.name)
 
     def logs(self, name: str, tail: int = 100) -> list[dict[str, Any]]:
         """The last ``tail`` output lines kept: ``{t, stream, line}``."""
