@@ -133,27 +133,28 @@ async def status(name: str) -> dict[str, Any]:
 @plugin.method("start")
 async def start(ctx: Context, name: str) -> dict[str, Any]:
     """Start service ``name`` (nothing if it is running) with a fresh restart budget."""
-    manager = _known(name)
-    _audit("services.control", ctx.participant, action="start", name=name)
-    manager.start(name)
-    return manager.status(name)
+    return await _control(ctx, name, "start")
 
 
 @plugin.method("stop")
 async def stop(ctx: Context, name: str) -> dict[str, Any]:
     """Stop service ``name``: SIGTERM to its process group, SIGKILL after its shutdown_timeout."""
-    manager = _known(name)
-    _audit("services.control", ctx.participant, action="stop", name=name)
-    await manager.stop(name)
-    return manager.status(name)
+    return await _control(ctx, name, "stop")
 
 
 @plugin.method("restart")
 async def restart(ctx: Context, name: str) -> dict[str, Any]:
     """Stop service ``name``, then start it again."""
+    return await _control(ctx, name, "restart")
+
+
+async def _control(ctx: Context, name: str, action: str) -> dict[str, Any]:
+    """A caller's start, stop or restart: audited, then done; the service's status after."""
     manager = _known(name)
-    _audit("services.control", ctx.participant, action="restart", name=name)
-    await manager.restart(name)
+    _audit("services.control", ctx.participant, action=action, name=name)
+    done = getattr(manager, action)(name)
+    if done is not None:  # stop and restart wait for the process; start does not
+        await done
     return manager.status(name)
 
 
