@@ -517,6 +517,10 @@ class Connection:
             return None
         return self._admit(call, who, size, (target, id, has_id, params))
 
+    def start_soon(self, coro: Any) -> None:
+        """A task this connection owns (cancelled and awaited when ``run`` ends), that leaves by itself."""
+        self._spawn(coro).add_done_callback(self._tasks.discard)
+
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = self._loop.create_task(coro)  # type: ignore[union-attr]
         self._tasks.add(task)  # the task removes itself as it ends

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ class Host:
     async def drain(self) -> None:
         """Wait while the output pipe is full (a handler that sends much should, now and then)."""
         await self._conn.drain()
+
+    def start_soon(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` as a task the connection owns: cancelled and awaited when it ends."""
+        self._conn.start_soon(coro)
 
     def stop(self) -> None:
         """Stop reading input: calls in flight get the grace period, queued ones are refused."""

@@ -9,6 +9,7 @@ from ..errors import INTERNAL_ERROR, BridgeError
 from . import Request
 
 if TYPE_CHECKING:
+    from ..host import Host
     from ..methods import Method
 
 
@@ -30,7 +31,6 @@ class Batch:
         self.items = 0
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._running: set[asyncio.Task[None]] = set()
 
     def metrics(self, method: str) -> dict[str, Any]:
         """Batches run and their mean size, for rpc.metrics."""
@@ -48,20 +48,19 @@ class Batch:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if len(self._pending) >= self.max_size:
-            self._flush(method)
+            self._flush(method, request.connection.host)
         elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.max_delay, self._flush, method)
+            self._timer = asyncio.get_running_loop().call_later(
+                self.max_delay, self._flush, method, request.connection.host)
         return await future  # cancelling this call drops only its own result
 
-    def _flush(self, method: Method) -> None:
+    def _flush(self, method: Method, host: Host) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         while self._pending:
             taken, self._pending = self._pending[: self.max_size], self._pending[self.max_size :]
-            task = asyncio.get_running_loop().create_task(self._run(method, taken))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            host.start_soon(self._run(method, taken))  # owned by the connection: ended with it
 
     async def _run(self, method: Method, taken: list[tuple[Any, asyncio.Future[Any]]]) -> None:
         self.batches += 1
