@@ -1,0 +1,48 @@
+"""bridge/metrics.py: per-method counters, percentiles over the ring, what middleware adds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge import Bridge
+from bridge.metrics import RING, Metrics
+
+
+def test_percentiles_and_errors_over_the_last_ring_of_calls() -> None:
+    metrics = Metrics()
+    stats = metrics.stats("m")
+    for i in range(RING + 100):  # the oldest 100 fall out of the ring
+        stats.calls += 1
+        stats.ring[stats.next] = (i % 100) / 1000
+        stats.next = (stats.next + 1) % RING
+    stats.error(-32602)
+    snapshot = metrics.snapshot()["methods"]["m"]
+    assert snapshot["calls"] == RING + 100 and snapshot["errors"] == 1
+    assert snapshot["errorsByCode"] == {"-32602": 1}
+    latency = snapshot["latencyMs"]
+    assert 45 <= latency["p50"] <= 55 and 90 <= latency["p95"] <= latency["p99"] <= 99.0
+
+
+def test_each_middleware_adds_its_own_figures() -> None:
+    class Reporting:
+        async def __call__(self, request: Any, call_next: Any) -> Any:
+            return await call_next(request)
+
+        def metrics(self, method: str) -> dict[str, Any]:
+            return {"mine": {"method": method}}
+
+    app = Bridge()
+
+    @app.method(middleware=[Reporting()])
+    async def m() -> None: ...
+
+    metrics = Metrics()
+    metrics.stats("m")
+    assert metrics.snapshot(app.methods)["methods"]["m"]["mine"] == {"method": "m"}
+    assert "mine" not in Metrics().snapshot(app.methods)["methods"].get("m", {})
+
+
+def test_message_rate_counts_received_messages() -> None:
+    metrics = Metrics()
+    metrics.received(5)
+    assert metrics.snapshot()["messages"] == 5
