@@ -6,12 +6,14 @@ resolutions go to the app's audit log."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Literal
 
+import anyio
 import orjson
 from pydantic import BaseModel, Field
 
@@ -19,7 +21,7 @@ from bridge import INVALID_PARAMS, BridgeError, Context, Plugin, __version__
 from bridge.middleware import Next, Request
 
 from ..state import plugin as state
-from ..state.engine import Documents
+from ..state.engine import UNAVAILABLE, Documents, StartSoon
 from ..state.patches import MISSING, Path, PatchError, apply, common_ancestor, pointer, value_at
 from .conflicts import Conflict, resolution
 from .sessions import NO_SUCH_CONFLICT, Collab, Denied, Participant
@@ -46,23 +48,27 @@ class CollabSettings(BaseModel):
     max_comment_chars: int = Field(default=10_000, ge=1)
 
 
-plugin = Plugin("collab", __version__, description="Sessions, participants, presence, locks and conflicts.",
-                settings=CollabSettings)
-
-
 class Hub:
-    """The collab model wired to the state documents, the store and the connection."""
+    """What the plugin holds while the host runs (``plugin.state``): the collab model wired to the
+    state documents, the store and the connection; its sweeper runs in the task group of
+    ``start_soon``."""
 
-    def __init__(self, docs: Documents, settings: CollabSettings) -> None:
+    def __init__(self, docs: Documents, settings: CollabSettings, start_soon: StartSoon) -> None:
         self.docs = docs
+        self._start_soon = start_soon
+        self._sweeping = anyio.CancelScope()  # the sweeper's; stop() cancels it, even before it runs
         self.model = Collab(self.emit, away_after=settings.away_after, remove_after=settings.remove_after,
                             empty_session_ttl=settings.empty_session_ttl, max_lock_ttl=settings.max_lock_ttl)
         self.settings = settings
         self.conflicts: dict[str, Conflict] = {}
         self._ids = itertools.count(1)
-        self.sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self.load()
+        self.start_sweeping()
+
+    async def load(self) -> None:
+        """Read the sessions and conflicts back from the store; from then on, guard the documents."""
         store = self.docs.store
         await self.docs.run(store.migrate, "collab", MIGRATIONS)
         sessions = await self.docs.run(lambda: store.db.execute("SELECT record FROM collab_sessions").fetchall())
@@ -75,12 +81,14 @@ class Hub:
         self._ids = itertools.count(len(self.conflicts) + 1)
         self.docs.guards.append(self.guard)
         self.docs.conflict_hooks.append(self.record_conflict)
-        self.sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         log.info("collab: %d session(s), %d conflict(s) recovered", len(self.model.sessions), len(self.conflicts))
 
+    def start_sweeping(self) -> None:
+        self._start_soon(self._sweep_forever)
+
     async def stop(self) -> None:
-        if self.sweeper is not None:
-            self.sweeper.cancel()
+        """Stop sweeping and stop guarding the documents (which stay open: they are state's)."""
+        self._sweeping.cancel()
         if self.guard in self.docs.guards:
             self.docs.guards.remove(self.guard)
         if self.record_conflict in self.docs.conflict_hooks:
@@ -115,12 +123,13 @@ class Hub:
             conn.notify(event, {**params, "$meta": {"to": ids}})
 
     async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.sweep_interval)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("collab: sweeping failed")
+        with self._sweeping:
+            while True:
+                await anyio.sleep(self.settings.sweep_interval)
+                try:
+                    await self.sweep()
+                except Exception:
+                    log.exception("collab: sweeping failed")
 
     async def sweep(self) -> None:
         expired = self.model.sweep()
@@ -241,31 +250,52 @@ async def audit_denials(request: Request, call_next: Next) -> Any:
         raise
 
 
-_hubs: list[Hub] = []
+@asynccontextmanager
+async def lifespan(plugin: Plugin) -> AsyncIterator[Hub]:
+    """Load the sessions and conflicts from the state documents, guard those documents and sweep
+    expiries in a task group of this lifetime; at the end stop both, before the documents close."""
+    async with AsyncExitStack() as stack:
+        docs = await _documents(plugin, stack)
+        tasks = anyio.create_task_group()
+        started = Hub(docs, plugin.settings or CollabSettings(), tasks.start_soon)
+        await started.load()  # before the group: its error is what the plugin failed of
+        async with tasks:
+            started.start_sweeping()
+            try:
+                yield started
+            finally:
+                await started.stop()
+            tasks.cancel_scope.cancel()
+        log.info("collab: stopped")
 
 
-async def hub() -> Hub:
-    if not _hubs:
-        raise BridgeError(state.UNAVAILABLE, "the collab plugin has not started")
-    return _hubs[0]
+async def _documents(plugin: Plugin, stack: AsyncExitStack) -> Documents:
+    """The state plugin's documents (its ``state``), opened once: if it has not started (it is
+    mounted after collab, or not at all), through its lifespan entered on ``stack``, and left in
+    its ``state`` for it when it is mounted on the same app; if it failed, collab fails too."""
+    owner = state.plugin
+    if owner.state is not None:
+        return owner.state
+    app = plugin.app
+    mounted = app is not None and owner.app is app
+    if mounted and any(p is owner and s is not None and s.status == "failed" for p, s in app.lifespans):
+        raise RuntimeError("the state plugin failed to start")
+    docs: Documents = await stack.enter_async_context(state.lifespan(owner))
+    if mounted:
+        owner.state = docs
+        stack.callback(setattr, owner, "state", None)
+    return docs
 
 
-@plugin.on_startup
-async def _start() -> None:
-    for old in _hubs:
-        await old.stop()
-    _hubs.clear()
-    docs = await state.documents()
-    started = Hub(docs, plugin.settings or CollabSettings())
-    await started.start()
-    _hubs.append(started)
+plugin = Plugin("collab", __version__, description="Sessions, participants, presence, locks and conflicts.",
+                settings=CollabSettings, lifespan=lifespan)
 
 
-@plugin.on_shutdown
-async def _stop() -> None:
-    for old in _hubs:
-        await old.stop()
-    _hubs.clear()
+def hub() -> Hub:
+    started: Hub | None = plugin.state
+    if started is None:
+        raise BridgeError(UNAVAILABLE, "the collab plugin has not started")
+    return started
 
 
 @plugin.method("create_session")
@@ -273,7 +303,7 @@ async def create_session(id: str, ctx: Context, permissions: dict[str, list[str]
                          docs: list[str] | None = None) -> dict[str, Any]:
     """Create session ``id`` governing state ``docs``; ``permissions`` maps participants (``*``:
     anyone else) to ``edit``, ``view``, ``comment``, ``share``. The creator holds all four and joins."""
-    h = await hub()
+    h = hub()
     created = h.model.create(id, ctx.participant, permissions or {}, docs or [])
     audit("collab.permission", ctx.participant, session=id, action="create", docs=created.docs,
           members=created.members)
@@ -286,7 +316,7 @@ async def create_session(id: str, ctx: Context, permissions: dict[str, list[str]
 @plugin.method("join", middleware=[audit_denials])
 async def join(session: str, ctx: Context) -> dict[str, Any]:
     """Join a session the caller has permissions in; the others get ``collab.participant_joined``."""
-    h = await hub()
+    h = hub()
     was_empty = not h.model.get(session).participants
     joined = h.model.join(session, ctx.participant, ctx.connection)
     if was_empty:
@@ -297,7 +327,7 @@ async def join(session: str, ctx: Context) -> dict[str, Any]:
 @plugin.method("leave")
 async def leave(session: str, ctx: Context) -> bool:
     """Leave a session (the caller's locks are released); false if the caller was not in it."""
-    h = await hub()
+    h = hub()
     left = h.model.leave(session, ctx.participant)
     if left and not h.model.get(session).participants:
         await h.save(session)
@@ -307,20 +337,20 @@ async def leave(session: str, ctx: Context) -> bool:
 @plugin.method("sessions", idempotent=True)
 async def sessions(ctx: Context) -> list[dict[str, Any]]:
     """The sessions the caller may join: ``[{id, docs, participants, created_by}]``."""
-    return (await hub()).model.visible(ctx.participant)
+    return hub().model.visible(ctx.participant)
 
 
 @plugin.method("session", idempotent=True, middleware=[audit_denials])
 async def session(session: str, ctx: Context) -> dict[str, Any]:
     """One session as its participants see it: members, who is here, locks."""
-    h = await hub()
+    h = hub()
     return h.model.view(h.model.member(session, ctx.participant))
 
 
 @plugin.method("share", middleware=[audit_denials])
 async def share(session: str, participant: str, permissions: list[str], ctx: Context) -> dict[str, Any]:
     """Give ``participant`` these permissions (``[]`` takes them away); needs ``share``."""
-    h = await hub()
+    h = hub()
     found = h.model.get(session)
     previous = found.members.get(participant, [])
     holds = [lock for held in found.locks.values() for lock in held if lock.holder == participant]
@@ -339,7 +369,7 @@ async def share(session: str, participant: str, permissions: list[str], ctx: Con
 async def heartbeat(session: str, ctx: Context, presence: Any = None) -> bool:
     """I am here (any call in the session counts too); ``presence`` (a cursor, a selection) is
     passed on to the others as ``collab.presence`` when it changes."""
-    (await hub()).model.heartbeat(session, ctx.participant, presence)
+    hub().model.heartbeat(session, ctx.participant, presence)
     return True
 
 
@@ -347,7 +377,7 @@ async def heartbeat(session: str, ctx: Context, presence: Any = None) -> bool:
 async def broadcast(session: str, payload: Any, ctx: Context, event: str | None = None) -> int:
     """Send ``collab.broadcast {session, from, event, payload}`` to everyone else in the session;
     returns how many were told."""
-    h = await hub()
+    h = hub()
     found = h.model.member(session, ctx.participant)
     others = h.model.others(found, ctx.participant)
     h.emit("collab.broadcast", {"session": session, "from": ctx.participant, "event": event, "payload": payload},
@@ -358,7 +388,7 @@ async def broadcast(session: str, payload: Any, ctx: Context, event: str | None 
 @plugin.method("comment", middleware=[audit_denials])
 async def comment(session: str, text: str, ctx: Context, anchor: Any = None) -> dict[str, Any]:
     """Add a comment (needs ``comment``); kept with the session and sent as ``collab.comment``."""
-    h = await hub()
+    h = hub()
     found = h.model.member(session, ctx.participant, "comment")
     if len(text) > h.settings.max_comment_chars:
         raise BridgeError(INVALID_PARAMS, f"a comment is at most {h.settings.max_comment_chars} characters")
@@ -380,7 +410,7 @@ async def comment(session: str, text: str, ctx: Context, anchor: Any = None) -> 
 @plugin.method("comments", idempotent=True, middleware=[audit_denials])
 async def comments(session: str, ctx: Context) -> list[dict[str, Any]]:
     """The session's comments, oldest first."""
-    h = await hub()
+    h = hub()
     h.model.member(session, ctx.participant, "view")
     rows = await h.docs.run(lambda: h.docs.store.db.execute(
         "SELECT seq, author, text, anchor, at FROM collab_comments WHERE session = ? ORDER BY seq",
@@ -395,7 +425,7 @@ async def acquire_lock(session: str, resource: str, ctx: Context,
                        ttl: float = Field(60, gt=0)) -> dict[str, Any]:
     """Lock ``resource`` (``doc`` or ``doc#/json/pointer``) for ``ttl`` seconds (again to renew);
     while held, others' edits of it are refused (4603, naming the holder). Needs ``edit``."""
-    h = await hub()
+    h = hub()
     lock = h.model.acquire(session, ctx.participant, resource, kind, ttl)
     return lock.view(h.model.clock())
 
@@ -403,20 +433,20 @@ async def acquire_lock(session: str, resource: str, ctx: Context,
 @plugin.method("release_lock", middleware=[audit_denials])
 async def release_lock(session: str, resource: str, ctx: Context) -> bool:
     """Release the caller's lock on ``resource``; false if it held none."""
-    return (await hub()).model.release(session, ctx.participant, resource)
+    return hub().model.release(session, ctx.participant, resource)
 
 
 @plugin.method("locks", idempotent=True, middleware=[audit_denials])
 async def locks(session: str, ctx: Context) -> list[dict[str, Any]]:
     """The locks held in the session now."""
-    h = await hub()
+    h = hub()
     return h.model.view(h.model.member(session, ctx.participant))["locks"]
 
 
 @plugin.method("conflicts", idempotent=True, middleware=[audit_denials])
 async def conflicts(session: str, ctx: Context, include_resolved: bool = False) -> list[dict[str, Any]]:
     """The session's conflicts (open ones, unless ``include_resolved``)."""
-    h = await hub()
+    h = hub()
     h.model.member(session, ctx.participant, "view")
     return [c.view() for c in h.conflicts.values()
             if c.session == session and (include_resolved or c.resolved is None)]
@@ -428,4 +458,4 @@ async def resolve(conflict_id: str, strategy: Literal["mine", "theirs", "merge",
     """Resolve a conflict: ``mine`` (the refused patch wins), ``theirs`` (the document stays),
     ``merge`` (objects, key by key), ``manual`` (``value`` at the path; null if not given).
     Everyone involved is told."""
-    return await (await hub()).resolve(conflict_id, strategy, value, ctx.participant)
+    return await hub().resolve(conflict_id, strategy, value, ctx.participant)

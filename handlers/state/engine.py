@@ -43,6 +43,8 @@ TOO_MANY_SUBSCRIPTIONS = 4506
 Guard = Callable[[str, str, str, list[Path]], None]
 #: Called with a conflict's details before it is reported; what it returns joins the error's data.
 ConflictHook = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+#: A task group's ``start_soon``: where the group-commit writer runs (the owner's lifetime).
+StartSoon = Callable[..., None]
 
 
 @dataclass(slots=True)
@@ -91,8 +93,10 @@ class Subscription:
 class Documents:
     """Named JSON documents with their versions, history, subscribers and durable store."""
 
-    def __init__(self, store: Store, limits: Limits | None = None, executor: ThreadPoolExecutor | None = None) -> None:
+    def __init__(self, store: Store, start_soon: StartSoon, limits: Limits | None = None,
+                 executor: ThreadPoolExecutor | None = None) -> None:
         self.store = store
+        self._start_soon = start_soon
         self.limits = limits or Limits()
         self.docs: dict[str, Doc] = {}
         self.guards: list[Guard] = []
@@ -101,22 +105,22 @@ class Documents:
         self._ids = itertools.count(1)
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="bridge-state")
         self._pending: list[tuple[Entry, bytes | None, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[None] | None = None  # resolved when the running writer has nothing left
         self._broken: str | None = None
         self._reloading: asyncio.Event | None = None  # set while memory is being re-read from disk
 
     # ---- life -------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Any, limits: Limits | None = None, synchronous: str = "full",
+    async def open(cls, path: Any, start_soon: StartSoon, limits: Limits | None = None, synchronous: str = "full",
                    accept_loss: bool = False) -> Documents:
         """Open the store (off the loop) and recover every document from it (``accept_loss``:
-        see Store)."""
+        see Store). The writer runs in the task group of ``start_soon``: close() before it ends."""
         executor = ThreadPoolExecutor(1, thread_name_prefix="bridge-state")  # the store's one thread, from here on
         try:
             store = await asyncio.get_running_loop().run_in_executor(
                 executor, lambda: Store(path, synchronous=synchronous, accept_loss=accept_loss))
-            docs = cls(store, limits, executor)
+            docs = cls(store, start_soon, limits, executor)
             recovered = await docs.run(docs._recover_all)
         except BaseException:
             executor.shutdown(wait=False)
@@ -135,8 +139,8 @@ class Documents:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
+        """Wait until every pending patch is written, fold the WAL in, close the store."""
+        await self._written()
         await self.run(self.store.checkpoint_wal)
         await self.run(self.store.close)
         self._executor.shutdown(wait=True)
@@ -221,8 +225,9 @@ class Documents:
             doc.size = len(snapshot)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, snapshot, done))
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write())
+        if self._writing is None:
+            self._writing = asyncio.get_running_loop().create_future()
+            self._start_soon(self._write)
         await done  # a cancelled caller cancels only this future: the writer skips it, the patch stays
         return entry.version
 
@@ -244,6 +249,7 @@ class Documents:
 
     async def _write(self) -> None:
         """Write what is pending, batch after batch, until nothing is."""
+        batch: list[tuple[Entry, bytes | None, asyncio.Future[None]]] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
@@ -267,8 +273,23 @@ class Documents:
                         await self.run(self.store.prune, doc_name, keep_from)
                     except Exception as exc:  # only space is lost: the log is longer until the next snapshot
                         log.warning("state: pruning %r failed: %s", doc_name, exc)
+        except Exception as exc:  # a bug, not the disk: refuse what follows rather than end the owner's task group
+            log.exception("state: the writer failed")
+            self._broken = f"the state writer failed: {exc}"
+            error = BridgeError(UNAVAILABLE, self._broken)
+            for _, _, done in batch + self._pending:
+                if not done.done():
+                    done.set_exception(error)
+            self._pending = []
         finally:
-            self._writer = None
+            writing, self._writing = self._writing, None
+            if writing is not None:
+                writing.set_result(None)
+
+    async def _written(self) -> None:
+        """Wait until the writer (if one runs) has written everything pending."""
+        if self._writing is not None:
+            await asyncio.shield(self._writing)
 
     async def _write_failed(self, batch: list[tuple[Entry, bytes | None, asyncio.Future[None]]],
                             exc: Exception) -> None:
@@ -307,8 +328,7 @@ class Documents:
 
     async def value_at(self, name: str, version: int) -> Any:
         """``name`` as it was at ``version`` (StoreError if that version is no longer kept)."""
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
+        await self._written()
         doc = self.docs.get(name)
         if doc is not None and version == doc.version:
             return doc.value
@@ -384,8 +404,7 @@ class Documents:
 
     async def checkpoint(self) -> dict[str, int]:
         """Snapshot every document at its durable version now, prune, and fold the WAL in."""
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
+        await self._written()
         taken = {n: d.version for n, d in self.docs.items() if d.version and d.version == d.durable}
         blobs = [(n, d.version, dumps(d.value)) for n, d in self.docs.items() if n in taken]
         await self.run(self.store.append, [], blobs)
@@ -404,8 +423,7 @@ class Documents:
             await self._reloading.wait()
         gate = self._reloading = asyncio.Event()
         try:
-            if self._writer is not None:
-                await asyncio.shield(self._writer)
+            await self._written()
             await self.run(self.store.delete, name)
             self.docs.pop(name, None)
         finally:

@@ -5,16 +5,18 @@ Every acknowledged patch is on disk (SQLite, WAL); ``state.changed`` tells subsc
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 from pydantic import BaseModel, Field
 
-from bridge import BridgeError, Context, Plugin, __version__
+from bridge import INTERNAL_ERROR, BridgeError, Context, Plugin, __version__
 
-from .engine import UNAVAILABLE, Documents, Limits
+from .engine import Documents, Limits, StartSoon
 from .store import HistoryLost, StoreError
 
 log = logging.getLogger("bridge.state")
@@ -37,39 +39,55 @@ class StateSettings(BaseModel):
                               "set it for one start, not for good")
 
 
-plugin = Plugin("state", __version__, description="Versioned JSON documents with RFC 6902 patches, durable.",
-                settings=StateSettings)
-_opened: list[asyncio.Future[Documents]] = []
-
-
 def default_path(app_name: str) -> Path:
     from platformdirs import user_data_path
 
     return user_data_path(app_name, appauthor=False) / "state.sqlite3"
 
 
-async def documents() -> Documents:
-    """The documents, opened on first use (the start-up hook, or another plugin's)."""
-    if not _opened:
-        _opened.append(asyncio.get_running_loop().create_task(_open()))
-    return await asyncio.shield(_opened[0])
+@asynccontextmanager
+async def lifespan(plugin: Plugin) -> AsyncIterator[Documents]:
+    """Open the documents once, with their writer in a task group of this lifetime; at the end,
+    write what is pending, fold the WAL in and close the store.
+
+    Whichever starts first opens them: collab, mounted before this plugin, enters this lifespan
+    itself and leaves the documents in ``plugin.state``; then this one yields those (their owner,
+    entered first, is left last)."""
+    opened: Documents | None = plugin.state
+    if opened is not None:
+        yield opened
+        return
+    tasks = anyio.create_task_group()  # entered after the opening, so an error is the plugin's, not a group's
+    docs = await _open(plugin, tasks.start_soon)  # the writer starts with the first patch, inside the group
+    async with tasks:
+        try:
+            yield docs
+        finally:
+            with anyio.CancelScope(shield=True):
+                await docs.close()
+                log.info("state: every acknowledged patch is written; the store is closed")
+        tasks.cancel_scope.cancel()
 
 
-async def _open() -> Documents:
+plugin = Plugin("state", __version__, description="Versioned JSON documents with RFC 6902 patches, durable.",
+                settings=StateSettings, lifespan=lifespan)
+
+
+async def _open(plugin: Plugin, start_soon: StartSoon) -> Documents:
     settings = plugin.settings or StateSettings()
     limits = Limits(settings.max_doc_bytes, settings.max_patch_bytes, settings.history, settings.snapshot_every,
                     settings.max_subscriptions)
     if settings.memory:
         log.warning("state: memory only (settings.memory): nothing survives the host")
-        return await Documents.open(None, limits)
+        return await Documents.open(None, start_soon, limits)
     path = Path(settings.path) if settings.path else default_path(plugin.app.name if plugin.app else "bridge")
     try:
-        docs = await Documents.open(path, limits, settings.synchronous, settings.accept_loss)
+        docs = await Documents.open(path, start_soon, limits, settings.synchronous, settings.accept_loss)
     except StoreError as exc:
         if not settings.memory_if_unavailable:
             raise
         log.warning("state: %s; running in memory only (memory_if_unavailable): nothing survives the host", exc)
-        return await Documents.open(None, limits)
+        return await Documents.open(None, start_soon, limits)
     if docs.store.loss is not None:
         _record_loss(path, docs.store.loss)
     return docs
@@ -86,31 +104,17 @@ def _record_loss(path: Path, loss: HistoryLost) -> None:
                      else None, found_version=loss.found_version, reason=loss.problem)
 
 
-@plugin.on_startup
-async def _start() -> None:
-    await documents()  # opened already if another plugin (collab) started first
-
-
-@plugin.on_shutdown
-async def _stop() -> None:
-    if _opened and _opened[0].done() and not _opened[0].exception():
-        await _opened[0].result().close()
-    _opened.clear()
-
-
-async def _docs() -> Documents:
-    if _opened and _opened[0].done() and not _opened[0].cancelled() and _opened[0].exception() is None:
-        return _opened[0].result()  # the common case, without a shield per call
-    try:
-        return await documents()
-    except StoreError as exc:
-        raise BridgeError(UNAVAILABLE, str(exc)) from None
+def _docs() -> Documents:
+    docs: Documents | None = plugin.state
+    if docs is None:
+        raise BridgeError(INTERNAL_ERROR, "state is not running", {"plugin": "state"})
+    return docs
 
 
 @plugin.method("get", idempotent=True)
 async def get(doc: str, ctx: Context) -> dict[str, Any]:
     """``{doc, version, value}``: the document now (version 0 and ``{}`` if it was never written)."""
-    found = (await _docs()).get(doc, ctx.participant)
+    found = _docs().get(doc, ctx.participant)
     return {"doc": doc, "version": found.version, "value": found.value}
 
 
@@ -122,7 +126,7 @@ async def patch(doc: str, ops: list[dict[str, Any]], ctx: Context, base_version:
     (4501, the current version in ``data``); one that touches only other paths is applied
     on top. Without it, the patch applies to whatever the document is now.
     """
-    version = await (await _docs()).patch(doc, ops, base_version, ctx.participant)
+    version = await _docs().patch(doc, ops, base_version, ctx.participant)
     return {"doc": doc, "version": version}
 
 
@@ -138,31 +142,31 @@ async def subscribe(doc: str, ctx: Context, since_version: int | None = None, co
     full value (``full: true`` with the reason) when that version is no longer kept or, with
     ``compact``, when the value is smaller than the ops. Every later change arrives as
     ``state.changed {doc, from, to, ops, author}``."""
-    return (await _docs()).subscribe(doc, since_version, ctx.participant, ctx.connection, compact)
+    return _docs().subscribe(doc, since_version, ctx.participant, ctx.connection, compact)
 
 
 @plugin.method("unsubscribe")
 async def unsubscribe(subscription: str, ctx: Context) -> bool:
     """Stop a subscription; false if there was none of the caller's by that id."""
-    return (await _docs()).unsubscribe(subscription, ctx.participant)
+    return _docs().unsubscribe(subscription, ctx.participant)
 
 
 @plugin.method("list", idempotent=True)
 async def list_() -> list[dict[str, Any]]:
     """``[{doc, version}]`` of every document."""
-    docs = await _docs()
+    docs = _docs()
     return [{"doc": name, "version": docs.docs[name].version} for name in docs.names()]
 
 
 @plugin.method("delete")
 async def delete(doc: str, ctx: Context) -> bool:
     """Delete a document and its history; subscribers get ``state.reset`` with ``deleted``."""
-    return await (await _docs()).delete(doc, ctx.participant)
+    return await _docs().delete(doc, ctx.participant)
 
 
 @plugin.method("checkpoint")
 async def checkpoint(ctx: Context) -> dict[str, Any]:
     """Snapshot every document now (start-up replays only what follows) and fold the WAL in."""
-    taken = await (await _docs()).checkpoint()
+    taken = await _docs().checkpoint()
     ctx.app.audit.record("state.checkpoint", participant=ctx.participant, docs=taken)
     return {"docs": taken}

@@ -134,7 +134,7 @@ async def test_per_caller_can_be_declared_either_way(tmp_path) -> None:
 def serve(cache_dir: Any) -> Host:
     """The real host serving this module's ``app`` (which imports the tests' ``harness``)."""
     path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
-    return Host("tests.test_cache_callers:app", env={"BRIDGE_CACHE_DIR": str(cache_dir), "PYTHONPATH": path})
+    return Host("tests.middleware.test_cache_callers:app", env={"BRIDGE_CACHE_DIR": str(cache_dir), "PYTHONPATH": path})
 
 
 def test_two_callers_end_to_end(tmp_path) -> None:

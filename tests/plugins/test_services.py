@@ -14,7 +14,7 @@ import pytest
 
 from bridge.builtins.services.policy import RestartPolicy
 from bridge.builtins.services.supervisor import HealthCheck, Service, ServiceManager
-from harness import gone
+from harness import ROOT, gone
 
 pytestmark = pytest.mark.anyio
 
@@ -184,7 +184,7 @@ asyncio.run(main())
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_kill_9_of_the_host_leaves_no_child(tmp_path):
     script = tmp_path / "host.py"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(ROOT)
     script.write_text(HOST_SCRIPT.format(root=root))
     host = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
     try:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import pytest
+from anyio.abc import TaskGroup
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,6 +60,13 @@ def test_replay_from_any_checkpoint_gives_the_same_document(data: st.DataObject)
         store.close()
 
 
+async def in_task_group(run: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """``run(tasks, *args)`` with a task group for the documents' writer, as the plugin's lifespan gives."""
+    async with anyio.create_task_group() as tasks:
+        await run(tasks, *args)
+        tasks.cancel_scope.cancel()
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_the_diff_from_any_kept_version_leads_to_now(data: st.DataObject) -> None:
@@ -64,8 +74,8 @@ def test_the_diff_from_any_kept_version_leads_to_now(data: st.DataObject) -> Non
     history = data.draw(st.integers(0, 10))
     values, patches = history_of(data, n)
 
-    async def run() -> None:
-        docs = await Documents.open(None, Limits(history=history, snapshot_every=3))
+    async def run(tasks: TaskGroup) -> None:
+        docs = await Documents.open(None, tasks.start_soon, Limits(history=history, snapshot_every=3))
         for ops in patches:
             await docs.patch("d", ops, None, "p")
             # the size kept is the document's, or a bound above it (what the size limit checks)
@@ -80,7 +90,7 @@ def test_the_diff_from_any_kept_version_leads_to_now(data: st.DataObject) -> Non
             assert caught["to"] == n
         await docs.close()
 
-    asyncio.run(run())
+    asyncio.run(in_task_group(run))
 
 
 @settings(max_examples=25, deadline=None)
@@ -94,14 +104,14 @@ def test_patches_and_checkpoints_in_any_order_reopen_to_the_same_document(data: 
     every = data.draw(st.integers(1, 6))
     history = data.draw(st.integers(0, 5))
 
-    async def run(directory: Path) -> None:
-        docs = await Documents.open(directory / "s.db", Limits(snapshot_every=every, history=history))
+    async def run(tasks: TaskGroup, directory: Path) -> None:
+        docs = await Documents.open(directory / "s.db", tasks.start_soon, Limits(snapshot_every=every, history=history))
         for version, ops in enumerate(patches, start=1):
             await docs.patch("d", ops, None, "p")
             if version in checkpoints:
                 await docs.checkpoint()
         await docs.close()
-        again = await Documents.open(directory / "s.db", Limits(history=history))
+        again = await Documents.open(directory / "s.db", tasks.start_soon, Limits(history=history))
         assert (again.docs["d"].version, again.docs["d"].value) == (n, values[n])
         assert len(again.docs["d"].history) <= history
         await again.close()
@@ -109,30 +119,38 @@ def test_patches_and_checkpoints_in_any_order_reopen_to_the_same_document(data: 
     import tempfile
 
     with tempfile.TemporaryDirectory() as directory:
-        asyncio.run(run(Path(directory)))
+        asyncio.run(in_task_group(run, Path(directory)))
 
 
 pytestmark = pytest.mark.anyio
 
 
-async def open_docs(tmp_path: Path, **limits: Any) -> Documents:
-    return await Documents.open(tmp_path / "state.sqlite3", Limits(**limits))
+@pytest.fixture
+async def tasks() -> AsyncIterator[TaskGroup]:
+    """The task group the documents' writer runs in (the plugin's lifespan opens one)."""
+    async with anyio.create_task_group() as group:
+        yield group
+        group.cancel_scope.cancel()
 
 
-async def test_patches_survive_a_reopen(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path, snapshot_every=4)
+async def open_docs(tasks: TaskGroup, tmp_path: Path, **limits: Any) -> Documents:
+    return await Documents.open(tmp_path / "state.sqlite3", tasks.start_soon, Limits(**limits))
+
+
+async def test_patches_survive_a_reopen(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path, snapshot_every=4)
     for i in range(10):
         assert await docs.patch("notes", [{"op": "add", "path": f"/n{i}", "value": i}], None, "alice") == i + 1
     await docs.close()
-    again = await open_docs(tmp_path)
+    again = await open_docs(tasks, tmp_path)
     assert again.docs["notes"].version == 10
     assert again.docs["notes"].value == {f"n{i}": i for i in range(10)}
     assert [e.author for e in again.docs["notes"].history][-1] == "alice"
     await again.close()
 
 
-async def test_a_stale_base_on_the_same_path_is_a_conflict(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path)
+async def test_a_stale_base_on_the_same_path_is_a_conflict(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path)
     await docs.patch("d", [{"op": "add", "path": "", "value": {"title": "a", "body": "b", "list": [1, 2]}}], None, "x")
     assert await docs.patch("d", [{"op": "replace", "path": "/title", "value": "alice"}], 1, "alice") == 2
     with pytest.raises(BridgeError) as refused:
@@ -151,8 +169,8 @@ async def test_a_stale_base_on_the_same_path_is_a_conflict(tmp_path: Path) -> No
     await docs.close()
 
 
-async def test_bad_bases_and_bad_patches(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path, history=2)
+async def test_bad_bases_and_bad_patches(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path, history=2)
     for i in range(5):
         await docs.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, "p")
     with pytest.raises(BridgeError) as ahead:
@@ -172,8 +190,8 @@ async def test_bad_bases_and_bad_patches(tmp_path: Path) -> None:
     await docs.close()
 
 
-async def test_limits_refuse_without_changing_anything(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path, max_patch_bytes=200, max_doc_bytes=300)
+async def test_limits_refuse_without_changing_anything(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path, max_patch_bytes=200, max_doc_bytes=300)
     with pytest.raises(BridgeError) as patch_size:
         await docs.patch("d", [{"op": "add", "path": "/x", "value": "x" * 300}], None, "p")
     assert patch_size.value.code == TOO_LARGE and patch_size.value.data["limit"] == 200
@@ -186,8 +204,8 @@ async def test_limits_refuse_without_changing_anything(tmp_path: Path) -> None:
     await docs.close()
 
 
-async def test_concurrent_patches_share_transactions_and_are_each_told_once(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path)
+async def test_concurrent_patches_share_transactions_and_are_each_told_once(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path)
     writes: list[int] = []
     append = docs.store.append
     docs.store.append = lambda entries, snaps=(): (writes.append(len(list(entries) if not isinstance(entries, list)
@@ -203,8 +221,8 @@ async def test_concurrent_patches_share_transactions_and_are_each_told_once(tmp_
     await docs.close()
 
 
-async def test_a_failed_write_fails_its_patches_and_memory_goes_back_to_the_disk(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path)
+async def test_a_failed_write_fails_its_patches_and_memory_goes_back_to_the_disk(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path)
     await docs.patch("d", [{"op": "add", "path": "/kept", "value": 1}], None, "p")
     listener = Notifications()
     docs.subscribe("d", 1, "watcher", listener)  # type: ignore[arg-type]
@@ -225,8 +243,8 @@ async def test_a_failed_write_fails_its_patches_and_memory_goes_back_to_the_disk
     await docs.close()
 
 
-async def test_checkpoint_prunes_the_log_and_recovery_stays_exact(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path, history=3, snapshot_every=1000)
+async def test_checkpoint_prunes_the_log_and_recovery_stays_exact(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path, history=3, snapshot_every=1000)
     for i in range(20):
         await docs.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, "p")
     assert await docs.checkpoint() == {"d": 20}
@@ -234,13 +252,13 @@ async def test_checkpoint_prunes_the_log_and_recovery_stays_exact(tmp_path: Path
     assert logged == (18, 3)  # only the kept history is left
     expected = docs.docs["d"].value
     await docs.close()
-    again = await open_docs(tmp_path, history=3)
+    again = await open_docs(tasks, tmp_path, history=3)
     assert again.docs["d"].value == expected and len(again.docs["d"].history) == 3
     await again.close()
 
 
-async def test_a_corrupt_newest_snapshot_falls_back_to_the_older_one(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path, snapshot_every=5, history=100)
+async def test_a_corrupt_newest_snapshot_falls_back_to_the_older_one(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path, snapshot_every=5, history=100)
     for i in range(12):
         await docs.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, "p")
     expected = docs.docs["d"].value
@@ -250,13 +268,13 @@ async def test_a_corrupt_newest_snapshot_falls_back_to_the_older_one(tmp_path: P
     db.execute("UPDATE snapshots SET value = ? WHERE version = 10", (b'{"k0": 666}',))
     db.commit()
     db.close()
-    again = await open_docs(tmp_path)
+    again = await open_docs(tasks, tmp_path)
     assert again.docs["d"].value == expected and again.docs["d"].version == 12
     await again.close()
 
 
-async def test_a_log_that_cannot_be_trusted_is_an_error_at_open(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path)
+async def test_a_log_that_cannot_be_trusted_is_an_error_at_open(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path)
     for i in range(3):
         await docs.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, "p")
     await docs.close()
@@ -264,23 +282,23 @@ async def test_a_log_that_cannot_be_trusted_is_an_error_at_open(tmp_path: Path) 
     db.execute("UPDATE log SET ops = ? WHERE version = 2", (b'[]',))
     db.commit()
     with pytest.raises(StoreError, match="log entry 2 fails its checksum"):
-        await open_docs(tmp_path)
+        await open_docs(tasks, tmp_path)
     db.execute("DELETE FROM log WHERE version = 2")
     db.commit()
     db.close()
     with pytest.raises(StoreError, match="jumps from version 1 to 3"):
-        await open_docs(tmp_path)
+        await open_docs(tasks, tmp_path)
 
 
-async def test_an_unopenable_or_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
+async def test_an_unopenable_or_garbage_file_is_a_clear_error(tmp_path: Path, tasks: TaskGroup) -> None:
     garbage = tmp_path / "state.sqlite3"
     garbage.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="state database"):
-        await open_docs(tmp_path)
+        await open_docs(tasks, tmp_path)
     blocked = tmp_path / "file"
     blocked.write_text("")
     with pytest.raises(StoreError):
-        await Documents.open(blocked / "sub" / "state.sqlite3")
+        await Documents.open(blocked / "sub" / "state.sqlite3", tasks.start_soon)
 
 
 def test_migrations_run_once_and_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -293,8 +311,8 @@ def test_migrations_run_once_and_a_newer_schema_is_refused(tmp_path: Path) -> No
     store.close()
 
 
-async def test_patches_sent_during_a_delete_land_after_it_and_survive_a_reopen(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path)
+async def test_patches_sent_during_a_delete_land_after_it_and_survive_a_reopen(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path)
     for i in range(5):
         await docs.patch("d", [{"op": "add", "path": f"/old{i}", "value": i}], None, "p")
     racing = [docs.patch("d", [{"op": "add", "path": f"/new{i}", "value": i}], None, "p") for i in range(3)]
@@ -302,13 +320,13 @@ async def test_patches_sent_during_a_delete_land_after_it_and_survive_a_reopen(t
     assert deleted is True and sorted(versions) == [1, 2, 3]
     assert docs.docs["d"].value == {"new0": 0, "new1": 1, "new2": 2}
     await docs.close()
-    again = await open_docs(tmp_path)
+    again = await open_docs(tasks, tmp_path)
     assert (again.docs["d"].version, again.docs["d"].value) == (3, {"new0": 0, "new1": 1, "new2": 2})
     await again.close()
 
 
-async def test_a_refused_first_patch_leaves_no_document(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path)
+async def test_a_refused_first_patch_leaves_no_document(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path)
     for i in range(50):
         with pytest.raises(BridgeError):
             await docs.patch(f"junk{i}", [{"op": "remove", "path": "/nothing"}], None, "p")
@@ -316,8 +334,8 @@ async def test_a_refused_first_patch_leaves_no_document(tmp_path: Path) -> None:
     await docs.close()
 
 
-async def test_subscriptions_per_connection_are_limited(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path, max_subscriptions=3)
+async def test_subscriptions_per_connection_are_limited(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path, max_subscriptions=3)
     one, other = Notifications(), Notifications()
     subs = [docs.subscribe(f"d{i}", None, "p", one)["subscription"] for i in range(3)]  # type: ignore[arg-type]
     with pytest.raises(BridgeError) as refused:
@@ -329,8 +347,8 @@ async def test_subscriptions_per_connection_are_limited(tmp_path: Path) -> None:
     await docs.close()
 
 
-async def test_a_compact_catch_up_sends_the_value_when_it_is_smaller_than_the_ops(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path, history=5000)
+async def test_a_compact_catch_up_sends_the_value_when_it_is_smaller_than_the_ops(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path, history=5000)
     for i in range(300):
         await docs.patch("d", [{"op": "add", "path": f"/k{i % 3}", "value": i}], None, "p")
     ops = orjson.loads(orjson.dumps(docs.subscribe("d", 0, "p", Notifications(), compact=False)))  # type: ignore[arg-type]
@@ -343,8 +361,8 @@ async def test_a_compact_catch_up_sends_the_value_when_it_is_smaller_than_the_op
     await docs.close()
 
 
-async def test_a_caller_cancelled_while_its_patch_is_written_leaves_the_patch_in_place(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path)
+async def test_a_caller_cancelled_while_its_patch_is_written_leaves_the_patch_in_place(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path)
     call = asyncio.ensure_future(docs.patch("d", [{"op": "add", "path": "/a", "value": 1}], None, "p"))
     await asyncio.sleep(0)  # applied and queued; the write has not finished
     assert docs.docs["d"].version == 1 and docs.docs["d"].durable == 0
@@ -354,13 +372,13 @@ async def test_a_caller_cancelled_while_its_patch_is_written_leaves_the_patch_in
     assert await docs.patch("d", [{"op": "add", "path": "/b", "value": 2}], None, "p") == 2
     assert docs.docs["d"].durable == 2
     await docs.close()
-    again = await open_docs(tmp_path)
+    again = await open_docs(tasks, tmp_path)
     assert again.docs["d"].value == {"a": 1, "b": 2}
     await again.close()
 
 
-async def test_a_failed_prune_loses_nothing_and_blocks_no_one(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path, snapshot_every=2)
+async def test_a_failed_prune_loses_nothing_and_blocks_no_one(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path, snapshot_every=2)
 
     def broken(doc: str, keep_from: int) -> None:
         raise sqlite3.OperationalError("disk I/O error")
@@ -370,13 +388,13 @@ async def test_a_failed_prune_loses_nothing_and_blocks_no_one(tmp_path: Path) ->
                                       for i in range(20)))
     assert sorted(versions) == list(range(1, 21)) and docs.docs["d"].durable == 20
     await docs.close()
-    again = await open_docs(tmp_path)
+    again = await open_docs(tasks, tmp_path)
     assert again.docs["d"].value == {f"k{i}": i for i in range(20)}
     await again.close()
 
 
-async def test_the_size_limit_holds_when_the_size_is_only_estimated(tmp_path: Path) -> None:
-    docs = await open_docs(tmp_path, max_doc_bytes=1000, snapshot_every=10_000)
+async def test_the_size_limit_holds_when_the_size_is_only_estimated(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path, max_doc_bytes=1000, snapshot_every=10_000)
     await docs.patch("d", [{"op": "add", "path": "/big", "value": "x" * 400}], None, "p")
     with pytest.raises(BridgeError) as copied:  # a copy doubles it: measured, refused
         await docs.patch("d", [{"op": "copy", "from": "/big", "path": "/twin"}, {"op": "copy", "from": "/big",

@@ -152,6 +152,34 @@ def test_kill_9_in_a_burst_of_10000_patches_loses_no_acknowledged_patch(tmp_path
         assert value["version"] == len(present)
 
 
+def test_eof_in_a_burst_stops_collab_then_writes_and_closes_the_store_and_exits(tmp_path: Path) -> None:
+    """Stdin closes with patches in flight and a session's sweeper running: the host exits 0 in a
+    bounded time, collab stops before the store is closed, and every acknowledged patch is there."""
+    with host(tmp_path) as h:
+        alice = Caller(h, "alice", [])
+        alice.ok("collab.create_session", id="s", docs=["d"])
+        h.send(*({"jsonrpc": "2.0", "id": f"p{i}", "method": "state.patch",
+                  "params": {"doc": "d", "ops": [{"op": "add", "path": f"/k{i}", "value": i}],
+                             "$meta": {"caller": {"participant": "alice"}}}} for i in range(2000)))
+        h.close_stdin()
+        assert h.wait(10) == 0
+        acked = set()
+        with pytest.raises(EOFError):
+            while True:  # every reply, up to the end of the output
+                reply = h.recv()
+                if str(reply.get("id", "")).startswith("p") and "result" in reply:
+                    acked.add(int(reply["id"][1:]))
+        h.wait_stderr(b"the store is closed")
+        log = h.stderr.decode()
+        assert log.index("collab: stopped") < log.index("state: every acknowledged patch is written")
+    assert acked, "no patch was acknowledged before the host stopped"
+    with host(tmp_path) as h:
+        alice = Caller(h, "alice", [])
+        alice.ok("collab.join", session="s")
+        value = alice.ok("state.get", doc="d")["value"]
+        assert acked <= {int(k[1:]) for k in value}
+
+
 @pytest.mark.parametrize("fallback", [False, True])
 def test_a_database_that_cannot_be_opened_is_a_clear_error_or_memory_when_allowed(tmp_path: Path, fallback: bool) -> None:
     (tmp_path / "state.sqlite3").write_bytes(b"not a database at all " * 64)

@@ -3,10 +3,14 @@ controllable clock, conflicts recorded and resolved each way, what survives a re
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from anyio.abc import TaskGroup
 
 from bridge import BridgeError
 from bridge.builtins.collab.plugin import CollabSettings, Hub
@@ -124,9 +128,17 @@ def test_only_refusals_for_want_of_membership_or_permission_are_denials_the_plug
                         FORBIDDEN, FORBIDDEN]
 
 
-async def hub(tmp_path: Path, **settings: Any) -> Hub:
-    docs = await Documents.open(tmp_path / "state.sqlite3")
-    h = Hub(docs, CollabSettings(**settings))
+@pytest.fixture
+async def tasks() -> AsyncIterator[TaskGroup]:
+    """The task group the writer and the sweeper run in (the plugins' lifespans open theirs)."""
+    async with anyio.create_task_group() as group:
+        yield group
+        group.cancel_scope.cancel()
+
+
+async def hub(tasks: TaskGroup, tmp_path: Path, **settings: Any) -> Hub:
+    docs = await Documents.open(tmp_path / "state.sqlite3", tasks.start_soon)
+    h = Hub(docs, CollabSettings(**settings), tasks.start_soon)
     await h.start()
     return h
 
@@ -154,8 +166,8 @@ async def conflict_on(h: Hub, path: str, alice_value: Any, bob_value: Any) -> st
 
 @pytest.mark.parametrize(("strategy", "value", "title"), [
     ("mine", None, "bob"), ("theirs", None, "alice"), ("manual", "both", "both")])
-async def test_a_conflict_is_recorded_and_resolved(tmp_path: Path, strategy: str, value: Any, title: str) -> None:
-    h = await hub(tmp_path)
+async def test_a_conflict_is_recorded_and_resolved(tmp_path: Path, strategy: str, value: Any, title: str, tasks: TaskGroup) -> None:
+    h = await hub(tasks, tmp_path)
     conns = await two_writers_one_viewer(h)
     with pytest.raises(BridgeError) as viewer:
         await h.docs.patch("doc", [{"op": "replace", "path": "/title", "value": "carol"}], None, "carol")
@@ -177,8 +189,8 @@ async def test_a_conflict_is_recorded_and_resolved(tmp_path: Path, strategy: str
     await h.docs.close()
 
 
-async def test_merge_takes_each_key_from_the_side_that_changed_it(tmp_path: Path) -> None:
-    h = await hub(tmp_path)
+async def test_merge_takes_each_key_from_the_side_that_changed_it(tmp_path: Path, tasks: TaskGroup) -> None:
+    h = await hub(tasks, tmp_path)
     await two_writers_one_viewer(h)
     base = h.docs.docs["doc"].version
     await h.docs.patch("doc", [{"op": "replace", "path": "/meta/a", "value": 2}], base, "alice")
@@ -190,14 +202,14 @@ async def test_merge_takes_each_key_from_the_side_that_changed_it(tmp_path: Path
     await h.docs.close()
 
 
-async def test_sessions_members_and_conflicts_survive_a_restart_presence_and_locks_do_not(tmp_path: Path) -> None:
-    h = await hub(tmp_path)
+async def test_sessions_members_and_conflicts_survive_a_restart_presence_and_locks_do_not(tmp_path: Path, tasks: TaskGroup) -> None:
+    h = await hub(tasks, tmp_path)
     await two_writers_one_viewer(h)
     h.model.acquire("s", "alice", "doc#/meta", "exclusive", 60)
     conflict_id = await conflict_on(h, "/title", "alice", "bob")
     await h.stop()
     await h.docs.close()
-    again = await hub(tmp_path)
+    again = await hub(tasks, tmp_path)
     session = again.model.get("s")
     assert session.members == {"alice": ["edit", "view", "comment", "share"], "bob": ["edit", "view"],
                                "carol": ["view"]}
@@ -217,9 +229,52 @@ def test_the_js_client_names_the_same_error_codes() -> None:
     from bridge.builtins.collab import sessions
     from bridge.builtins.state import engine
 
-    source = (Path(__file__).parents[1] / "client_js" / "src" / "state.js").read_text()
+    source = (Path(__file__).parents[2] / "client_js" / "src" / "state.js").read_text()
     listed = {int(code) for code in re.findall(r":\s*(\d{4}),", source)}
     ours = {engine.CONFLICT, engine.PATCH_FAILED, engine.TOO_LARGE, engine.HISTORY_GONE, engine.UNAVAILABLE,
             engine.TOO_MANY_SUBSCRIPTIONS, sessions.NOT_A_PARTICIPANT, sessions.FORBIDDEN, sessions.LOCKED,
             sessions.NO_SUCH_SESSION, sessions.NO_SUCH_CONFLICT, sessions.SESSION_EXISTS}
     assert listed == ours
+
+
+@pytest.mark.parametrize("mounted", [("state", "collab"), ("collab", "state"), ("collab",)])
+async def test_the_lifespans_open_the_documents_once_and_leave_nothing_running(
+        tmp_path: Path, mounted: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whichever mount order (``--plugin`` mounts collab first), or collab alone: one set of
+    documents, collab's state reaches them; at the end collab stops first, then the documents
+    are written and closed, and no task is left."""
+    from contextlib import AsyncExitStack
+
+    from bridge import Bridge
+    from bridge.builtins.collab import plugin as collab_plugin
+    from bridge.builtins.state import plugin as state_plugin
+    from bridge.plugins import enter_lifespans
+
+    plugins = {"state": state_plugin.plugin, "collab": collab_plugin.plugin}
+    for mountable in plugins.values():  # put back as they were after the test
+        monkeypatch.setattr(mountable, "app", None)
+        monkeypatch.setattr(mountable, "settings", None)
+    app = Bridge("lifespans")
+    for name in mounted:
+        app.include(plugins[name], settings={"path": str(tmp_path / "state.sqlite3")} if name == "state" else None)
+    if "state" not in mounted:
+        state_plugin.plugin.settings = state_plugin.StateSettings(path=str(tmp_path / "state.sqlite3"))
+    before = asyncio.all_tasks()
+    async with AsyncExitStack() as stack:
+        await enter_lifespans(app, stack)
+        h: Hub = collab_plugin.plugin.state
+        if "state" in mounted:
+            assert state_plugin.plugin.state is h.docs
+        await h.docs.patch("doc", [{"op": "add", "path": "/a", "value": 1}], None, "alice")
+        h.model.create("s", "alice", {}, ["doc"])
+        await h.save("s")
+        docs = h.docs
+    assert collab_plugin.plugin.state is None and state_plugin.plugin.state is None
+    assert h.guard not in docs.guards and docs._writing is None
+    with pytest.raises(Exception):
+        docs.store.db.execute("SELECT 1")  # closed
+    assert asyncio.all_tasks() == before  # the writer and the sweeper ended with their lifespans
+    async with anyio.create_task_group() as tasks:
+        again = await Documents.open(tmp_path / "state.sqlite3", tasks.start_soon)
+        assert again.docs["doc"].value == {"a": 1}
+        await again.close()
