@@ -250,8 +250,8 @@ def mount_installed(app: Bridge, only: list[str] | None = None,
             log.error("plugin %s could not be mounted: %s", name, exc)
             app.plugins[name] = PluginStatus(name, version, "failed", f"{type(exc).__name__}: {exc}",
                                              source=f"entry point {name}")
-    for name in sorted(set(only or ()) - set(app.plugins)):
-        if name in BUILTIN:
+    for name in dict.fromkeys(only or ()):  # in the order given: lifespans are entered in mount order
+        if name in BUILTIN and name not in app.plugins:
             import importlib
 
             module, _, attr = BUILTIN[name].partition(":")
