@@ -64,14 +64,22 @@ async def serve(app: Bridge, settings: Settings, in_fd: int, out_fd: int) -> int
     conn = Connection(app, settings, streams.input, writer)
     streams.bind(conn)
     configure_audit(app.audit, settings, app.name)
-    async with AsyncExitStack() as lifespans:  # left last, in reverse, after the shutdown hooks
-        try:
-            await run_hooks(app.startup_hooks)
-            await enter_lifespans(app, lifespans)
-        except Exception:
-            log.exception("the app failed to start; exiting")
-            return 1
-        return await _serve(app, settings, conn, writer)
+    code = 1
+    with anyio.CancelScope() as lifetime:
+        async with AsyncExitStack() as lifespans:  # left last, in reverse, after the shutdown hooks
+            try:
+                await run_hooks(app.startup_hooks)
+                await enter_lifespans(app, lifespans)
+            except Exception:
+                log.exception("the app failed to start; exiting")
+                return 1
+            try:
+                code = await _serve(app, settings, conn, writer)
+            finally:  # the lifespans get the grace period to stop; one still stopping is cancelled
+                lifetime.deadline = anyio.current_time() + settings.shutdown_grace
+    if lifetime.cancelled_caught:
+        log.warning("plugins still stopping after %.1fs were cancelled", settings.shutdown_grace)
+    return code
 
 
 async def _serve(app: Bridge, settings: Settings, conn: Connection, writer: Any) -> int:

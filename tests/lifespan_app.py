@@ -47,6 +47,9 @@ async def broken_lifespan(plugin: Plugin):
     if os.environ.get("BREAK_PLUGIN"):
         raise RuntimeError("no database")
     yield None
+    if os.environ.get("HANG_PLUGIN"):
+        _say("hanging")
+        await anyio.sleep_forever()  # a plugin that never finishes stopping
 
 
 app = Bridge("lifespan", lifespan=app_lifespan)

@@ -30,3 +30,16 @@ def test_an_app_whose_lifespan_fails_does_not_start() -> None:
     with Host("tests.lifespan_app:failing", env={"BREAK_PLUGIN": "1"}) as host:
         assert host.wait() == 1
         host.wait_stderr(b"no database")
+
+
+def test_a_lifespan_that_never_stops_is_cancelled_after_the_grace_period() -> None:
+    """Nothing blocks forever: the host leaves its lifespans within shutdown_grace."""
+    import time
+
+    with Host("tests.lifespan_app:app", "--shutdown-grace", "0.5", env={"HANG_PLUGIN": "1"}) as host:
+        assert host.call("greeting", id=1)["result"] == "hello"
+        host.close_stdin()
+        started = time.monotonic()
+        assert host.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+        host.wait_stderr(b"plugins still stopping after 0.5s were cancelled")
