@@ -471,10 +471,8 @@ class Connection:
                 log.debug("ignoring a response from the client: %r", id)
                 return None
             return self._invalid("not a JSON-RPC 2.0 request", id)
-        params = msg.get("params", _NO_ID)
-        if params is _NO_ID:
-            params = None
-        elif type(params) is not dict and type(params) is not list:
+        params = msg.get("params")  # absent, or null as pygls's client sends it: no params
+        if params is not None and type(params) is not dict and type(params) is not list:
             return self._invalid("params must be an object or an array", id)
         target = self._methods.get(method)
         if target is None:

@@ -107,7 +107,7 @@ async def test_bad_ids_get_invalid_request_with_null_id(bad) -> None:
     ({"jsonrpc": "1.0", "id": 1, "method": "get_data"}, "version"),
     ({"id": 1, "method": "get_data"}, "no version"),
     ({"jsonrpc": "2.0", "id": 1, "method": "get_data", "params": 3}, "scalar params"),
-    ({"jsonrpc": "2.0", "id": 1, "method": "get_data", "params": None}, "null params"),
+    ({"jsonrpc": "2.0", "id": 1, "method": "get_data", "params": "x"}, "string params"),
     ({"jsonrpc": "2.0", "id": 1}, "no method"),
 ])
 async def test_invalid_requests_keep_their_id(bad, reason) -> None:
@@ -365,3 +365,10 @@ async def test_stop_answers_what_was_read_but_never_started() -> None:
 async def test_every_host_answers_rpc_ping() -> None:
     [reply] = await exchange(Bridge(), lines({"jsonrpc": "2.0", "id": 1, "method": "rpc.ping"}))
     assert reply == {"jsonrpc": "2.0", "id": 1, "result": "pong"}
+
+
+async def test_null_params_mean_no_params() -> None:
+    """pygls's client sends ``"params": null`` for a request without params (vscode-jsonrpc's
+    server accepts it); any other non-structured value stays an error."""
+    out = await exchange(spec_app(), lines({"jsonrpc": "2.0", "id": 1, "method": "get_data", "params": None}))
+    assert out == [{"jsonrpc": "2.0", "id": 1, "result": ["hello", 5]}]
