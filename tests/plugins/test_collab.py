@@ -4,7 +4,6 @@ controllable clock, conflicts recorded and resolved each way, what survives a re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -126,14 +125,6 @@ def test_only_refusals_for_want_of_membership_or_permission_are_denials_the_plug
     assert refusals == [{"session": "s", "reason": "forbidden", "needs": "join", "held": []},
                         {"session": "s", "reason": "not_joined", "needs": "view", "held": ["view"]},
                         FORBIDDEN, FORBIDDEN]
-
-
-@pytest.fixture
-async def tasks() -> AsyncIterator[TaskGroup]:
-    """The task group the writer and the sweeper run in (the plugins' lifespans open theirs)."""
-    async with anyio.create_task_group() as group:
-        yield group
-        group.cancel_scope.cancel()
 
 
 async def hub(tasks: TaskGroup, tmp_path: Path, **settings: Any) -> Hub:

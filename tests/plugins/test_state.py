@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,14 +123,6 @@ def test_patches_and_checkpoints_in_any_order_reopen_to_the_same_document(data: 
 
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def tasks() -> AsyncIterator[TaskGroup]:
-    """The task group the documents' writer runs in (the plugin's lifespan opens one)."""
-    async with anyio.create_task_group() as group:
-        yield group
-        group.cancel_scope.cancel()
 
 
 async def open_docs(tasks: TaskGroup, tmp_path: Path, **limits: Any) -> Documents:
