@@ -49,8 +49,9 @@ class Bridge(Router):
         self.version = version
         self.description = description
         self.timeout = timeout
-        self.rate_limit = rate_limit
-        self.circuit = circuit
+        #: Built-in middleware every method gets unless it names its own (or False).
+        self.defaults: dict[str, Any] = {key: part for key, part in (("circuit", circuit), ("rate_limit", rate_limit))
+                                         if part is not None}
         self.middleware: list[Middleware] = []
         self.plugins: dict[str, PluginStatus] = {}
         self.method_owners: dict[str, str] = {}  # method name -> the plugin that mounted it
@@ -101,9 +102,9 @@ class Bridge(Router):
         cache = self.connection.cache if self.connection is not None else None
         if cache is None:
             return
-        tagged = {tag: [m.name for m in self.methods.values() if m.cache is not None and tag in m.cache.tags]
-                  for tag in targets}
-        for method in sorted({m for t in targets for m in (tagged[t] or [t])}):
+        from .middleware.cache import methods_for
+
+        for method in methods_for(self, targets):
             cache.invalidate(method)
 
     def serve(self, settings: Settings | None = None, **overrides: Any) -> int:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-import operator
 import types
 import typing
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
-
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 from .context import Context
 from .errors import INVALID_PARAMS, BridgeError
@@ -35,21 +33,29 @@ if TYPE_CHECKING:
 class MethodOptions(TypedDict, total=False):
     """What ``@app.method(...)`` accepts besides the name.
 
-    ``rate_limit`` and ``circuit`` default to the app's; pass False to turn the app's off.
+    ``middleware`` is the method's own, in order. The keywords after it are shortcuts for
+    built-in middleware, which join the chain after the method's own in the order listed
+    here; ``rate_limit`` and ``circuit`` default to the app's (pass False to turn the app's
+    off). ``batch`` and ``stream`` choose how the handler is run (an endpoint kind).
     """
 
     timeout: float | None
     idempotent: bool
     description: str | None
-    rate_limit: RateLimit | Literal[False] | None
-    circuit: CircuitBreaker | Literal[False] | None
-    validator: Validator | None
     middleware: Sequence[Middleware]
-    cache: Cache | None
+    circuit: CircuitBreaker | Literal[False] | None
+    rate_limit: RateLimit | Literal[False] | None
+    validator: Validator | None
     invalidates: Sequence[str]
+    cache: Cache | None
     batch: Batch | None
     stream: Stream | None
 
+
+#: The keyword options that name a built-in middleware, in the order they join the chain.
+PART_OPTIONS = ("circuit", "rate_limit", "validator", "invalidates", "cache")
+
+T = TypeVar("T")
 _EMPTY = inspect.Parameter.empty
 _UNSUPPORTED_KINDS = {
     inspect.Parameter.VAR_POSITIONAL: "*args",
@@ -70,30 +76,25 @@ class Method:
 
     __slots__ = (
         "_model",
-        "batch",
-        "cache",
-        "invalidates",
         "_renames",
+        "_result_adapter",
         "context_param",
         "description",
-        "circuit",
         "effective_timeout",
         "func",
         "idempotent",
         "is_async",
+        "kind",
         "middleware",
         "name",
+        "options",
         "param_names",
         "params",
         "parts",
         "pipeline",
-        "rate_limit",
         "return_type",
         "shapes_result",
-        "stream",
-        "_result_adapter",
         "timeout",
-        "validator",
     )
 
     def __init__(self, func: Callable[..., Any], name: str, **options: Unpack[MethodOptions]) -> None:
@@ -108,21 +109,14 @@ class Method:
             raise ValueError(f"{name}: timeout must be positive")
         self.effective_timeout = self.timeout
         self.idempotent = options.get("idempotent", False)
-        self.rate_limit = options.get("rate_limit")
-        self.circuit = options.get("circuit")
-        self.validator = options.get("validator")
+        #: The method's own middleware, in order.
         self.middleware = tuple(options.get("middleware", ()))
-        self.cache = options.get("cache")
-        self.invalidates = tuple(options.get("invalidates", ()))
-        self.batch = options.get("batch")
-        self.stream = options.get("stream")
-        if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
-            if self.stream is None:
-                from .middleware.stream import Stream
-
-                self.stream = Stream()
-        elif self.stream is not None:
-            raise TypeError(f"{name}: stream= needs a generator handler (one that yields its items)")
+        #: The built-in middleware named by keyword (``PART_OPTIONS``), in chain order; False
+        #: turns the app's default off.
+        self.options: dict[str, Any] = {
+            key: _keyword_part(key, options[key]) for key in PART_OPTIONS if options.get(key) is not None}
+        #: How the handler is run when not plainly (``Batch``, ``Stream``): the chain's endpoint.
+        self.kind: Any = _kind(name, func, options.get("batch"), options.get("stream"))
         self.pipeline: Callable[[Request], Awaitable[Any]] | None = None
         description = options.get("description")
         self.description = description if description is not None else inspect.getdoc(func)
@@ -141,10 +135,8 @@ class Method:
                 raise TypeError(f"{name}: handlers cannot take {_UNSUPPORTED_KINDS[p.kind]} ({p.name})")
             params.append(Param(p.name, annotation, p.default, _param_doc(annotation)))
         self.return_type = hints.get("return", Any)
-        if self.stream is not None:  # items go out as they are; the reply only closes the stream
-            self.return_type = dict[str, int]
-        if self.batch is not None:
-            params, self.return_type = _per_call_view(name, params, self.return_type, self.context_param)
+        if self.kind is not None:  # what each call sends and gets, as the kind sees it
+            params, self.return_type = self.kind.signature(self, params)
         self.params = tuple(params)
         self.param_names = tuple(p.name for p in params)
         self.shapes_result = _needs_shaping(self.return_type)
@@ -154,7 +146,11 @@ class Method:
         #: The method's own middleware and endpoint kind, in order: each may report its own
         #: ``metrics(name)`` (for rpc.metrics) and ``describe()`` (for rpc.discover).
         self.parts: tuple[Any, ...] = tuple(part for part in (
-            *self.middleware, self.circuit, self.rate_limit, self.cache, self.batch, self.stream) if part)
+            *self.middleware, *self.options.values(), self.kind) if part)
+
+    def part(self, kind: type[T]) -> T | None:
+        """The method's first part of this type (``method.part(Cache)``), or None."""
+        return next((part for part in self.parts if isinstance(part, kind)), None)
 
     def bind(self, params: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
         """Keyword arguments for the handler, validated; BridgeError(INVALID_PARAMS) if not."""
@@ -240,23 +236,32 @@ class Method:
         return f"Method({self.name!r})"
 
 
-def _per_call_view(name: str, params: list[Param], returns: Any, context: str | None) -> tuple[list[Param], Any]:
-    """A batched handler takes ``items: list[T]`` and returns ``list[R]``: each call sends one
-    ``T`` (as ``{"items": t}`` or ``[t]``) and gets one ``R``. Return that per-call view."""
-    if context is not None or len(params) != 1 or typing.get_origin(params[0].annotation) is not list:
-        raise TypeError(f"{name}: a batched handler takes exactly one parameter, a list[...] of the calls' items")
-    item = params[0]
-    (item_type,) = typing.get_args(item.annotation) or (Any,)
-    result_type = (typing.get_args(returns) or (Any,))[0] if typing.get_origin(returns) is list else Any
-    return [Param(item.name, item_type, _EMPTY, item.description)], _without_exceptions(result_type)
+def _keyword_part(key: str, value: Any) -> Any:
+    """The middleware a keyword option names: ``validator=f`` is ``Validate(f)``,
+    ``invalidates=[...]`` is ``Invalidate([...])``; the others are given as middleware."""
+    if key == "validator":
+        from .middleware.validation import Validate
+
+        return Validate(value)
+    if key == "invalidates":
+        from .middleware.cache import Invalidate
+
+        return Invalidate(value)
+    return value
 
 
-def _without_exceptions(annotation: Any) -> Any:
-    """``R | BridgeError`` -> ``R``: an item that is an exception fails its caller instead."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        kept = [a for a in typing.get_args(annotation) if not (isinstance(a, type) and issubclass(a, BaseException))]
-        return functools.reduce(operator.or_, kept) if kept else Any
-    return annotation
+def _kind(name: str, func: Callable[..., Any], batch: Any, stream: Any) -> Any:
+    """The endpoint kind: ``batch=``, ``stream=``, or a default ``Stream`` for a generator."""
+    if batch is not None and stream is not None:
+        raise TypeError(f"{name}: a method is batched or streamed, not both")
+    if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+        if stream is None:
+            from .middleware.stream import Stream
+
+            stream = Stream()
+    elif stream is not None:
+        raise TypeError(f"{name}: stream= needs a generator handler (one that yields its items)")
+    return batch if batch is not None else stream
 
 
 _PLAIN = frozenset({int, float, str, bool, bytes, type(None), list, dict, tuple, set, frozenset})

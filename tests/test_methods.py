@@ -232,7 +232,7 @@ def test_registration_rules() -> None:
     async def gen():
         yield 1
 
-    assert app.methods["gen"].stream is not None  # a generator handler streams
+    assert app.methods["gen"].kind is not None  # a generator handler streams
     with pytest.raises(TypeError, match="generator"):
         from bridge.middleware.stream import Stream
 

@@ -8,10 +8,11 @@ concerns (rate limiting, circuit breaking, custom validation) and for an app's o
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..context import Context
 from ..identity import participant_id
+from ..methods import PART_OPTIONS
 
 if TYPE_CHECKING:
     from ..app import Bridge
@@ -101,45 +102,43 @@ class Request:
         return f"Request({self.method.name!r}, id={self.id!r})"
 
 
+class Build(NamedTuple):
+    """What a middleware's ``on_build(build)`` hook is told when the host builds a method's
+    chain; the hook returns what joins the chain (itself, another middleware, or None)."""
+
+    app: Bridge
+    method: Method
+    cache: CacheStore | None
+
+
 def build(app: Bridge, method: Method, cache_store: CacheStore | None) -> Next | None:
     """The chain ``method``'s calls go through, or None when there is nothing in it.
 
-    Order: the app's middleware, the method's own, the circuit breaker, the rate limit,
-    the custom validator, invalidation, the cache; then the handler. Also settles the
-    method's timeout.
+    Order: the app's middleware, the method's own, then the built-ins its keyword options
+    name (``PART_OPTIONS`` order, the app's default where the method gives none); then the
+    endpoint: the method's kind, or the handler. Also settles the method's timeout.
     """
-    from .cache import Invalidate
-    from .validation import Validate
-
     method.effective_timeout = method.timeout if method.timeout is not None else app.timeout
     chain: list[Middleware] = [*app.middleware, *method.middleware]
-    for own, default in ((method.circuit, app.circuit), (method.rate_limit, app.rate_limit)):
-        chosen = default if own is None else own
-        if chosen:
-            chain.append(chosen)
-    if method.validator is not None:
-        chain.append(Validate(method.validator))
-    if method.invalidates and cache_store is not None:
-        chain.append(Invalidate(method.invalidates, _methods_by_tag(app), cache_store))
-    if method.cache is not None:
-        method.cache.store = cache_store
-        chain.append(method.cache)
-    kind = method.batch or method.stream  # an endpoint kind: it calls the handler itself
-    if kind is not None:
-        return compose(chain, kind.endpoint)
+    for key in PART_OPTIONS:
+        part = method.options.get(key, app.defaults.get(key))
+        if part:  # False: the method turned the app's default off
+            chain.append(part)
+    setup = Build(app, method, cache_store)
+    chain = [mw for mw in (_built(mw, setup) for mw in chain) if mw is not None]
+    if method.kind is not None:
+        return compose(chain, method.kind.endpoint)
     return compose(chain, _endpoint(method)) if chain else None
 
 
+def _built(mw: Middleware, setup: Build) -> Middleware | None:
+    on_build = getattr(mw, "on_build", None)
+    return mw if on_build is None else on_build(setup)  # type: ignore[no-any-return]
+
+
 def needs_cache(app: Bridge) -> bool:
-    return any(m.cache is not None or m.invalidates for m in app.methods.values())
-
-
-def _methods_by_tag(app: Bridge) -> dict[str, list[str]]:
-    tags: dict[str, list[str]] = {}
-    for m in app.methods.values():
-        for tag in m.cache.tags if m.cache is not None else ():
-            tags.setdefault(tag, []).append(m.name)
-    return tags
+    """Whether any method's middleware keeps replies in the host's cache store."""
+    return any(getattr(part, "uses_cache_store", False) for m in app.methods.values() for part in m.parts)
 
 
 def run(method: Method, conn: Connection, call: Call, id: Any, params: dict[str, Any] | list[Any] | None

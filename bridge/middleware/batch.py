@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
+import operator
+import types
+import typing
 from typing import TYPE_CHECKING, Any
 
 from ..errors import INTERNAL_ERROR, BridgeError
+from ..methods import Param
 from . import Request
 
 if TYPE_CHECKING:
@@ -40,6 +46,17 @@ class Batch:
     def describe(self) -> dict[str, Any]:
         """For rpc.discover: each call sends one item; the handler gets a list of them."""
         return {"x-batch": {"maxSize": self.max_size, "maxDelay": self.max_delay}}
+
+    def signature(self, method: Method, params: list[Param]) -> tuple[list[Param], Any]:
+        """The handler takes ``items: list[T]`` and returns ``list[R]``: each call sends one
+        ``T`` (as ``{"items": t}`` or ``[t]``) and gets one ``R``. Return that per-call view."""
+        if method.context_param is not None or len(params) != 1 or typing.get_origin(params[0].annotation) is not list:
+            raise TypeError(f"{method.name}: a batched handler takes exactly one parameter, a list[...] of the calls' items")
+        item = params[0]
+        (item_type,) = typing.get_args(item.annotation) or (Any,)
+        returns = method.return_type
+        result_type = (typing.get_args(returns) or (Any,))[0] if typing.get_origin(returns) is list else Any
+        return [Param(item.name, item_type, inspect.Parameter.empty, item.description)], _without_exceptions(result_type)
 
     async def endpoint(self, request: Request) -> Any:
         """The end of the chain: this call's item joins a batch; its own result comes back."""
@@ -89,6 +106,14 @@ class Batch:
                 future.set_result(method.shape(result) if method.shapes_result else result)
             except Exception as exc:  # a result its annotation cannot describe
                 future.set_exception(exc)
+
+
+def _without_exceptions(annotation: Any) -> Any:
+    """``R | BridgeError`` -> ``R``: an item that is an exception fails its caller instead."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kept = [a for a in typing.get_args(annotation) if not (isinstance(a, type) and issubclass(a, BaseException))]
+        return functools.reduce(operator.or_, kept) if kept else Any
+    return annotation
 
 
 def _describe(results: Any) -> str:

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..codec import dumps, to_jsonable
-from . import Next, Request, Step
+from . import Build, Next, Request, Step
 
 if TYPE_CHECKING:
+    from ..app import Bridge
     from ..cache import CacheStore
 
 
@@ -57,10 +58,17 @@ class Cache:
         self.ttl = ttl
         self.tags = tuple(tags)
         self.per_caller = per_caller
-        self.store: CacheStore | None = None  # set when the app starts serving
+        self.store: CacheStore | None = None  # set when the app starts serving (on_build)
         self.hits: dict[str, int] = {}  # by method
         self.misses: dict[str, int] = {}
         self._flights: dict[str, _Flight] = {}
+
+    uses_cache_store = True
+
+    def on_build(self, build: Build) -> Cache:
+        """Keep replies in the host's store (without one, calls pass through)."""
+        self.store = build.cache
+        return self
 
     def metrics(self, method: str) -> dict[str, Any]:
         """This method's hits and misses, for rpc.metrics."""
@@ -124,11 +132,32 @@ class Invalidate(Step):
     """After a successful call, drop the cached replies of the methods in ``targets``
     (method names, or tags given to ``Cache``)."""
 
-    def __init__(self, targets: Sequence[str], methods_by_tag: dict[str, list[str]], store: CacheStore) -> None:
-        self.methods = sorted({m for t in targets for m in methods_by_tag.get(t, [t])})
-        self.store = store
+    uses_cache_store = True
+
+    def __init__(self, targets: Sequence[str]) -> None:
+        self.targets = tuple(targets)
+        self.methods: list[str] = []
+        self.store: CacheStore | None = None
+
+    def on_build(self, build: Build) -> Invalidate | None:
+        """Resolve the tags to methods; not in the chain when the host keeps no cache."""
+        if build.cache is None:
+            return None
+        self.methods = methods_for(build.app, self.targets)
+        self.store = build.cache
+        return self
 
     def after(self, request: Request, error: BaseException | None) -> None:
-        if error is None:
+        if error is None and self.store is not None:
             for method in self.methods:
                 self.store.invalidate(method)
+
+
+def methods_for(app: Bridge, targets: Sequence[str]) -> list[str]:
+    """The methods named by ``targets``: method names, or tags given to their ``Cache``."""
+    tagged: dict[str, list[str]] = {}
+    for method in app.methods.values():
+        cache = method.part(Cache)
+        for tag in cache.tags if cache is not None else ():
+            tagged.setdefault(tag, []).append(method.name)
+    return sorted({m for t in targets for m in tagged.get(t, [t])})

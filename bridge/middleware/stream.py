@@ -20,6 +20,7 @@ from . import Request
 
 if TYPE_CHECKING:
     from ..connection import Connection
+    from ..methods import Method, Param
 
 
 class Stream:
@@ -40,6 +41,10 @@ class Stream:
     def describe(self) -> dict[str, Any]:
         """For rpc.discover: call it as a stream ($/stream chunks, then {items, chunks})."""
         return {"x-stream": {"chunkSize": self.chunk_size}}
+
+    def signature(self, method: Method, params: list[Param]) -> tuple[list[Param], Any]:
+        """The params as declared; the reply only closes the stream (the items go as chunks)."""
+        return params, dict[str, int]
 
     async def endpoint(self, request: Request) -> Any:
         """The end of the chain: run the generator, send its items in chunks, return the totals."""

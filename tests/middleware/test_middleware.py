@@ -309,3 +309,66 @@ async def test_a_middleware_reports_its_own_metrics_and_discovery_fields() -> No
     metrics = next(r for r in out if r["id"] == "m")["result"]
     assert metrics["methods"]["ping"]["counting"] == {"seen": 3}
     assert next(m for m in openrpc(app)["methods"] if m["name"] == "ping")["x-counting"] is True
+
+
+async def test_a_middleware_is_told_when_its_chain_is_built_and_may_leave_it(tmp_path: Any) -> None:
+    """``on_build(Build)``: the hook the cache uses to find the host's store, open to any middleware;
+    a built-in given in the method's own list (not by keyword) is set up the same way."""
+    from bridge.middleware import Build
+    from bridge.middleware.cache import Cache
+
+    builds: list[Build] = []
+
+    class Absent:
+        def on_build(self, build: Build) -> None:
+            builds.append(build)
+            return None  # not wanted here: the method's chain goes without it
+
+        async def __call__(self, request: Request, call_next: Any) -> Any:
+            raise AssertionError("left the chain, never called")
+
+    app = Bridge()
+    runs = 0
+
+    @app.method(middleware=[Absent(), Cache()])
+    async def slow(n: int) -> int:
+        nonlocal runs
+        runs += 1
+        return n
+
+    @app.method(middleware=[Absent()])
+    async def bare() -> int:
+        return 1
+
+    out = await exchange(app, lines(*[{"jsonrpc": "2.0", "id": i, "method": "slow", "params": [7]} for i in range(3)],
+                                    {"jsonrpc": "2.0", "id": "b", "method": "bare"}),
+                         cache_dir=str(tmp_path))
+    assert sorted(r["result"] for r in out) == [1, 7, 7, 7]
+    assert runs == 1  # the Cache in the list found the host's store
+    assert [b.method.name for b in builds] == ["slow", "bare"] and builds[0].cache is not None
+    assert app.methods["slow"].part(Cache) is not None and app.methods["bare"].part(Cache) is None
+
+
+async def test_keyword_built_ins_join_after_the_methods_own_in_a_fixed_order() -> None:
+    """circuit, rate_limit, validator, invalidates, cache: the documented order, whatever the keyword order."""
+    from bridge.middleware.cache import Cache, Invalidate
+    from bridge.middleware.validation import Validate
+
+    app = Bridge(rate_limit=RateLimit(100))
+
+    async def own(request: Request, call_next: Any) -> Any:
+        return await call_next(request)
+
+    @app.method(cache=Cache(), validator=lambda kw: None, invalidates=["x"], circuit=CircuitBreaker(), middleware=[own])
+    async def f() -> int:
+        return 1
+
+    @app.method(rate_limit=False)
+    async def g() -> int:
+        return 1
+
+    method = app.methods["f"]
+    assert [type(p).__name__ for p in method.parts] == ["function", "CircuitBreaker", "Validate", "Invalidate", "Cache"]
+    assert isinstance(method.options["validator"], Validate) and isinstance(method.options["invalidates"], Invalidate)
+    Connection(app, Settings(), MemoryReader(), MemoryWriter())
+    assert app.methods["g"].pipeline is None  # False turned the app's rate limit off
