@@ -23,6 +23,7 @@ from .errors import (
     SERVER_BUSY,
     SERVER_CANCELLED,
     BridgeError,
+    ErrorCode,
 )
 from .middleware import Middleware, Request
 from .plugins import Plugin
@@ -61,6 +62,7 @@ __all__ = [
     "Cache",
     "CircuitBreaker",
     "Context",
+    "ErrorCode",
     "Host",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",

@@ -16,34 +16,19 @@ if TYPE_CHECKING:
 RequestId = str | int | float | None
 
 
-class Context:
-    """What a handler may know and do about the call it is serving.
+class CallView:
+    """What a handler (``Context``) and a middleware (``Request``) both see of a call."""
 
-    ``notify`` and ``progress`` are plain calls, safe from async handlers and from
-    the worker threads sync handlers run in.
-    """
+    __slots__ = ("_call", "_conn")
 
-    __slots__ = ("_call", "_conn", "caller", "id", "method", "progress_token", "total")
+    _call: Call
+    _conn: Connection
 
-    def __init__(
-        self,
-        conn: Connection,
-        method: str,
-        id: RequestId,
-        call: Call,
-        progress_token: Any = None,
-        caller: Any = None,
-    ) -> None:
-        self.id = id
-        self.method = method
-        self.progress_token = progress_token if progress_token is not None else id
-        self._conn = conn
-        self._call = call
-        #: Who is calling: the transport's ``$caller``, else the params' ``$meta.caller`` (None if neither).
-        self.caller = caller
-        #: A streaming handler that knows how many items it will yield sets this; each
-        #: ``$/stream`` chunk then carries it as ``total``.
-        self.total: int | None = None
+    @property
+    def caller(self) -> Any:
+        """Who is calling: the transport's ``$caller`` if it asserted one, else the params'
+        ``$meta.caller`` (None if neither)."""
+        return self._call.caller
 
     @property
     def cancelled(self) -> bool:
@@ -51,10 +36,15 @@ class Context:
         return self._call.cancel_code is not None
 
     @property
+    def cancel_code(self) -> int | None:
+        """Why the call was cancelled (REQUEST_CANCELLED, REQUEST_TIMEOUT, SERVER_CANCELLED), or None."""
+        return self._call.cancel_code
+
+    @property
     def participant(self) -> str:
         """The caller's participant id (see ``bridge.identity``): its declared id, its window,
         or its connection's when it declared nothing."""
-        return participant_id(self.caller, self._conn.serial)
+        return participant_id(self._call.caller, self._conn.serial)
 
     @property
     def host(self) -> Host:
@@ -70,6 +60,33 @@ class Context:
     def app(self) -> Bridge:
         """The app being served (its plugins, its methods)."""
         return self._conn.app
+
+
+class Context(CallView):
+    """What a handler may know and do about the call it is serving.
+
+    ``notify`` and ``progress`` are plain calls, safe from async handlers and from
+    the worker threads sync handlers run in.
+    """
+
+    __slots__ = ("id", "method", "progress_token", "total")
+
+    def __init__(
+        self,
+        conn: Connection,
+        method: str,
+        id: RequestId,
+        call: Call,
+        progress_token: Any = None,
+    ) -> None:
+        self.id = id
+        self.method = method
+        self.progress_token = progress_token if progress_token is not None else id
+        self._conn = conn
+        self._call = call
+        #: A streaming handler that knows how many items it will yield sets this; each
+        #: ``$/stream`` chunk then carries it as ``total``.
+        self.total: int | None = None
 
     @property
     def logger(self) -> logging.Logger:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..context import Context
-from ..identity import participant_id
+from ..context import CallView, Context
 from ..methods import PART_OPTIONS
 
 if TYPE_CHECKING:
@@ -24,7 +23,7 @@ Next = Callable[["Request"], Awaitable[Any]]
 Middleware = Callable[["Request", Next], Awaitable[Any]]
 
 
-class Request:
+class Request(CallView):
     """One call as the middleware chain sees it.
 
     ``params`` are as received; ``kwargs`` are the validated arguments once the
@@ -33,7 +32,7 @@ class Request:
     else what the client declared in ``$meta.caller``.
     """
 
-    __slots__ = ("method", "id", "params", "meta", "kwargs", "_conn", "_call", "_context")
+    __slots__ = ("method", "id", "params", "meta", "kwargs", "_context")
 
     def __init__(self, method: Method, id: Any, params: dict[str, Any] | list[Any] | None,
                  conn: Connection, call: Call) -> None:
@@ -52,21 +51,6 @@ class Request:
         return self.method.name
 
     @property
-    def connection(self) -> Connection:
-        """The connection the call came on (to send notifications, wait for the pipe)."""
-        return self._conn
-
-    @property
-    def caller(self) -> Any:
-        """Who is calling: the transport's ``$caller`` if it asserted one, else ``$meta.caller``."""
-        return self._call.caller
-
-    @property
-    def participant(self) -> str:
-        """The caller's participant id (``bridge.identity``)."""
-        return participant_id(self._call.caller, self._conn.serial)
-
-    @property
     def context(self) -> Context:
         """The call's context (created on first use)."""
         if self._context is None:
@@ -77,11 +61,6 @@ class Request:
     def info(self) -> dict[str, Any] | None:
         """What middleware told a caller that asked (``$meta.info``) about its reply."""
         return self._call.info
-
-    @property
-    def cancel_code(self) -> int | None:
-        """Why the call was cancelled (REQUEST_CANCELLED, REQUEST_TIMEOUT, SERVER_CANCELLED), or None."""
-        return self._call.cancel_code
 
     def annotate(self, **info: Any) -> None:
         """Tell a caller that asked (``$meta.info``) something about its reply, e.g. ``cached``."""
@@ -155,7 +134,7 @@ def run(method: Method, conn: Connection, call: Call, id: Any, params: dict[str,
 
 
 def _context(conn: Connection, method: Method, id: Any, call: Call, meta: dict[str, Any]) -> Context:
-    return Context(conn, method.name, id, call, meta.get("progressToken"), call.caller)
+    return Context(conn, method.name, id, call, meta.get("progressToken"))
 
 
 def _invoke(method: Method, kwargs: dict[str, Any]) -> Awaitable[Any]:
