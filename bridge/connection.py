@@ -187,6 +187,7 @@ class Connection:
         self._loop = asyncio.get_running_loop()
         if self.watchdog is not None:
             self.watchdog.start(self._loop)
+        self.app.connection = self  # app.notify, app.invalidate: while this connection serves
         try:
             async with anyio.create_task_group() as tg:
                 self.task_group = tg
@@ -203,6 +204,7 @@ class Connection:
                 await self._finish_calls()
                 tg.cancel_scope.cancel()  # an input pump still blocked in read
         finally:
+            self.app.connection = None
             for task in self._tasks:  # only what is stuck writing to a reader that went away
                 task.cancel()
             if self._tasks:

@@ -83,7 +83,6 @@ async def serve(app: Bridge, settings: Settings, in_fd: int, out_fd: int) -> int
 
 
 async def _serve(app: Bridge, settings: Settings, conn: Connection, writer: Any) -> int:
-    app.connection = conn
     log.info("serving %s (%d methods, framing %s)", app.name, len(app.methods), settings.framing)
     try:
         async with anyio.create_task_group() as tg:
@@ -91,7 +90,6 @@ async def _serve(app: Bridge, settings: Settings, conn: Connection, writer: Any)
             await conn.run()
             tg.cancel_scope.cancel()
     finally:
-        app.connection = None
         with anyio.CancelScope(shield=True), anyio.move_on_after(settings.shutdown_grace):
             try:
                 await run_hooks(app.shutdown_hooks)

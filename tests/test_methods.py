@@ -216,35 +216,6 @@ async def test_context_reports_cancellation_to_sync_handlers() -> None:
             await anyio.sleep(0.01)
 
 
-def test_registration_rules() -> None:
-    app = Bridge()
-
-    @app.method("a.b")
-    async def first() -> None: ...
-
-    with pytest.raises(ValueError, match="registered twice"):
-        app.add_method(first, "a.b")
-    with pytest.raises(ValueError, match="reserved"):
-        app.add_method(first, "rpc.mine")
-    with pytest.raises(TypeError, match=r"\*args"):
-        app.add_method(lambda *args: None, "star")
-    @app.method
-    async def gen():
-        yield 1
-
-    assert app.methods["gen"].kind is not None  # a generator handler streams
-    with pytest.raises(TypeError, match="generator"):
-        from bridge.middleware.stream import Stream
-
-        app.add_method(lambda: 1, "not_a_generator", stream=Stream())
-
-    @app.method
-    async def plain_name() -> None: ...
-
-    assert "plain_name" in app.methods
-    assert app.methods["a.b"].description is None
-
-
 async def test_annotated_param_descriptions_and_constraints() -> None:
     app = Bridge()
 

@@ -1,9 +1,9 @@
-"""End to end: the real ``python -m bridge serve`` process, spoken to in bytes over pipes."""
+"""End to end: the real ``python -m bridge serve`` process, spoken to in bytes over pipes (its lifetime:
+tests/test_server.py)."""
 
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import time
 
@@ -99,45 +99,6 @@ def test_stdout_pollution_never_reaches_the_protocol():
     assert b"''" in host.stderr  # the child read an empty stdin, not the protocol's input
 
 
-def test_eof_lets_in_flight_calls_finish_then_exits_0():
-    with Host(APP) as host:
-        host.recv()
-        host.send({"jsonrpc": "2.0", "id": 1, "method": "slow", "params": {"seconds": 0.3}})
-        host.close_stdin()
-        assert host.reply(1)["result"] == "done"
-        assert host.wait() == 0
-        assert b"shutdown hook ran" in host.stderr
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_finishes_in_flight_work_and_exits_0(signum):
-    with Host(APP) as host:
-        host.recv()
-        host.send({"jsonrpc": "2.0", "id": 1, "method": "slow", "params": {"seconds": 0.3}})
-        assert host.call("system.ping", id="p")["result"] == "pong"
-        host.proc.send_signal(signum)
-        assert host.reply(1)["result"] == "done"
-        assert host.wait() == 0
-
-
-def test_calls_outliving_the_grace_period_are_cancelled():
-    with Host(APP, env={"BRIDGE_SHUTDOWN_GRACE": "0.2"}) as host:
-        host.recv()
-        host.send({"jsonrpc": "2.0", "id": 1, "method": "slow", "params": {"seconds": 60}})
-        assert host.call("system.ping", id="p")["result"] == "pong"
-        host.proc.send_signal(signal.SIGTERM)
-        assert host.reply(1)["error"]["code"] == -32802
-        assert host.wait() == 0
-
-
-def test_failing_startup_hook_exits_nonzero():
-    with Host(APP, env={"E2E_FAIL_STARTUP": "1"}) as host:
-        assert host.wait() == 1
-        with pytest.raises(EOFError):
-            host.recv(timeout=5)
-    assert b"startup failed on purpose" in host.stderr
-
-
 BAD_NDJSON = [
     (b"\xff\xfe not utf-8 \xc3\x28\n", -32700),
     (b'{"jsonrpc":"2.0","id":1,"method":"\xed\xa0\x80"}\n', -32700),  # a lone surrogate
@@ -215,20 +176,6 @@ def test_no_ready_for_generic_clients():
     assert b"$/ready" not in host.raw
 
 
-def test_signal_after_eof_cancels_in_flight_calls_at_once():
-    with Host(APP) as host:
-        host.recv()
-        host.send({"jsonrpc": "2.0", "id": 1, "method": "slow", "params": {"seconds": 60}})
-        assert host.call("system.ping", id="p")["result"] == "pong"
-        host.close_stdin()
-        host.wait_stderr(b"input closed")
-        started = time.monotonic()
-        host.proc.send_signal(signal.SIGTERM)
-        assert host.reply(1)["error"]["code"] == -32802
-        assert host.wait() == 0
-        assert time.monotonic() - started < 3  # well inside the 5 s grace period
-
-
 def test_debug_logs_each_call_with_its_timing():
     with Host(env={"BRIDGE_DEBUG": "1"}) as host:
         host.recv()
@@ -281,46 +228,6 @@ def test_a_client_that_stops_reading_cannot_make_the_host_buffer_without_bound(l
         assert {r["id"] for r in replies} == set(range(n))  # nothing lost: each answered or refused
         answered = sum(1 for r in replies if "result" in r)
         assert answered >= 10_000 and all(r["error"]["code"] == -32005 for r in replies if "result" not in r)
-
-
-def test_host_exits_when_its_parent_is_killed():
-    """The parent dies without closing anything: the pipe's EOF must end the host."""
-    import os
-    import sys
-
-    from harness import ROOT, python
-
-    parent_code = (
-        "import subprocess, sys\n"
-        f"p = subprocess.Popen([{python()!r}, '-m', 'bridge', 'serve', 'tests.e2e_app:app', '--framing', 'ndjson'],"
-        " stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
-        "p.stdin.write(b'{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"slow\",\"params\":{\"seconds\":60}}\\n'); p.stdin.flush()\n"
-        "sys.stdout.write(str(p.pid) + '\\n'); sys.stdout.flush()\n"
-        "p.stdout.readline()\n"  # $/ready: the host is serving
-        "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
-        "import time; time.sleep(600)\n"
-    )
-    env = {**os.environ, "BRIDGE_SHUTDOWN_GRACE": "0.5"}
-    parent = subprocess.Popen([sys.executable, "-c", parent_code], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        host_pid = int(parent.stdout.readline())
-        assert parent.stdout.readline().strip() == "ready"
-        parent.kill()  # SIGKILL: no cleanup runs in the parent
-        parent.wait(5)
-        deadline = time.monotonic() + 10  # the grace period is 0.5 s, then the 60 s call is cancelled
-        while time.monotonic() < deadline:
-            try:
-                os.kill(host_pid, 0)
-            except ProcessLookupError:
-                return
-            try:  # reap it if it became our child (it does not: init adopts it)
-                os.waitpid(host_pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"host {host_pid} outlived its parent")
-    finally:
-        parent.kill()
 
 
 def test_cache_hits_across_a_host_restart(tmp_path):
