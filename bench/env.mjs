@@ -21,6 +21,25 @@ export function resolvePython() {
 }
 
 /**
+ * Another checkout to serve side by side with this one (`--against DIR`): its directory and a
+ * label, its commit's short hash. Its bridge is imported from DIR (the servers' working
+ * directory, first on `python -m`'s path), with this repository's Python and dependencies.
+ */
+export function checkout(dir, die) {
+  const abs = path.resolve(dir);
+  if (!existsSync(path.join(abs, 'bridge', '__init__.py')) || !existsSync(path.join(abs, 'bench'))) {
+    die(`--against ${dir}: not a bridge checkout (no bridge/ and bench/ there)`);
+  }
+  let label = path.basename(abs);
+  try {
+    label = execFileSync('git', ['-C', abs, 'rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    // not a git checkout: its folder's name
+  }
+  return { dir: abs, label };
+}
+
+/**
  * The environment servers run in. PYTHONDONTWRITEBYTECODE would make every start-up
  * recompile bridge from source, and PYTHONUNBUFFERED changes stdout buffering; an app
  * spawning its sidecar sets neither, so both are dropped unless --keep-env.

@@ -3,6 +3,7 @@
 // from Node over real stdio pipes, each compared with a bare echo in the same run.
 // Usage: node bench/middleware.mjs [--quick] [--json out.json] [--window N] [--stream-items N]
 //        [--slow-chunks N] [--slow-ms MS] [--parse-all] [--no-pin] [--keep-env] [--verbose]
+//        [--against DIR]   (the pipelined and latency rows again on another checkout's bridge)
 // Informational: PASS/MISS are printed beside the targets; exit code 0 unless the driver breaks.
 //
 // Six bridge processes serve bench/middleware_app.py over NDJSON: `plain` (no app
@@ -19,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 import { SMALL, clockTicks, encodeRing, latencyBlock, pipelinedBlock, replyValue, split } from './calls.mjs';
-import { REPO, childEnv, idlestCpu, machineInfo, pinToCpu, resolvePython } from './env.mjs';
+import { REPO, checkout, childEnv, idlestCpu, machineInfo, pinToCpu, resolvePython } from './env.mjs';
 import { fx, num, round, summary, table } from './report.mjs';
 import { Server, fmtExit, withTimeout } from './server.mjs';
 
@@ -82,7 +83,7 @@ const ITEM_JSON = 102; // a row in JSON: 100 characters and two quotes
 function parseArgs(argv) {
   const opts = {
     quick: false, json: null, window: 128, streamItems: null, slowChunks: null, slowMs: 2, slowWindow: 4,
-    parseAll: false, pin: true, keepEnv: false, verbose: false,
+    parseAll: false, pin: true, keepEnv: false, verbose: false, against: null,
   };
   const int = (v, a) => {
     const n = Number(v);
@@ -104,6 +105,7 @@ function parseArgs(argv) {
     else if (a === '--parse-all') opts.parseAll = true;
     else if (a === '--no-pin') opts.pin = false;
     else if (a === '--keep-env') opts.keepEnv = true;
+    else if (a === '--against') opts.against = checkout(next(), die);
     else if (a === '--verbose' || a === '-v') opts.verbose = true;
     else if (a === '--help' || a === '-h') {
       console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 6).join('\n'));
@@ -382,11 +384,25 @@ async function run(opts, cfg, servers) {
   return out;
 }
 
+/**
+ * --against DIR: the other checkout's `plain` and `piped` servers, and every pipelined and
+ * latency row again on them (`<key>@<label>`), measured in the same rounds as this one's.
+ */
+function againstToo(servers, against, make) {
+  const at = (x) => `${x}@${against.label}`;
+  for (const name of ['plain', 'piped']) servers[at(name)] = make(at(name), name);
+  PIPELINE.push(...PIPELINE.map((v) => ({ ...v, key: at(v.key), server: at(v.server) })));
+  LATENCY.push(...LATENCY.map((v) => ({ ...v, key: at(v.key), server: at(v.server) })));
+}
+
 function verdict(x, t) {
   if (x === null || x === undefined) return 'n/a';
   if (t.min !== undefined) return x >= t.min ? 'PASS' : 'MISS';
   return x <= t.max ? 'PASS' : 'MISS';
 }
+
+/** The bare echo row a row compares with: its own checkout's (`bare`, or `bare@<label>`). */
+const bareOf = (rows, key) => rows[key.includes('@') ? `bare@${key.split('@')[1]}` : 'bare'];
 
 function computeRatios(out) {
   const p = out.pipelined;
@@ -395,8 +411,8 @@ function computeRatios(out) {
   const idle = s.idle.memory?.hwmKiB ?? null;
   const growth = (x) => (idle === null || !x.memory.after?.hwmKiB ? null : (x.memory.after.hwmKiB - idle) / 1024);
   const r = {
-    pipeline: Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.callsPerSec / p.bare.callsPerSec])),
-    latency: Object.fromEntries(Object.entries(l).map(([k, v]) => [k, v.us.p50 / l.bare.us.p50])),
+    pipeline: Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.callsPerSec / bareOf(p, k).callsPerSec])),
+    latency: Object.fromEntries(Object.entries(l).map(([k, v]) => [k, v.us.p50 / bareOf(l, k).us.p50])),
     growthMiB: { fast: growth(s.fast), slow: growth(s.slow), pipe: growth(s.pipe) },
   };
   r.verdicts = {
@@ -422,7 +438,7 @@ function report(out) {
   lines.push(table(
     ['method (app)', 'middleware', 'calls/s', 'vs bare', 'server cpu us/call', 'driver cpu'],
     Object.entries(res.pipelined).map(([k, v]) => [
-      `${v.method} (${v.server})`, v.middleware, num(v.callsPerSec), k === 'bare' ? '1.00x' : fx(r.pipeline[k]),
+      `${v.method} (${v.server})`, v.middleware, num(v.callsPerSec), k.startsWith('bare') ? '1.00x' : fx(r.pipeline[k]),
       num(v.serverCpuUsPerCall, 1), pct(v.driverCpuPct),
     ]),
   ));
@@ -434,8 +450,8 @@ function report(out) {
     ['method (app)', 'what', 'p50', 'p99', 'p50 vs echo', 'p50 added'],
     Object.entries(res.latency).map(([k, v]) => [
       `${v.method} (${v.server})`, k === 'cached' && hits ? `${v.what} (hit rate ${hits.hitRate})` : v.what,
-      num(v.us.p50, 1), num(v.us.p99, 1), k === 'bare' ? '1.00x' : fx(r.latency[k]),
-      k === 'bare' ? '-' : `${v.us.p50 >= res.latency.bare.us.p50 ? '+' : ''}${num(v.us.p50 - res.latency.bare.us.p50, 1)}`,
+      num(v.us.p50, 1), num(v.us.p99, 1), k.startsWith('bare') ? '1.00x' : fx(r.latency[k]),
+      k.startsWith('bare') ? '-' : `${v.us.p50 >= bareOf(res.latency, k).us.p50 ? '+' : ''}${num(v.us.p50 - bareOf(res.latency, k).us.p50, 1)}`,
     ]),
   ));
 
@@ -498,8 +514,8 @@ async function main() {
   const env = childEnv(opts);
   const machine = machineInfo(py);
   const cacheDir = mkdtempSync(path.join(os.tmpdir(), 'bridge-bench-cache-'));
-  const spec = (name, app) => ({
-    id: name, name, framing: 'ndjson', ready: true, cwd: REPO,
+  const spec = (name, app, cwd = REPO) => ({
+    id: name, name, framing: 'ndjson', ready: true, cwd,
     env: { ...env, BRIDGE_CACHE_DIR: cacheDir },
     argv: [py.exe, '-m', 'bridge', 'serve', `${APP}:${app}`, '--framing', 'ndjson'],
   });
@@ -511,6 +527,7 @@ async function main() {
     pipe: new Server(spec('stream-pipe', 'plain'), opts),
     idle: new Server(spec('idle', 'plain'), opts),
   };
+  if (opts.against) againstToo(servers, opts.against, (name, app) => new Server(spec(name, app, opts.against.dir), opts));
   log(`python ${py.exe} (${py.version}); ${machine.cpus} cpus; ${profile} profile; cache in ${cacheDir}`);
   const t0 = performance.now();
   const close = {};

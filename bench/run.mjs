@@ -2,7 +2,9 @@
 // Benchmark: drive JSON-RPC echo servers from Node over real stdio pipes and compare each
 // with a minimal Python echo loop (the floor) speaking the same framing.
 // Usage: node bench/run.mjs [--quick] [--json out.json] [--only floor,asyncio,bridge,pylsp,pygls,cat]
-//        [--framing ndjson,lsp] [--window N] [--no-pygls] [--keep-env] [--verbose]
+//        [--framing ndjson,lsp] [--window N] [--no-pygls] [--keep-env] [--verbose] [--against DIR]
+//        (--against DIR: also serve the bridge of another checkout, e.g. a `git worktree` of an
+//        older commit, side by side with this one: before and after in the same run)
 // Informational: PASS/MISS are printed beside the targets; exit code 0 unless the driver breaks.
 //
 // All servers stay up side by side and every phase runs in rounds, one server after the
@@ -16,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 import { SMALL, clockTicks, encodeRing, latencyBlock, pipelinedBlock, replyValue, split } from './calls.mjs';
-import { REPO, childEnv, idlestCpu, machineInfo, pinToCpu, resolvePython } from './env.mjs';
+import { REPO, checkout, childEnv, idlestCpu, machineInfo, pinToCpu, resolvePython } from './env.mjs';
 import { FRAMERS } from './framing.mjs';
 import { computeRatios, report, round, summary } from './report.mjs';
 import { Server, withTimeout } from './server.mjs';
@@ -43,7 +45,7 @@ const PROFILES = {
 function parseArgs(argv) {
   const opts = {
     quick: false, json: null, only: null, framings: ['ndjson', 'lsp'], window: 128,
-    pygls: true, keepEnv: false, verbose: false, pin: true,
+    pygls: true, keepEnv: false, verbose: false, pin: true, against: null,
   };
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
@@ -60,9 +62,10 @@ function parseArgs(argv) {
     else if (a === '--no-pygls') opts.pygls = false;
     else if (a === '--keep-env') opts.keepEnv = true;
     else if (a === '--no-pin') opts.pin = false;
+    else if (a === '--against') opts.against = checkout(next(), die);
     else if (a === '--verbose' || a === '-v') opts.verbose = true;
     else if (a === '--help' || a === '-h') {
-      console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 7).join('\n'));
+      console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 9).join('\n'));
       process.exit(0);
     } else die(`unknown option ${a} (try --help)`);
   }
@@ -121,6 +124,10 @@ function serverSpecs(opts, py, env) {
     }
     if (want('bridge')) {
       specs.push({ ...base, id: `bridge/${framing}`, name: 'bridge', framing, ready: true, argv: [py.exe, '-m', 'bridge', 'serve', 'bench.echo_app:app', '--framing', framing] });
+    }
+    if (opts.against && want('bridge')) {
+      const name = `bridge@${opts.against.label}`;
+      specs.push({ ...base, cwd: opts.against.dir, id: `${name}/${framing}`, name, framing, ready: true, argv: [py.exe, '-m', 'bridge', 'serve', 'bench.echo_app:app', '--framing', framing] });
     }
     if (want('bridge-asyncio')) {
       specs.push({ ...base, env: { ...env, BRIDGE_LOOP: 'asyncio' }, id: `bridge-asyncio/${framing}`, name: 'bridge-asyncio', framing, ready: true, argv: [py.exe, '-m', 'bridge', 'serve', 'bench.echo_app:app', '--framing', framing] });
