@@ -20,12 +20,13 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from logging.handlers import RotatingFileHandler
 
     from .settings import Settings
@@ -49,10 +50,34 @@ class AuditLog:
         self.path: Path | None = None
         self.max_entry_bytes = 64 * 1024
         self._warned = False
+        self._pending: Callable[[], None] | None = None
 
     @property
     def enabled(self) -> bool:
-        return self._handler is not None
+        return self._handler is not None or self._pending is not None
+
+    def open_later(self, directory: Callable[[], str | os.PathLike[str]], **options: int) -> None:
+        """``open`` on the first ``record`` or ``recent``, in ``directory()``: a host that
+        records nothing never imports the rotating handler nor resolves the data directory
+        (start-up). A directory that cannot be opened then is one warning, never an error."""
+
+        def opening() -> None:
+            where: Any = "the app's data directory"
+            try:
+                where = directory()
+                self.open(where, **options)
+            except (OSError, ValueError) as exc:
+                log.warning("audit log in %s cannot be opened (%s: %s); serving without it", where,
+                            type(exc).__name__, exc)
+
+        self.close()
+        self._pending = opening
+
+    def _open_pending(self) -> None:
+        with self._lock:
+            opening, self._pending = self._pending, None
+        if opening is not None:
+            opening()
 
     def open(self, directory: str | os.PathLike[str], *, max_bytes: int = 10 * 1024 * 1024, backups: int = 3,
              max_entry_bytes: int = 64 * 1024) -> None:
@@ -60,6 +85,8 @@ class AuditLog:
         rotated and ``backups`` older files are kept. An entry is at most ``max_entry_bytes``."""
         if max_bytes < 1 or backups < 0 or max_entry_bytes < 256:
             raise ValueError("audit: max_bytes must be at least 1, backups at least 0, max_entry_bytes at least 256")
+        from pathlib import Path  # on first use: not imported at start-up
+
         path = Path(directory).expanduser() / FILE_NAME
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         handler = _handler_class()(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True)
@@ -77,13 +104,16 @@ class AuditLog:
         """Stop writing (``record`` does nothing again)."""
         with self._lock:
             handler, self._handler = self._handler, None
+            self._pending = None
         if handler is not None:
             handler.close()
 
     def record(self, event: str, *, participant: str | None = None, **fields: Any) -> None:
         """Append ``{"ts", "event", "participant", ...fields}``; never raises."""
         if self._handler is None:
-            return
+            if self._pending is None:
+                return
+            self._open_pending()
         try:
             line = self._encode(event, participant, fields)
             entry = logging.makeLogRecord({"msg": line, "levelno": logging.INFO})
@@ -97,6 +127,8 @@ class AuditLog:
         """The newest ``limit`` entries (at most ``MAX_RECENT``), oldest first, read from the
         file and its rotated predecessors; unreadable lines are skipped."""
         limit = max(0, min(limit, MAX_RECENT))
+        if self._pending is not None:
+            self._open_pending()
         files = []  # opened under the lock, a consistent set (a rotation renames, the handles stay)
         with self._lock:
             handler, path = self._handler, self.path
@@ -150,18 +182,14 @@ class AuditLog:
 
 
 def configure(audit: AuditLog, settings: Settings, app_name: str) -> None:
-    """Open ``audit`` as the host's settings say (nothing when ``settings.audit`` is off). A
-    directory that cannot be created is one warning: the host serves without its audit log."""
+    """Open ``audit`` as the host's settings say, on its first use (nothing when
+    ``settings.audit`` is off). A directory that cannot be created is one warning: the host
+    serves without its audit log."""
     if not settings.audit:
         audit.close()
         return
-    directory = settings.audit_dir or str(default_directory(app_name))
-    try:
-        audit.open(directory, max_bytes=settings.audit_max_bytes, backups=settings.audit_backups,
-                   max_entry_bytes=settings.audit_max_entry_bytes)
-    except (OSError, ValueError) as exc:
-        log.warning("audit log in %s cannot be opened (%s: %s); serving without it", directory,
-                    type(exc).__name__, exc)
+    audit.open_later(lambda: settings.audit_dir or default_directory(app_name), max_bytes=settings.audit_max_bytes,
+                     backups=settings.audit_backups, max_entry_bytes=settings.audit_max_entry_bytes)
 
 
 def default_directory(app_name: str) -> Path:

@@ -93,11 +93,28 @@ def test_settings_choose_the_directory_limits_or_turn_it_off(tmp_path, monkeypat
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     audit = AuditLog()
     configure(audit, Settings(), "my-app")
+    assert audit.enabled and audit.path is None  # opened on first use: start-up resolves nothing
+    audit.record("x.first")
     if sys.platform.startswith("linux"):  # XDG_DATA_HOME is where platformdirs looks on Linux
         assert audit.path == tmp_path / "data" / "my-app" / "audit.jsonl"
+        assert len(lines(audit.path)) == 1
     configure(audit, Settings(audit_dir=str(tmp_path / "elsewhere"), audit_max_bytes=5000, audit_backups=1), "my-app")
-    assert audit.path == tmp_path / "elsewhere" / "audit.jsonl"
+    assert audit.recent() == [] and audit.path == tmp_path / "elsewhere" / "audit.jsonl"
     configure(audit, Settings(audit=False), "my-app")
+    assert not audit.enabled
+    audit.record("x.off")
+    assert not (tmp_path / "elsewhere" / "audit.jsonl").exists()
+
+
+def test_a_directory_that_cannot_be_made_is_one_warning_at_first_use(tmp_path, caplog):
+    (tmp_path / "a-file").write_text("")
+    audit = AuditLog()
+    configure(audit, Settings(audit_dir=str(tmp_path / "a-file" / "below")), "my-app")
+    with caplog.at_level(logging.WARNING, logger="bridge.audit"):
+        audit.record("x.one")
+        audit.record("x.two")
+        assert audit.recent() == []
+    assert len([r for r in caplog.records if "cannot be opened" in r.message]) == 1
     assert not audit.enabled
     env = Settings.from_env({"BRIDGE_AUDIT": "0", "BRIDGE_AUDIT_MAX_BYTES": "5000"})
     assert (env.audit, env.audit_max_bytes) == (False, 5000)
