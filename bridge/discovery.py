@@ -25,10 +25,13 @@ def openrpc(app: Bridge) -> dict[str, Any]:
         properties = params_schema.get("properties", {})
         required = set(params_schema.get("required", ()))
         params = []
+        variadic = method.variadic
         for p in method.params:
             entry: dict[str, Any] = {"name": p.name, "required": p.name in required, "schema": properties.get(p.name, {})}
             if p.description:
                 entry["description"] = p.description
+            if variadic is not None and p.name in variadic.positional_only:
+                entry["x-positional-only"] = True
             params.append(entry)
         result_schema = _take_defs(
             TypeAdapter(method.return_type).json_schema(ref_template=_REF_TEMPLATE, mode="serialization"), schemas
@@ -37,8 +40,11 @@ def openrpc(app: Bridge) -> dict[str, Any]:
             "name": method.name,
             "params": params,
             "result": {"name": "result", "schema": result_schema},
-            "paramStructure": "either",
+            "paramStructure": variadic.structure() if variadic is not None else "either",
         }
+        if variadic is not None:  # the schema of each param past the named ones
+            doc.update(variadic.describe(lambda annotation: _take_defs(
+                TypeAdapter(annotation).json_schema(ref_template=_REF_TEMPLATE), schemas)))
         if method.idempotent:
             doc["x-idempotent"] = True
         for part in method.parts:  # each middleware describes itself
@@ -62,11 +68,7 @@ def openrpc(app: Bridge) -> dict[str, Any]:
         "methods": methods,
         "components": {
             "schemas": schemas,
-            "errors": {
-                name: {"code": code, "message": E.MESSAGES[code]}
-                for name, code in vars(E).items()
-                if name.isupper() and isinstance(code, int) and code in E.MESSAGES
-            },
+            "errors": {code.name: {"code": code.value, "message": code.message} for code in E.ErrorCode},
         },
     }
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 from .context import Context
 from .errors import INVALID_PARAMS, BridgeError
+from .variadic import Variadic
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -57,11 +58,7 @@ PART_OPTIONS = ("circuit", "rate_limit", "validator", "invalidates", "cache")
 
 T = TypeVar("T")
 _EMPTY = inspect.Parameter.empty
-_UNSUPPORTED_KINDS = {
-    inspect.Parameter.VAR_POSITIONAL: "*args",
-    inspect.Parameter.VAR_KEYWORD: "**kwargs",
-    inspect.Parameter.POSITIONAL_ONLY: "positional-only parameters",
-}
+_KIND = inspect.Parameter
 
 
 class Param(typing.NamedTuple):
@@ -95,6 +92,7 @@ class Method:
         "return_type",
         "shapes_result",
         "timeout",
+        "variadic",
     )
 
     def __init__(self, func: Callable[..., Any], name: str, **options: Unpack[MethodOptions]) -> None:
@@ -126,14 +124,30 @@ class Method:
             raise TypeError(f"{name}: cannot read type hints: {exc}") from exc
         self.context_param: str | None = None
         params: list[Param] = []
+        kinds: list[Any] = []
+        rest: dict[Any, Param] = {}  # *args and **kwargs, by kind
+        order: list[tuple[str, Any]] = []  # every other parameter, a Context one included
         for p in inspect.signature(func).parameters.values():
             annotation = hints.get(p.name, Any)
+            if p.kind in (_KIND.VAR_POSITIONAL, _KIND.VAR_KEYWORD):
+                rest[p.kind] = Param(p.name, annotation, _EMPTY, _param_doc(annotation))
+                continue
+            order.append((p.name, p.kind))
             if isinstance(annotation, type) and issubclass(annotation, Context):
                 self.context_param = p.name
                 continue
-            if p.kind in _UNSUPPORTED_KINDS:
-                raise TypeError(f"{name}: handlers cannot take {_UNSUPPORTED_KINDS[p.kind]} ({p.name})")
             params.append(Param(p.name, annotation, p.default, _param_doc(annotation)))
+            kinds.append(p.kind)
+        #: How ``*args``, ``**kwargs`` and positional-only params are taken (None: none of them).
+        self.variadic: Variadic | None = None
+        if rest or any(kind is _KIND.POSITIONAL_ONLY for _, kind in order):
+            if self.kind is not None:
+                raise TypeError(f"{name}: a batched or streamed handler cannot take *args, **kwargs or positional-only params")
+            by_position = (_KIND.POSITIONAL_ONLY, _KIND.POSITIONAL_OR_KEYWORD) if _KIND.VAR_POSITIONAL in rest \
+                else (_KIND.POSITIONAL_ONLY,)
+            self.variadic = Variadic(list(zip(params, kinds)), rest.get(_KIND.VAR_POSITIONAL), rest.get(_KIND.VAR_KEYWORD),
+                                     tuple(n for n, kind in order if kind in by_position))
+            self.func = self.variadic.spread(func)
         self.return_type = hints.get("return", Any)
         if self.kind is not None:  # what each call sends and gets, as the kind sees it
             params, self.return_type = self.kind.signature(self, params)
@@ -155,6 +169,8 @@ class Method:
     def bind(self, params: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
         """Keyword arguments for the handler, validated; BridgeError(INVALID_PARAMS) if not."""
         named: dict[str, Any]
+        if self.variadic is not None:
+            return self._bind_variadic(params)
         if isinstance(params, list):
             if len(params) > len(self.param_names):
                 raise BridgeError(
@@ -170,7 +186,7 @@ class Method:
             named = params
         if not self.param_names:
             if named:
-                raise _invalid(self.name, [
+                raise invalid(self.name, [
                     {"loc": [k], "msg": "Unexpected param", "type": "extra_forbidden"} for k in named
                 ])
             return {}
@@ -181,7 +197,22 @@ class Method:
             errors = getattr(exc, "errors", None)
             if errors is None:
                 raise
-            raise _invalid(self.name, errors(include_url=False, include_context=False, include_input=False)) from None
+            raise invalid(self.name, errors(include_url=False, include_context=False, include_input=False)) from None
+        if self._renames:
+            values = {self._renames.get(k, k): v for k, v in values.items()}
+        return values
+
+    def _bind_variadic(self, params: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
+        variadic: Variadic = self.variadic  # type: ignore[assignment]
+        model = self._model or self.prepare()
+        try:
+            values = model.model_validate(variadic.arrange(self.name, params)).__dict__
+        except Exception as exc:
+            errors = getattr(exc, "errors", None)
+            if errors is None:
+                raise
+            raise invalid(self.name, variadic.relocate(
+                errors(include_url=False, include_context=False, include_input=False))) from None
         if self._renames:
             values = {self._renames.get(k, k): v for k, v in values.items()}
         return values
@@ -218,7 +249,7 @@ class Method:
 
             fields: dict[str, Any] = {}
             renames: dict[str, str] = {}
-            for i, p in enumerate(self.params):
+            for i, p in enumerate((*self.params, *(self.variadic.fields() if self.variadic else ()))):
                 default = ... if p.default is _EMPTY else p.default
                 if _is_safe_field_name(p.name):
                     fields[p.name] = (p.annotation, default)
@@ -283,7 +314,8 @@ def _needs_shaping(annotation: Any) -> bool:
     return True
 
 
-def _invalid(method: str, errors: list[Any]) -> BridgeError:
+def invalid(method: str, errors: list[Any]) -> BridgeError:
+    """INVALID_PARAMS naming the first wrong param, with every error in ``data.errors``."""
     errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
     first = errors[0]
     where = ".".join(str(part) for part in first["loc"]) or "params"

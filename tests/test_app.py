@@ -22,8 +22,8 @@ def test_registration_rules() -> None:
         app.add_method(first, "a.b")
     with pytest.raises(ValueError, match="reserved"):
         app.add_method(first, "rpc.mine")
-    with pytest.raises(TypeError, match=r"\*args"):
-        app.add_method(lambda *args: None, "star")
+    with pytest.raises(TypeError, match=r"batched or streamed handler cannot take \*args"):
+        app.add_method(lambda *items: None, "star", batch=Batch())
     @app.method
     async def gen():
         yield 1
