@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any, get_args
 
-from .loading import load_app
+from .loading import AppLoadError, load_app
 from .settings import Settings
 
 DEMO_APP = "bridge.builtins.demo:app"
@@ -169,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     if not spec:
         args.parser.error(f"no app given: name one, as in `bridge {args.command} myapp:app`, or set BRIDGE_APP; "
                           f"the built-in demo is `bridge {args.command} {DEMO_APP}`")
-    app = load_app(spec)
+    try:
+        app = load_app(spec)
+    except AppLoadError as exc:
+        raise SystemExit(f"bridge: {exc}") from None
     from .plugins import mount_installed
 
     only = _plugin_choice(args)

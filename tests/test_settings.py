@@ -8,7 +8,7 @@ import pytest
 from harness import ROOT, python
 
 from bridge import Settings
-from bridge.loading import load_app
+from bridge.loading import AppLoadError, load_app
 
 
 def test_defaults() -> None:
@@ -54,7 +54,7 @@ def test_load_app_forms() -> None:
     assert load_app("bridge.builtins.demo:app").name == "bridge-builtins"
     assert load_app("bridge.builtins.demo").name == "bridge-builtins"
     assert load_app("tests/e2e_app.py:spec_app").methods.keys() >= {"subtract"}
-    with pytest.raises(SystemExit):
+    with pytest.raises(AppLoadError, match="is a int, not a Bridge app"):
         load_app("bridge.builtins.demo:DEMO_FAILURE")
 
 
