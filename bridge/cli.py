@@ -24,8 +24,19 @@ def _add_setting_flag(parser: argparse.ArgumentParser, option: Any) -> None:
         parser.add_argument(flag, dest=option.name, action=action, default=None, help=f"{meta['help']} (env {env})")
         return
     choices = meta["choices"] or get_args(_hints()[option.name]) or None
-    parser.add_argument(flag, dest=option.name, type=type(option.default), choices=choices,
-                        help=f"{meta['help']} (env {meta['env']}; default {default})")
+    kind: Any = _size if meta["size"] else type(option.default)
+    units = "; bytes, or with a unit: 32MiB, 1GB" if meta["size"] else ""
+    parser.add_argument(flag, dest=option.name, type=kind, choices=choices,
+                        help=f"{meta['help']} (env {meta['env']}; default {default}{units})")
+
+
+def _size(text: str) -> int:
+    from .settings import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _hints() -> dict[str, Any]:
@@ -56,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                              help="mount no installed plugins (env BRIDGE_PLUGINS=none)")
         command.add_argument("--config", help="a TOML file; [plugins.NAME] tables set plugin settings (env BRIDGE_CONFIG)")
 
-    sub.add_parser("plugins", help="list the installed plugins, their versions and methods")
+    sub.add_parser("plugins", help="list the built-in and installed plugins, their versions and methods")
 
     bundle = sub.add_parser("bundle", help="freeze an app into one executable (PyInstaller) for Tauri or Electron",
                             description="Build APP with PyInstaller into an executable that behaves like "
@@ -114,17 +125,32 @@ def _plugin_config(path: str | None) -> dict[str, dict[str, object]]:
 
 
 def _list_plugins() -> int:
-    from .plugins import discover_plugins
+    """The built-in plugins (mounted with --plugin NAME), then the installed ones (mounted by default)."""
+    import importlib
 
-    found = discover_plugins()
-    if not found:
-        print("no plugins installed (entry-point group bridge.plugins)")
-    for name, version, plugin in found:
+    from . import __version__
+    from .plugins import BUILTIN, discover_plugins
+
+    def line(name: str, version: str, plugin: Any, where: str) -> str:
         if isinstance(plugin, Exception):
-            print(f"{name} {version}  FAILED: {type(plugin).__name__}: {plugin}")
-        else:
-            methods = ", ".join(f"{name}.{entry[1]}" for entry in plugin.entries)
-            print(f"{name} {version}  {methods}")
+            return f"{name} {version} ({where})  FAILED: {type(plugin).__name__}: {plugin}"
+        methods = ", ".join(f"{name}.{entry[1]}" for entry in plugin.entries)
+        return f"{name} {version} ({where})  {methods}"
+
+    print("built-in (mount with --plugin NAME):")
+    for name, target in BUILTIN.items():
+        module, _, attr = target.partition(":")
+        try:
+            plugin: Any = getattr(importlib.import_module(module), attr)
+        except Exception as exc:  # a built-in whose dependency is missing: say so, list the rest
+            plugin = exc
+        print("  " + line(name, __version__, plugin, "built-in"))
+    found = discover_plugins()
+    print("installed (entry-point group bridge.plugins; mounted unless --plugin or --no-plugins):")
+    if not found:
+        print("  none")
+    for name, version, plugin in found:
+        print("  " + line(name, version, plugin, "installed"))
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -18,10 +19,31 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _setting(default: Any, env: str, help: str, *, flag: str | None = None, default_text: str | None = None,
-             choices: tuple[str, ...] | None = None) -> Any:
-    """A setting: its default, its environment variable, and the help of its command-line flag."""
+             choices: tuple[str, ...] | None = None, size: bool = False) -> Any:
+    """A setting: its default, its environment variable, and the help of its command-line flag.
+    ``size``: a number of bytes, which may be written with a unit (``parse_size``)."""
     return field(default=default, metadata={"env": env, "help": help, "flag": flag, "default_text": default_text,
-                                            "choices": choices})
+                                            "choices": choices, "size": size})
+
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
+          "g": 1024**3, "gb": 1000**3, "gib": 1024**3, "t": 1024**4, "tb": 1000**4, "tib": 1024**4}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from ``"32MiB"``, ``"1GB"``, ``"512 KiB"``, ``"64k"`` or ``"4096"``: KB, MB, GB are
+    powers of 1000, KiB, MiB, GiB (and K, M, G) powers of 1024. ValueError if it is none.
+
+    (A dozen lines rather than a dependency: humanfriendly's ``parse_size`` reads ``MB`` as 1000**2
+    too, but is a large package to import at start-up for this.)"""
+    if isinstance(text, int):
+        return text
+    match = _SIZE.fullmatch(text)
+    unit = _UNITS.get(match.group(2).lower()) if match else None
+    if match is None or unit is None:
+        raise ValueError(f"{text!r} is not a size: write bytes, or a number with a unit (32MiB, 1GB, 512KiB)")
+    return int(float(match.group(1)) * unit)
 
 
 @dataclass(frozen=True)
@@ -40,11 +62,11 @@ class Settings:
     max_queued: int = _setting(20_000, "BRIDGE_MAX_QUEUED",
                                "calls read but not started (each caller may hold half); past it -32005")
     max_queued_bytes: int = _setting(64 * 1024 * 1024, "BRIDGE_MAX_QUEUED_BYTES", "bytes of calls read but not started",
-                                     default_text="64 MiB")
+                                     default_text="64 MiB", size=True)
     max_message_bytes: int = _setting(32 * 1024 * 1024, "BRIDGE_MAX_MESSAGE_BYTES", "largest message accepted",
-                                      default_text="32 MiB")
+                                      default_text="32 MiB", size=True)
     max_header_bytes: int = _setting(8192, "BRIDGE_MAX_HEADER_BYTES",
-                                     "longest LSP header block; a longer one is refused, reading goes on at the next")
+                                     "longest LSP header block; a longer one is refused, reading goes on at the next", size=True)
     max_batch: int = _setting(1000, "BRIDGE_MAX_BATCH", "most entries in a batch array")
     max_threads: int = _setting(40, "BRIDGE_MAX_THREADS", "worker threads for sync handlers")
     shutdown_grace: float = _setting(5.0, "BRIDGE_SHUTDOWN_GRACE", "seconds in-flight calls get at shutdown")
@@ -55,7 +77,7 @@ class Settings:
     cache_dir: str = _setting("", "BRIDGE_CACHE_DIR", "where cached replies persist",
                               default_text="the user cache directory, bridge/<app name>")
     cache_size: int = _setting(256 * 1024 * 1024, "BRIDGE_CACHE_SIZE", "bytes of cached replies kept on disk",
-                               default_text="256 MiB")
+                               default_text="256 MiB", size=True)
     loop_block_warning: float = _setting(0.25, "BRIDGE_LOOP_BLOCK_WARNING",
                                          "warn (and count in rpc.metrics) when the event loop is blocked this many "
                                          "seconds; 0 is off")
@@ -64,10 +86,10 @@ class Settings:
     audit: bool = _setting(True, "BRIDGE_AUDIT", "keep no audit log", flag="--no-audit")
     audit_dir: str = _setting("", "BRIDGE_AUDIT_DIR", "where the audit log goes", default_text="the user data directory")
     audit_max_bytes: int = _setting(10 * 1024 * 1024, "BRIDGE_AUDIT_MAX_BYTES", "audit log size before it rotates",
-                                    default_text="10 MiB")
+                                    default_text="10 MiB", size=True)
     audit_backups: int = _setting(3, "BRIDGE_AUDIT_BACKUPS", "rotated audit logs kept")
     audit_max_entry_bytes: int = _setting(64 * 1024, "BRIDGE_AUDIT_MAX_ENTRY_BYTES",
-                                          "largest audit entry before fields are cut", default_text="64 KiB")
+                                          "largest audit entry before fields are cut", default_text="64 KiB", size=True)
 
     def __post_init__(self) -> None:
         if self.framing not in ("auto", "ndjson", "lsp"):
@@ -107,7 +129,7 @@ class Settings:
         for f in dataclasses.fields(cls):
             raw = env.get(f.metadata["env"])
             if raw is not None and raw != "":
-                values[f.name] = _parse(f.metadata["env"], raw, f.default)
+                values[f.name] = _parse(f.metadata["env"], raw, f.default, f.metadata["size"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -122,7 +144,7 @@ class Settings:
         return {f.name: f.metadata["env"] for f in dataclasses.fields(cls)}
 
 
-def _parse(name: str, raw: str, default: Any) -> Any:
+def _parse(name: str, raw: str, default: Any, size: bool = False) -> Any:
     try:
         if isinstance(default, bool):
             lowered = raw.strip().lower()
@@ -131,6 +153,8 @@ def _parse(name: str, raw: str, default: Any) -> Any:
             if lowered in ("0", "false", "no", "off"):
                 return False
             raise ValueError("expected 1/0, true/false, yes/no or on/off")
+        if size:
+            return parse_size(raw)
         if isinstance(default, int):
             return int(raw)
         if isinstance(default, float):

@@ -39,3 +39,50 @@ def test_bundle_plans_without_the_command_module(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "bridge.cli", None)  # importing it now raises ImportError
     monkeypatch.chdir(ROOT)
     assert inputs.plan("examples.app:app", plugins=[], triple="x86_64-unknown-linux-gnu").module == "examples.app"
+
+
+def test_bridge_plugins_lists_the_built_ins_too() -> None:
+    done = _bridge("plugins")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "built-in (mount with --plugin NAME):"
+    for name in ("system", "fs", "services", "state", "collab"):
+        assert any(line.startswith(f"  {name} ") and "(built-in)" in line and f"{name}." in line for line in lines), name
+    assert any(line.startswith("installed (") for line in lines)
+
+
+def test_every_argument_of_every_command_has_help() -> None:
+    import argparse
+
+    from bridge.cli import _parser
+
+    def check(parser: argparse.ArgumentParser, where: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    assert any(c.dest == name and c.help for c in action._choices_actions), f"{where} {name}"
+                    check(sub, f"{where} {name}")
+            elif not isinstance(action, argparse._HelpAction):
+                assert action.help, f"{where}: {action.option_strings or action.dest} has no help"
+
+    check(_parser(), "bridge")
+
+
+def test_sizes_take_units_on_the_command_line_and_in_the_environment() -> None:
+    done = _bridge("serve", DEMO_APP, "--max-message-bytes", "1KiB", "--framing", "ndjson", "--no-ready")
+    assert done.returncode == 0, done.stderr  # stdin was empty: it served and stopped
+    bad = _bridge("serve", DEMO_APP, "--cache-size", "lots")
+    assert bad.returncode == 2 and "'lots' is not a size" in bad.stderr
+    env = _bridge("serve", DEMO_APP, BRIDGE_MAX_MESSAGE_BYTES="2 XB")
+    assert env.returncode == 2 and "BRIDGE_MAX_MESSAGE_BYTES='2 XB'" in env.stderr
+
+
+def test_a_size_limit_given_with_a_unit_is_the_limit_the_host_applies() -> None:
+    from harness import Host
+
+    with Host(DEMO_APP, "--max-message-bytes", "1KiB") as host:
+        host.recv()
+        assert host.call("demo.echo", {"value": "x" * 900}, id=1)["result"] == "x" * 900
+        host.send({"jsonrpc": "2.0", "id": 2, "method": "demo.echo", "params": {"value": "x" * 1100}})
+        error = host.recv()["error"]
+        assert error["code"] == -32002 and error["data"]["limit"] == 1024

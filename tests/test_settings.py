@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from harness import ROOT, python
 
 from bridge import Settings
@@ -61,3 +63,22 @@ def test_load_app_forms() -> None:
 def test_version() -> None:
     out = subprocess.run([python(), "-m", "bridge", "--version"], check=False, cwd=ROOT, capture_output=True, text=True).stdout
     assert out.startswith("bridge 0.")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=10**6),
+       st.sampled_from([("", 1), ("B", 1), ("k", 1024), ("KiB", 1024), ("kB", 1000), ("KB", 1000), ("M", 1024**2),
+                        ("MiB", 1024**2), ("MB", 1000**2), ("GiB", 1024**3), ("GB", 1000**3), ("mib", 1024**2)]),
+       st.sampled_from(["", " "]))
+def test_sizes_read_with_or_without_a_unit(number: int, unit: tuple[str, int], space: str) -> None:
+    from bridge.settings import parse_size
+
+    assert parse_size(f"{number}{space}{unit[0]}") == number * unit[1]
+
+
+@pytest.mark.parametrize("text", ["", "MiB", "1 2", "-1MiB", "1XB", "1.5.2k", "0x10"])
+def test_what_is_not_a_size_is_refused(text: str) -> None:
+    from bridge.settings import parse_size
+
+    with pytest.raises(ValueError, match="is not a size"):
+        parse_size(text)
