@@ -77,9 +77,18 @@ class CacheStore:
             self._memory.pop(key, None)
         self._now("evict", method)
 
-    def clear(self) -> None:
+    def clear(self) -> int:
+        """Drop every cached reply, in memory and on disk; how many there were on disk."""
         self._memory.clear()
-        self._now("clear")
+        self.flush()
+        disk = self._open()
+        if disk is None:
+            return 0
+        try:
+            return int(disk.clear())
+        except Exception as exc:
+            self._give_up(exc)
+            return 0
 
     def _now(self, operation: str, *args: Any) -> None:
         self.flush()

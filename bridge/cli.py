@@ -69,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("plugins", help="list the built-in and installed plugins, their versions and methods")
 
+    cache = sub.add_parser("cache", help="the app's persistent reply cache")
+    cache.add_argument("action", choices=["clear", "where"],
+                       help="clear: drop every cached reply; where: print the cache directory")
+    cache.add_argument("app", nargs="?", default=None, metavar="APP",
+                       help="module:attribute of the Bridge app whose cache it is (env BRIDGE_APP)")
+    cache.add_argument("--cache-dir", help="the cache directory, if the app is served with one "
+                       "(env BRIDGE_CACHE_DIR; default: the user cache directory, bridge/<app name>)")
+    cache.set_defaults(parser=cache)
+
     bundle = sub.add_parser("bundle", help="freeze an app into one executable (PyInstaller) for Tauri or Electron",
                             description="Build APP with PyInstaller into an executable that behaves like "
                             "`bridge serve APP`, named NAME-TARGET_TRIPLE as Tauri's externalBin expects.")
@@ -154,6 +163,34 @@ def _list_plugins() -> int:
     return 0
 
 
+def _cache(args: argparse.Namespace) -> int:
+    """``bridge cache clear|where APP``: the directory ``serve`` would keep APP's replies in."""
+    from .cache import CacheStore, default_directory
+
+    directory = args.cache_dir or os.environ.get("BRIDGE_CACHE_DIR")
+    if not directory:
+        spec = args.app or os.environ.get("BRIDGE_APP")
+        if not spec:
+            args.parser.error("name the app (its name picks the directory), or give --cache-dir")
+        try:
+            directory = str(default_directory(load_app(spec).name))
+        except AppLoadError as exc:
+            raise SystemExit(f"bridge: {exc}") from None
+    if args.action == "where":
+        print(directory)
+        return 0
+    if not os.path.isdir(directory):
+        print(f"nothing cached in {directory}")
+        return 0
+    store = CacheStore(directory, Settings().cache_size)
+    try:
+        count = store.clear()
+    finally:
+        store.close()
+    print(f"cleared {count} cached repl{'y' if count == 1 else 'ies'} from {directory}")
+    return 0
+
+
 def _bundle(args: argparse.Namespace) -> int:
     """``bridge bundle``: imported only here, so ``serve`` never loads it."""
     import json
@@ -191,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         return _list_plugins()
     if args.command == "bundle":
         return _bundle(args)
+    if args.command == "cache":
+        return _cache(args)
     spec = args.app or os.environ.get("BRIDGE_APP")
     if not spec:
         args.parser.error(f"no app given: name one, as in `bridge {args.command} myapp:app`, or set BRIDGE_APP; "

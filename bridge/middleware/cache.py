@@ -22,20 +22,40 @@ if TYPE_CHECKING:
 _KEY_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
-def cache_key(method: str, kwargs: dict[str, Any], caller: str | None = None) -> str:
+def cache_key(method: str, kwargs: dict[str, Any], caller: str | None = None, generation: str = "") -> str:
     """The method, then its validated arguments as canonical JSON (sorted keys; hashed when
     long), so named-param order and positional-versus-named make no difference. A ``caller``
     (participant id) goes in front as a JSON string, so no two callers share a key and none
-    shares one with a caller-independent call (whose canonical JSON starts with ``{``)."""
+    shares one with a caller-independent call (whose canonical JSON starts with ``{``).
+    ``generation`` (``code_generation``) keeps replies of another app version or handler
+    code from ever matching."""
     try:
         canonical = orjson.dumps(kwargs, default=to_jsonable, option=_KEY_OPTIONS)
     except TypeError:  # what orjson refuses (integers past 64 bits): the slower, total encoder
         canonical = json.dumps(kwargs, default=to_jsonable, sort_keys=True, separators=(",", ":")).encode()
     if caller is not None:
         canonical = orjson.dumps(caller) + canonical
+    head = f"{method}\x00{generation}\x00" if generation else f"{method}\x00"
     if len(canonical) <= 200:
-        return f"{method}\x00{canonical.decode()}"
-    return f"{method}\x00#{hashlib.blake2b(canonical, digest_size=16).hexdigest()}"
+        return f"{head}{canonical.decode()}"
+    return f"{head}#{hashlib.blake2b(canonical, digest_size=16).hexdigest()}"
+
+
+def code_generation(version: str, func: Any) -> str:
+    """A short hash of the app's version and the handler's code (its bytecode and constants,
+    nested functions included; not its file or line, which move with unrelated edits and,
+    in a onefile bundle, with every start): a reply cached by other code is never served."""
+    import inspect
+    import marshal
+    from types import CodeType
+
+    def plain(code: CodeType) -> CodeType:
+        consts = tuple(plain(c) if isinstance(c, CodeType) else c for c in code.co_consts)
+        return code.replace(co_filename="", co_firstlineno=1, co_consts=consts)
+
+    code = getattr(inspect.unwrap(func), "__code__", None)
+    body = marshal.dumps(plain(code)) if isinstance(code, CodeType) else repr(func).encode()
+    return hashlib.blake2b(version.encode() + b"\x00" + body, digest_size=6).hexdigest()
 
 
 class Cache:
@@ -59,6 +79,7 @@ class Cache:
         self.tags = tuple(tags)
         self.per_caller = per_caller
         self.store: CacheStore | None = None  # set when the app starts serving (on_build)
+        self.generations: dict[str, str] = {}  # by method: code_generation, set by on_build
         self.hits: dict[str, int] = {}  # by method
         self.misses: dict[str, int] = {}
         self._flights: dict[str, _Flight] = {}
@@ -66,8 +87,10 @@ class Cache:
     uses_cache_store = True
 
     def on_build(self, build: Build) -> Cache:
-        """Keep replies in the host's store (without one, calls pass through)."""
+        """Keep replies in the host's store (without one, calls pass through), keyed by the
+        app's version and this handler's code."""
         self.store = build.cache
+        self.generations[build.method.name] = code_generation(build.app.version, build.method.func)
         return self
 
     def metrics(self, method: str) -> dict[str, Any]:
@@ -83,7 +106,8 @@ class Cache:
         per_caller = self.per_caller
         if per_caller is None:
             per_caller = request.method.context_param is not None
-        key = cache_key(request.name, request.validate(), request.participant if per_caller else None)
+        key = cache_key(request.name, request.validate(), request.participant if per_caller else None,
+                        self.generations.get(request.name, ""))
         body = store.get(key, not per_caller)
         if body is not None:
             self.hits[request.name] = self.hits.get(request.name, 0) + 1
