@@ -88,12 +88,13 @@ def _parser() -> argparse.ArgumentParser:
     bundle.add_argument("--target-triple", help="default: this host's, as `rustc -vV` prints it")
     mode = bundle.add_mutually_exclusive_group()
     mode.add_argument("--onefile", dest="mode", action="store_const", const="onefile",
-                      help="a single file (what Tauri's externalBin takes); unpacks itself on every start (~1.5x)")
+                      help="a single file (what Tauri's externalBin takes); unpacks itself on every start "
+                      "(~1.7x the time of `bridge serve` to $/ready; bench/README.md)")
     mode.add_argument("--onedir", dest="mode", action="store_const", const="onedir",
                       help="a folder with the executable inside (the default; starts in ~1.2x the time of `bridge serve`)")
     bundle.add_argument("--compress", action="store_true",
                         help="zlib-compress a onefile bundle: about half the size, but inflated on every start "
-                        "(~2.2x the module's start-up instead of ~1.5x); installers compress anyway")
+                        "(~2.2x the module's start-up instead of ~1.7x); installers compress anyway")
     bundle.add_argument("--plugin", dest="plugins", action="append", metavar="NAME",
                         help="include this installed plugin (repeatable; default: every installed one)")
     bundle.add_argument("--no-plugins", action="store_true", help="include no installed plugins")

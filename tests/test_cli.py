@@ -86,3 +86,26 @@ def test_a_size_limit_given_with_a_unit_is_the_limit_the_host_applies() -> None:
         host.send({"jsonrpc": "2.0", "id": 2, "method": "demo.echo", "params": {"value": "x" * 1100}})
         error = host.recv()["error"]
         assert error["code"] == -32002 and error["data"]["limit"] == 1024
+
+
+def test_the_bundle_help_figures_are_bench_readmes() -> None:
+    """`--onedir`, `--onefile`, `--compress` quote start-up ratios: those bench/README.md measured."""
+    import re
+    from pathlib import Path
+
+    from bridge.cli import _parser
+
+    bench = (Path(ROOT) / "bench" / "README.md").read_text()
+
+    def measured(row: str) -> tuple[float, float]:
+        line = next(line for line in bench.splitlines() if line.startswith(f"| {row} |"))
+        low, high = re.search(r"(\d+\.\d+)-(\d+\.\d+)x", line).groups()
+        return float(low), float(high)
+
+    bundle = next(a for a in _parser()._actions if hasattr(a, "choices") and a.choices and "bundle" in a.choices)
+    helps = {a.option_strings[0]: a.help for a in bundle.choices["bundle"]._actions if a.option_strings}
+    quoted = {flag: float(re.search(r"~(\d+\.\d+)x", helps[flag]).group(1)) for flag in ("--onedir", "--onefile", "--compress")}
+    for flag, row in (("--onedir", "bundle, `--onedir` (the default)"), ("--onefile", "bundle, `--onefile` (archive stored)"),
+                      ("--compress", "bundle, `--onefile --compress`")):
+        low, high = measured(row)
+        assert low - 0.05 <= quoted[flag] <= high + 0.05, f"{flag} says ~{quoted[flag]}x, bench/README.md {low}-{high}x"
