@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from base64 import b64encode
 from typing import Any
 
 import orjson
@@ -13,7 +14,11 @@ JSONDecodeError = orjson.JSONDecodeError
 
 
 def to_jsonable(obj: Any) -> Any:
-    """orjson's fallback: pydantic models, and whatever else pydantic can serialise."""
+    """orjson's fallback: pydantic models, and whatever else pydantic can serialise. ``bytes``
+    go out as standard base64 (JSON has no bytes; as UTF-8 they would fail or change on the way;
+    JS reads it with ``atob`` or ``Buffer.from(s, 'base64')``)."""
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return b64encode(obj).decode("ascii")
     from pydantic_core import to_jsonable_python
 
     return to_jsonable_python(obj)

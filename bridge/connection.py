@@ -17,6 +17,7 @@ anyio freely, since anyio honours native cancellation.)
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
 import threading
@@ -551,6 +552,8 @@ class Connection:
                         method.effective_timeout, call.cancel, E.REQUEST_TIMEOUT
                     )
                 result = await run_call(method, self, call, id if has_id else None, params)
+                if self._debug:  # a result its annotation does not describe: say so, once per method
+                    method.check_result(result)
                 reply = {"jsonrpc": "2.0", "id": id, "result": result}
             except E.BridgeError as exc:
                 reply = {"jsonrpc": "2.0", "id": id, "error": exc.to_dict()}
@@ -766,6 +769,13 @@ class Connection:
         """Replace a reply whose result cannot be JSON with an internal error naming why."""
         log.error("reply is not JSON-serialisable: %s", exc)
         if isinstance(message, dict) and "result" in message:
+            result = message["result"]
+            if inspect.isawaitable(result):  # an async call's result returned, not awaited
+                getattr(result, "close", lambda: None)()
+                why = f"the handler returned {type(result).__name__} {getattr(result, '__qualname__', '')}() " \
+                      "unawaited: did you forget `await`?"
+                log.error("%s", why)
+                return dumps(self._error(message.get("id"), E.INTERNAL_ERROR, f"Result is not JSON-serialisable: {why}"))
             return dumps(self._error(message.get("id"), E.INTERNAL_ERROR, f"Result is not JSON-serialisable: {exc}"))
         if isinstance(message, list):
             return dumps([

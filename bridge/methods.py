@@ -72,6 +72,7 @@ class Method:
     """A handler and what bridge learned from its signature."""
 
     __slots__ = (
+        "_mismatch_warned",
         "_model",
         "_renames",
         "_result_adapter",
@@ -155,6 +156,7 @@ class Method:
         self.param_names = tuple(p.name for p in params)
         self.shapes_result = _needs_shaping(self.return_type)
         self._result_adapter: Any = None
+        self._mismatch_warned = False
         self._model: type[BaseModel] | None = None
         self._renames: dict[str, str] = {}
         #: The method's own middleware and endpoint kind, in order: each may report its own
@@ -241,6 +243,26 @@ class Method:
                 self.shapes_result = False
                 return result
         return adapter.dump_python(result, mode="json", warnings=False)
+
+    def check_result(self, result: Any) -> None:
+        """Debug mode: warn, once per method, when ``result`` does not match the return annotation
+        (the reply still goes out as it is)."""
+        if self.return_type is Any or self._mismatch_warned:
+            return
+        from pydantic import TypeAdapter, ValidationError
+
+        try:
+            TypeAdapter(self.return_type).validate_python(result)
+        except ValidationError as exc:
+            import logging
+
+            self._mismatch_warned = True
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "result"
+            logging.getLogger("bridge").warning("%s returned a result its annotation %r does not describe: %s: %s",
+                                                self.name, self.return_type, where, first["msg"])
+        except Exception:  # an annotation pydantic cannot check
+            self._mismatch_warned = True
 
     def prepare(self) -> type[BaseModel]:
         """Build (once) the pydantic model of the params; safe to race from two threads."""

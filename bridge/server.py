@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -58,28 +59,43 @@ def _loop_options(settings: Settings) -> dict[str, bool]:
 
 async def serve(app: Bridge, settings: Settings, in_fd: int, out_fd: int) -> int:
     """The host's whole lifetime as one task group: signals beside the connection."""
-    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_threads
     streams = await open_streams(in_fd, out_fd)
     writer = streams.writer
     conn = Connection(app, settings, streams.input, writer)
     streams.bind(conn)
+    async with AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(app_lifetime(app, settings))
+        except Exception:
+            log.exception("the app failed to start; exiting")
+            return 1
+        return await _serve(app, settings, conn, writer)
+
+
+@asynccontextmanager
+async def app_lifetime(app: Bridge, settings: Settings) -> AsyncIterator[None]:
+    """What the host does around serving, whatever the transport (``bridge.testing`` too):
+    worker threads and the audit log set from ``settings``, the startup hooks run, then the
+    lifespans entered; on leaving, the shutdown hooks, then the lifespans left in reverse,
+    each given the grace period. A start-up failure raises from entering."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_threads
     configure_audit(app.audit, settings, app.name)
-    code = 1
     with anyio.CancelScope() as lifetime:
         async with AsyncExitStack() as lifespans:  # left last, in reverse, after the shutdown hooks
+            await run_hooks(app.startup_hooks)
+            await enter_lifespans(app, lifespans)
             try:
-                await run_hooks(app.startup_hooks)
-                await enter_lifespans(app, lifespans)
-            except Exception:
-                log.exception("the app failed to start; exiting")
-                return 1
-            try:
-                code = await _serve(app, settings, conn, writer)
-            finally:  # the lifespans get the grace period to stop; one still stopping is cancelled
+                yield
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(settings.shutdown_grace):
+                    try:
+                        await run_hooks(app.shutdown_hooks)
+                    except Exception:
+                        log.exception("a shutdown hook failed")
+                # the lifespans get the grace period to stop; one still stopping is cancelled
                 lifetime.deadline = anyio.current_time() + settings.shutdown_grace
     if lifetime.cancelled_caught:
         log.warning("plugins still stopping after %.1fs were cancelled", settings.shutdown_grace)
-    return code
 
 
 async def _serve(app: Bridge, settings: Settings, conn: Connection, writer: Any) -> int:
@@ -89,12 +105,7 @@ async def _serve(app: Bridge, settings: Settings, conn: Connection, writer: Any)
             tg.start_soon(_watch_signals, conn, tg.cancel_scope)
             await conn.run()
             tg.cancel_scope.cancel()
-    finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(settings.shutdown_grace):
-            try:
-                await run_hooks(app.shutdown_hooks)
-            except Exception:
-                log.exception("a shutdown hook failed")
+    finally:  # the shutdown hooks run after this, as app_lifetime is left
         with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
             try:
                 await writer.drain()

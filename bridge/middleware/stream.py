@@ -90,13 +90,18 @@ class Stream:
 
         chunk: list[Any] = []
         size = 0
-        async for item in items:
-            chunk.append(item)
-            if self.chunk_bytes is not None:
-                size += len(dumps(item)) + 1
-            if len(chunk) >= self.chunk_size or (self.chunk_bytes is not None and size >= self.chunk_bytes):
+        try:
+            async for item in items:
+                chunk.append(item)
+                if self.chunk_bytes is not None:
+                    size += len(dumps(item)) + 1
+                if len(chunk) >= self.chunk_size or (self.chunk_bytes is not None and size >= self.chunk_bytes):
+                    yield chunk
+                    chunk, size = [], 0
+        except Exception:
+            if chunk:  # what it yielded before it raised still goes out, then the error
                 yield chunk
-                chunk, size = [], 0
+            raise
         if chunk:
             yield chunk
 

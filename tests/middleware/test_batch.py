@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from bridge import Bridge, BridgeError
 from bridge.middleware.batch import Batch
+from bridge.testing import AsyncTestClient
 from harness import exchange, lines
 
 pytestmark = pytest.mark.anyio
@@ -33,8 +34,9 @@ def call(id: Any, value: Any) -> dict[str, Any]:
 
 async def test_a_thousand_callers_make_about_fifty_invocations() -> None:
     app, sizes = doubling_app(max_size=20)
-    out = await exchange(app, lines(*[call(i, i) for i in range(1000)]), max_inflight=1000)
-    assert {r["id"]: r["result"] for r in out} == {i: i * 2 for i in range(1000)}
+    async with AsyncTestClient(app, max_inflight=1000) as client:
+        calls = [client.start("num.double", [i]) for i in range(1000)]  # all sent before any runs
+        assert [await call for call in calls] == [i * 2 for i in range(1000)]
     assert len(sizes) <= 55 and max(sizes) <= 20 and sum(sizes) == 1000
 
 
@@ -87,7 +89,8 @@ def test_results_split_back_to_the_right_callers(values, max_size) -> None:
 
 async def test_batch_metrics() -> None:
     app, sizes = doubling_app(max_size=10)
-    await exchange(app, lines(*[call(i, i) for i in range(30)]), max_inflight=100)
-    out = await exchange(app, lines({"jsonrpc": "2.0", "id": "m", "method": "rpc.metrics"}))
-    metrics = next(r for r in out if r["id"] == "m")["result"]["methods"]["num.double"]
+    async with AsyncTestClient(app, max_inflight=100) as client:
+        for call in [client.start("num.double", [i]) for i in range(30)]:
+            await call
+        metrics = (await client.metrics())["methods"]["num.double"]
     assert metrics["batch"]["batches"] == len(sizes) and metrics["batch"]["meanSize"] == 30 / len(sizes)

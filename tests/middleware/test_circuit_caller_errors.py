@@ -9,11 +9,11 @@ from typing import Any
 import anyio
 import pytest
 
-from bridge import Bridge, BridgeError, Settings
-from bridge.connection import Connection
+from bridge import Bridge, BridgeError
 from bridge.middleware.circuit import CircuitBreaker
 from bridge.middleware.ratelimit import RateLimit
-from harness import Host, MemoryReader, MemoryWriter, exchange, lines
+from bridge.testing import AsyncTestClient
+from harness import Host, exchange, lines
 
 
 class Clock:
@@ -133,23 +133,22 @@ async def test_a_cancelled_trial_leaves_the_circuit_half_open(clock) -> None:
         started.set()
         await anyio.sleep_forever()
 
-    assert await codes(app, {"jsonrpc": "2.0", "id": 0, "method": "wait", "params": [True]}) == [-32603]
-    clock.now += 10
-    reader, writer = MemoryReader(keep_open=True), MemoryWriter()
-    conn = Connection(app, Settings(ready=False, framing="ndjson"), reader, writer)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(conn.run)
-        reader.feed(lines({"jsonrpc": "2.0", "id": 1, "method": "wait"}))
+    async with AsyncTestClient(app) as client:
+        with pytest.raises(BridgeError) as opened:
+            await client.call("wait", [True])
+        assert opened.value.code == -32603
+        clock.now += 10
+        trial = client.start("wait")
         with anyio.fail_after(5):
             await started.wait()
-            reader.feed(lines({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 1}}))
-            while b'"id":1' not in writer.data:
-                await anyio.sleep(0.005)
-        reader.close()
-    assert b"-32800" in writer.data
-    assert breaker.state("wait") == "half-open"  # not reopened as by a failure...
-    fail = {"jsonrpc": "2.0", "id": 2, "method": "wait", "params": [True]}
-    assert await codes(app, fail) == [-32603]  # ...and the next call was let through as the trial
+        trial.cancel()
+        with pytest.raises(BridgeError) as cancelled:
+            await trial
+        assert cancelled.value.code == -32800
+        assert breaker.state("wait") == "half-open"  # not reopened as by a failure...
+        with pytest.raises(BridgeError) as failed:
+            await client.call("wait", [True])
+        assert failed.value.code == -32603  # ...and the next call was let through as the trial
 
 
 def test_end_to_end_caller_errors_are_neither_failures_nor_successes():

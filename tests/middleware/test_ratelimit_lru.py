@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge import Bridge, BridgeError
 from bridge.middleware.ratelimit import RateLimit
-from harness import exchange, lines
-
-
-def by(caller: str, id: Any) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": id, "method": "f", "params": {"$meta": {"caller": caller}}}
+from bridge.testing import AsyncTestClient, PendingCall
 
 
 @pytest.mark.anyio
@@ -26,17 +20,26 @@ async def test_ten_thousand_junk_callers_do_not_reset_an_active_callers_spent_bu
     async def f() -> int:
         return 1
 
-    messages = [by("victim", f"v{i}") for i in range(3)]
-    for i in range(10_000):
-        messages.append(by(f"junk{i}", i))
-        if i % 100 == 99:  # the victim keeps calling through the flood
-            messages.append(by("victim", f"v{i}"))
-    messages.append(by("victim", "v-last"))
-    out = await exchange(app, lines(*messages), max_inflight=20_000)
-    victim = {r["id"]: "result" in r for r in out if str(r["id"]).startswith("v")}
-    assert len(victim) == 104 and victim.pop("v0") and victim.pop("v1")
-    assert not any(victim.values()), [id for id, ok in victim.items() if ok]
+    async with AsyncTestClient(app, max_inflight=20_000) as client:
+        victim = [client.start("f", caller="victim") for _ in range(3)]
+        for i in range(10_000):
+            client.start("f", caller=f"junk{i}")
+            if i % 100 == 99:  # the victim keeps calling through the flood
+                victim.append(client.start("f", caller="victim"))
+        victim.append(client.start("f", caller="victim"))
+        allowed = [await allowed_call(call) for call in victim]
+    assert len(allowed) == 104 and allowed[:2] == [True, True]
+    assert not any(allowed[2:]), [i for i, ok in enumerate(allowed) if ok]
     assert len(limit._buckets) == limit.max_keys == 10_000
+
+
+async def allowed_call(call: PendingCall) -> bool:
+    try:
+        await call
+    except BridgeError as exc:
+        assert exc.code == -32003
+        return False
+    return True
 
 
 class Stub:

@@ -8,10 +8,10 @@ import anyio
 import orjson
 import pytest
 
-from bridge import Bridge, Context, Settings
-from bridge.connection import Connection
+from bridge import Bridge, BridgeError, Context
 from bridge.middleware.stream import Stream
-from harness import MemoryReader, MemoryWriter, exchange, lines
+from bridge.testing import AsyncTestClient
+from harness import exchange, lines
 
 pytestmark = pytest.mark.anyio
 
@@ -69,53 +69,38 @@ async def test_sync_generators_and_byte_sized_chunks() -> None:
 async def test_an_error_mid_stream_follows_the_chunks_already_sent() -> None:
     app, state = stream_app()
     out = await exchange(app, lines(call(1, "data.export", {"n": 500, "fail_at": 230})))
-    chunks = [m for m in out if m.get("method") == "$/stream"]
-    assert len(chunks) == 2 and out[-1]["error"]["code"] == -32603
+    chunks = [m["params"] for m in out if m.get("method") == "$/stream"]
+    assert [c["done"] for c in chunks] == [100, 200, 230]  # the partial chunk goes out before the error
+    assert out[-1]["error"]["code"] == -32603
     assert state["closed"]
-
-
-async def _run_until(conn: Connection, writer: MemoryWriter, predicate) -> None:
-    with anyio.fail_after(5):
-        while not predicate([orjson.loads(x) for x in bytes(writer.data).splitlines()]):
-            await anyio.sleep(0.001)
 
 
 async def test_credit_holds_the_generator_back_and_grants_release_it() -> None:
     app, state = stream_app()
-    reader = MemoryReader([lines(call(1, "data.export", {"n": 1000, "$meta": {"stream": {"window": 2}}}))],
-                          keep_open=True)
-    writer = MemoryWriter()
-    conn = Connection(app, Settings(ready=False, framing="ndjson"), reader, writer)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(conn.run)
-        await _run_until(conn, writer, lambda ms: sum(m.get("method") == "$/stream" for m in ms) == 2)
+    async with AsyncTestClient(app) as client:
+        stream = client.stream("data.export", {"n": 1000}, window=2)
+        await client.wait_until(lambda: stream.buffered == 2)
         for _ in range(50):  # every chance to run ahead
             await anyio.sleep(0)
-        sent = [m for m in map(orjson.loads, bytes(writer.data).splitlines()) if m.get("method") == "$/stream"]
-        assert len(sent) == 2
+        assert stream.buffered == 2  # two chunks sent, none taken: no credit for a third
         assert state["pulled"] <= 300  # two chunks sent and at most the third assembled, no more
-        reader.feed(lines({"jsonrpc": "2.0", "method": "$/stream/credit", "params": {"id": 1, "credit": 100}}))
-        await _run_until(conn, writer, lambda ms: any(m.get("id") == 1 and "result" in m for m in ms))
-        reader.close()
+        rows = [item["row"] async for item in stream]  # each chunk taken grants one credit
+    assert rows == list(range(1000)) and stream.result == {"items": 1000, "chunks": 10}
     assert state["pulled"] == 1000
 
 
 async def test_cancel_mid_stream_closes_the_generator() -> None:
     app, state = stream_app()
-    reader = MemoryReader([lines(call(1, "data.export", {"n": 10**6, "$meta": {"stream": {"window": 1}}}))],
-                          keep_open=True)
-    writer = MemoryWriter()
-    conn = Connection(app, Settings(ready=False, framing="ndjson"), reader, writer)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(conn.run)
-        await _run_until(conn, writer, lambda ms: any(m.get("method") == "$/stream" for m in ms))
-        reader.feed(lines({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 1}}))
-        await _run_until(conn, writer, lambda ms: any(m.get("id") == 1 and "error" in m for m in ms))
-        reader.close()
-    reply = [m for m in map(orjson.loads, bytes(writer.data).splitlines()) if m.get("id") == 1 and "error" in m][0]
-    assert reply["error"]["code"] == -32800
-    assert state["closed"] and state["pulled"] < 1000
-    assert len(conn.streams) == 0
+    async with AsyncTestClient(app) as client:
+        stream = client.stream("data.export", {"n": 10**6}, window=1)
+        assert await stream.__anext__() == {"row": 0}
+        stream.call.cancel()
+        with pytest.raises(BridgeError) as cancelled:
+            async for _ in stream:
+                pass
+        assert cancelled.value.code == -32800
+        assert state["closed"] and state["pulled"] < 1000
+        assert len(client.connection.streams) == 0
 
 
 async def test_stream_metrics() -> None:
@@ -123,7 +108,7 @@ async def test_stream_metrics() -> None:
     await exchange(app, lines(call(1, "data.export", {"n": 150}), call(2, "data.export", {"n": 10, "fail_at": 5})))
     out = await exchange(app, lines({"jsonrpc": "2.0", "id": "m", "method": "rpc.metrics"}))
     stream = out[0]["result"]["methods"]["data.export"]["stream"]
-    assert stream["streams"] == 2 and stream["chunks"] == 2 and stream["failed"] == 1
+    assert stream["streams"] == 2 and stream["chunks"] == 3 and stream["failed"] == 1  # 2 + the 5 items before the error
     assert stream["bytes"] > 150 * len('{"row":100}')
 
 
@@ -145,19 +130,16 @@ async def test_cancelling_sync_generators_mid_step_answers_cancelled_and_closes_
             finished.append(1)
 
     n = 1000
-    reader = MemoryReader(keep_open=True)
-    writer = MemoryWriter()
-    conn = Connection(app, Settings(ready=False, framing="ndjson"), reader, writer)
-    with anyio.fail_after(60):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(conn.run)
-            for i in range(n):
-                reader.feed(lines(call(i, "data.slow", {"n": 100_000})))
-                await anyio.sleep(0.002)
-                reader.feed(lines({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": i}}))
-            while conn.inflight:
-                await anyio.sleep(0.01)
-            reader.close()
-    replies = [orjson.loads(line) for line in bytes(writer.data).splitlines() if b'"error"' in line]
-    assert len(replies) == n and {r["error"]["code"] for r in replies} == {-32800}
+    codes = []
+    async with AsyncTestClient(app, timeout=60) as client:
+        calls = []
+        for _ in range(n):
+            calls.append(call := client.start("data.slow", {"n": 100_000}))
+            await anyio.sleep(0.002)
+            call.cancel()
+        for call in calls:
+            with pytest.raises(BridgeError) as cancelled:
+                await call
+            codes.append(cancelled.value.code)
+    assert len(codes) == n and set(codes) == {-32800}
     assert len(finished) == n
