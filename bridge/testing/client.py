@@ -1,54 +1,29 @@
-"""Testing an app without a process: a client that drives the real host in memory, and a
-middleware (or a handler's ``Request``) on its own.
-
-``TestClient(app)`` (sync) and ``AsyncTestClient(app)`` (async) serve ``app`` as ``bridge
-serve`` does (startup hooks and lifespans entered on ``with``, left on leaving it) through a
-real ``Connection`` fed over an in-memory pipe, so validation, middleware, caches, rate
-limits, cancellation and streams behave as they do for the JS client::
-
-    with TestClient(app, caller={"window": 3}) as client:
-        assert client.call("math.add", {"a": 1, "b": 2}) == 3
-        for row in client.stream("data.export", {"query": "x"}):
-            ...
-
-Every wait has a timeout (the client's ``timeout``, 5 s by default): a broken test fails
-with ``TimeoutError`` rather than hanging.
-
-``request_for(app, "db.search", {"query": "x"}, caller="alice")`` is the ``Request`` the host
-would build for that call: validated params, caller identity, context. A middleware is then
-an ordinary coroutine to await: ``await RateLimit(1, per=60)(request, call_next)``.
-"""
+"""``AsyncTestClient``: an app served in-process through the real ``Connection``, over an
+in-memory pipe; ``PendingCall`` and ``AsyncStream``, what its calls and streams return."""
 
 from __future__ import annotations
 
 import itertools
 import logging
-import sys
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, AsyncExitStack
-from functools import partial
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import anyio
 import orjson
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from .connection import Call, Connection
-from .errors import BridgeError
-from .framing import ENCODERS, FrameError, decoder
-from .middleware import Request
-from .settings import Settings
+from ..connection import Connection
+from ..errors import BridgeError
+from ..framing import ENCODERS, FrameError, decoder
+from ..settings import Settings
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
-    from .app import Bridge
-
-__all__ = ["AsyncStream", "AsyncTestClient", "BlockingCall", "BlockingStream", "Event", "Harness", "PendingCall",
-           "TestClient", "request_for"]
+    from ..app import Bridge
 
 log = logging.getLogger("bridge.testing")
 
@@ -146,7 +121,7 @@ class AsyncTestClient:
 
     async def _serve(self, conn: Connection, *, task_status: TaskStatus[None]) -> None:
         """The host's life in one task: ``app_lifetime`` (hooks, lifespans) around the connection."""
-        from .server import app_lifetime
+        from ..server import app_lifetime
 
         try:
             async with app_lifetime(self.app, conn.settings):
@@ -472,204 +447,6 @@ class _Wire:
 # ---- the same, blocking: the host on an event loop in a background thread ----------------
 
 
-class TestClient:
-    """``AsyncTestClient`` for plain (sync) tests: the host runs on an event loop in a background
-    thread (an anyio blocking portal; uvloop where the real host would use it) and each method
-    waits for it. Takes the same arguments; sync handlers still run in worker threads.
-
-    >>> with TestClient(app) as client:                   # doctest: +SKIP
-    ...     assert client.call("math.add", [1, 2]) == 3
-    """
-
-    __test__ = False  # not a pytest test class, despite its name
-
-    def __init__(self, app: Bridge, *, caller: Any = None, timeout: float = 5.0, **settings: Any) -> None:
-        self._client = AsyncTestClient(app, caller=caller, timeout=timeout, **settings)
-        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
-        self._client_cm: AbstractContextManager[AsyncTestClient] | None = None
-        #: The portal to the host's loop while open: ``client.portal.call(coroutine_function, ...)``.
-        self.portal: BlockingPortal | None = None
-
-    def __enter__(self) -> TestClient:
-        if self.portal is not None:
-            raise RuntimeError("this client is already open")
-        from .server import _loop_options
-
-        loop = Settings(loop=self._client.overrides.get("loop", "auto"))  # uvloop where the real host uses it
-        portal_cm = start_blocking_portal("asyncio", _loop_options(loop))
-        portal = portal_cm.__enter__()
-        try:
-            client_cm = portal.wrap_async_context_manager(self._client)
-            client_cm.__enter__()
-        except BaseException:
-            portal_cm.__exit__(*sys.exc_info())
-            raise
-        self._portal_cm, self._client_cm, self.portal = portal_cm, client_cm, portal
-        return self
-
-    def __exit__(self, *exc_info: Any) -> bool | None:
-        portal_cm, client_cm = self._portal_cm, self._client_cm
-        self._portal_cm = self._client_cm = self.portal = None
-        if portal_cm is None or client_cm is None:
-            return None
-        try:
-            return client_cm.__exit__(*exc_info)
-        finally:
-            portal_cm.__exit__(None, None, None)
-
-    @property
-    def app(self) -> Bridge:
-        return self._client.app
-
-    @property
-    def events(self) -> list[Event]:
-        """Every notification the host sent, in order (but a consumed stream's chunks)."""
-        return self._client.events
-
-    @property
-    def connection(self) -> Connection | None:
-        return self._client.connection
-
-    def _run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if self.portal is None:
-            raise RuntimeError("the client is not open: use it inside `with TestClient(app) as client:`")
-        return self.portal.call(partial(func, *args, **kwargs))
-
-    def _make(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``func``'s return value in the host's loop, as it is (the portal would await an awaitable one)."""
-        return self._run(lambda: (func(*args, **kwargs),))[0]
-
-    def call(self, method: str, params: Params = None, *, caller: Any = _UNSET,
-             meta: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
-        """The result of calling ``method`` with ``params`` (a dict by name, a list by position);
-        ``BridgeError`` (code, message, data) for an error reply."""
-        return self._run(self._client.call, method, params, caller=caller, meta=meta, timeout=timeout)
-
-    def start(self, method: str, params: Params = None, *, caller: Any = _UNSET,
-              meta: dict[str, Any] | None = None) -> BlockingCall:
-        """Send a call and return at once: ``result()`` waits for it, ``progress`` fills as the
-        host reports, ``cancel()`` cancels it."""
-        return BlockingCall(self, self._make(self._client.start, method, params, caller=caller, meta=meta))
-
-    def stream(self, method: str, params: Params = None, *, caller: Any = _UNSET, window: int | None = None,
-               meta: dict[str, Any] | None = None) -> BlockingStream:
-        """``for item in client.stream(...)``: see ``AsyncTestClient.stream``."""
-        return BlockingStream(self, self._make(self._client.stream, method, params, caller=caller, window=window,
-                                              meta=meta))
-
-    def notify(self, method: str, params: Params = None, *, caller: Any = _UNSET) -> None:
-        """Send a notification (a call without an id: no reply comes)."""
-        self._run(self._client.notify, method, params, caller=caller)
-
-    def metrics(self, *, timeout: float | None = None) -> dict[str, Any]:
-        """What ``rpc.metrics`` answers."""
-        return self._run(self._client.metrics, timeout=timeout)  # type: ignore[no-any-return]
-
-    def wait_until(self, condition: Callable[[], T], *, timeout: float | None = None) -> T:
-        """``condition()``'s value once truthy, tried now and after each message the host sends
-        (on the host's loop: keep it to reading ``events``, ``progress`` and the like)."""
-        return self._run(self._client.wait_until, condition, timeout=timeout)  # type: ignore[no-any-return]
-
-    def wait_for_event(self, method: str, where: Callable[[Any], bool] | None = None, *,
-                       timeout: float | None = None) -> Any:
-        """The params of the first event named ``method`` (and satisfying ``where``), sent already or yet to come."""
-        return self._run(self._client.wait_for_event, method, where, timeout=timeout)
-
-
-class BlockingCall:
-    """``TestClient.start``'s handle: ``result()`` waits for the reply; ``progress``, ``cancel()``."""
-
-    def __init__(self, client: TestClient, call: PendingCall) -> None:
-        self._client = client
-        self._call = call
-
-    @property
-    def id(self) -> int:
-        return self._call.id
-
-    @property
-    def method(self) -> str:
-        return self._call.method
-
-    @property
-    def progress(self) -> list[Any]:
-        """The ``$/progress`` values reported for this call so far."""
-        return self._call.progress
-
-    @property
-    def reply(self) -> dict[str, Any] | None:
-        """The reply as sent, once it came (also after the client closed)."""
-        return self._call.reply
-
-    @property
-    def meta(self) -> dict[str, Any] | None:
-        """The reply's ``$meta`` (``cached``, ``handlerMs``), when the call asked with ``$meta.info``."""
-        return self._call.meta
-
-    @property
-    def done(self) -> bool:
-        return self._call.done
-
-    def result(self, timeout: float | None = None) -> Any:
-        """The result, or ``BridgeError`` for an error reply (``TimeoutError`` past ``timeout``)."""
-        if self._call.done:  # also once the client has closed
-            return _outcome(self._call.reply)  # type: ignore[arg-type]
-        return self._client._run(self._call.result, timeout)
-
-    def cancel(self) -> None:
-        """Ask the host to cancel the call: ``result()`` then raises ``BridgeError`` -32800."""
-        self._client._run(self._call.cancel)
-
-    def __repr__(self) -> str:
-        return f"BlockingCall({self.method!r}, id={self.id}, done={self.done})"
-
-
-class BlockingStream:
-    """``TestClient.stream``'s items: ``for item in stream``; ``result`` once read to the end.
-    Leaving ``with`` (or ``close()``) cancels a stream not read to its end."""
-
-    def __init__(self, client: TestClient, stream: AsyncStream) -> None:
-        self._client = client
-        self._stream = stream
-        #: The call itself: ``progress``, ``cancel()``, ``reply``.
-        self.call = BlockingCall(client, stream.call)
-
-    @property
-    def chunk(self) -> dict[str, Any] | None:
-        """The last chunk taken: ``{id, seq, done, total?}`` (its items left out)."""
-        return self._stream.chunk
-
-    @property
-    def result(self) -> dict[str, Any] | None:
-        """The reply ``{items, chunks}``, once read to the end."""
-        return self._stream.result
-
-    @property
-    def buffered(self) -> int:
-        """Chunks received and not yet taken."""
-        return self._stream.buffered
-
-    def __iter__(self) -> Iterator[Any]:
-        return self
-
-    def __next__(self) -> Any:
-        item = self._client._run(self._stream._next)
-        if item is _END:
-            raise StopIteration
-        return item
-
-    def close(self) -> None:
-        """Stop reading: a stream still running is cancelled (the client's exit cancelled it already)."""
-        if self._client.portal is not None:
-            self._client._run(self._stream.aclose)
-
-    def __enter__(self) -> BlockingStream:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-
 def _checked_method(method: Any) -> str:
     if type(method) is not str or not method:
         raise TypeError(f"method must be a non-empty string, not {method!r}")
@@ -700,52 +477,3 @@ def _outcome(reply: dict[str, Any]) -> Any:
     if error is not None:
         raise BridgeError(error["code"], error.get("message"), error.get("data"))
     return reply.get("result")
-
-
-# ---- one middleware on its own: no process, no pipe, no loop -----------------------------
-
-
-class _Recorder:
-    """Stands in for the output pipe: keeps what the host would have written."""
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.frames.append(data)
-
-    async def drain(self) -> None:
-        return None
-
-    def is_closing(self) -> bool:
-        return False
-
-
-class _NoInput:
-    def attach(self, conn: Connection) -> None: ...
-    def pause(self) -> None: ...
-    def resume(self) -> None: ...
-
-
-class Harness:
-    """A connection to ``app`` that never reads: for building requests and reading what was sent."""
-
-    def __init__(self, app: Bridge, **settings: Any) -> None:
-        self._out = _Recorder()
-        options = {"ready": False, "framing": "ndjson", "loop_block_warning": 0.0, **settings}
-        self.connection = Connection(app, Settings(**options), _NoInput(), self._out)
-
-    def request(self, method: str, params: dict[str, Any] | list[Any] | None = None, *, id: Any = 1,
-                caller: Any = None) -> Request:
-        """The ``Request`` for a call of ``method`` (a registered name), from ``caller`` if given."""
-        return Request(self.connection._methods[method], id, params, self.connection, Call(caller))
-
-    def sent(self) -> list[Any]:
-        """The messages the host sent so far (notifications, progress), parsed."""
-        return [orjson.loads(line) for frame in self._out.frames for line in frame.splitlines() if line]
-
-
-def request_for(app: Bridge, method: str, params: dict[str, Any] | list[Any] | None = None, *, id: Any = 1,
-                caller: Any = None) -> Request:
-    """The ``Request`` the host would build for one call (see ``Harness`` to also read what it sends)."""
-    return Harness(app).request(method, params, id=id, caller=caller)
