@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .app import Bridge
 from .context import Context
+from .discovery import ErrorData
 from .host import Host
 from .errors import (
     CIRCUIT_OPEN,
@@ -63,6 +64,7 @@ __all__ = [
     "CircuitBreaker",
     "Context",
     "ErrorCode",
+    "ErrorData",
     "Host",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",

@@ -55,7 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         _add_setting_flag(serve, option)
 
     discover = sub.add_parser("discover", help="print the app's OpenRPC document (installed plugins included)")
-    for command in (serve, discover):
+    types = sub.add_parser("types", help="print TypeScript declarations of the app's methods and events "
+                           "(`bridge types app:app > bridge-api.d.ts`), for the JS client's type parameter")
+    types.add_argument("--window", nargs="?", const="bridge", metavar="NAME",
+                       help="also declare window.NAME (default bridge) as the Electron preload's RendererBridge<Api>")
+    for command in (serve, discover, types):
         command.add_argument("app", nargs="?", default=None, metavar="APP",
                              help=f"module:attribute of a Bridge app, e.g. myapp:app (env BRIDGE_APP); "
                              f"{DEMO_APP} is the built-in demo")
@@ -249,6 +253,16 @@ def main(argv: list[str] | None = None) -> int:
         from .discovery import openrpc
 
         sys.stdout.buffer.write(dumps(openrpc(app)) + b"\n")
+        return 0
+    if args.command == "types":
+        from .discovery import openrpc
+        from .typegen import typescript
+
+        try:
+            text = typescript(openrpc(app), window=args.window)
+        except ValueError as exc:
+            args.parser.error(str(exc))
+        sys.stdout.buffer.write(text.encode())
         return 0
     try:
         # every setting has a flag of its own name (tests/test_settings.py checks it)

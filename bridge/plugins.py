@@ -1,8 +1,9 @@
 """Plugins: groups of handlers with a namespace, settings and lifecycle, mounted on an app.
 
 A plugin is written like an app (``@plugin.method`` takes every option ``@app.method``
-does) and mounted with ``app.include(plugin)``: ``@plugin.method("watch")`` on
-``Plugin("fs")`` becomes ``fs.watch``. Installed packages offer plugins through the
+does; ``plugin.event`` declares an event) and mounted with ``app.include(plugin)``:
+``@plugin.method("watch")`` on ``Plugin("fs")`` becomes ``fs.watch``, and its events are
+prefixed the same way. Installed packages offer plugins through the
 ``bridge.plugins`` entry-point group; ``discover_plugins`` finds them.
 """
 
@@ -96,9 +97,15 @@ def include(app: Bridge, plugin: Plugin, prefix: str | None = None, settings: An
         owner = app.method_owners.get(full)
         if owner is not None or full in app.methods:
             raise PluginConflict(f"method {full!r} is claimed by both {owner or 'the app'} and plugin {prefix!r}")
+    events = {f"{prefix}.{name}" if prefix else name: event for name, event in plugin.events.items()}
+    for full in events:
+        if full in app.events:
+            raise PluginConflict(f"event {full!r} is declared twice: already mounted, and by plugin {prefix!r}")
     for (func, _, options), full in zip(plugin.entries, names):
         app.add_method(func, full, **options)
         app.method_owners[full] = f"plugin {prefix!r}"
+    for full, event in events.items():
+        app.events[full] = event._replace(name=full)
     status.methods = names
     app.plugins[prefix] = status
     app.startup_hooks.extend(_guarded(app, status, hook) for hook in plugin.startup_hooks)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, overload
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -22,8 +22,17 @@ Hook = Callable[[], "Awaitable[None] | None"]
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
+class Event(NamedTuple):
+    """A notification the app (or a plugin) declares it sends, and the type of its params."""
+
+    name: str
+    payload: Any
+    description: str | None = None
+
+
 class Router:
-    """Registration by decorator: ``@x.method``, ``@x.on_startup``, ``@x.on_shutdown``."""
+    """Registration by decorator: ``@x.method``, ``@x.on_startup``, ``@x.on_shutdown``; and
+    ``x.event(name, Payload)``, an event declared for rpc.discover and ``bridge types``."""
 
     def __init__(self, lifespan: Lifespan | None = None) -> None:
         self.startup_hooks: list[Hook] = []
@@ -31,6 +40,8 @@ class Router:
         self.lifespan = lifespan
         #: What the lifespan yielded, while the host runs (None before and after).
         self.state: Any = None
+        #: Declared events by name (``event``); a plugin's are prefixed when it is mounted.
+        self.events: dict[str, Event] = {}
 
     @overload
     def method(self, func: F, /) -> F: ...
@@ -60,6 +71,16 @@ class Router:
     def add_method(self, func: Callable[..., Any], name: str | None = None, **options: Any) -> Any:
         """Register ``func`` under ``name`` (default: the function's name)."""
         raise NotImplementedError
+
+    def event(self, name: str, payload: Any = Any, *, description: str | None = None) -> None:
+        """Declare an event sent with ``notify(name, params)`` and the type of its params:
+        ``app.event("notes.saved", NoteSaved)``. It is listed in rpc.discover (``x-events``) and
+        typed by ``bridge types``; ``notify`` itself does not check it."""
+        if not isinstance(name, str) or not name or name.startswith(("rpc.", "$/")):
+            raise ValueError(f"event names must be non-empty and not start with 'rpc.' or '$/': {name!r}")
+        if name in self.events:
+            raise ValueError(f"event {name!r} is declared twice")
+        self.events[name] = Event(name, payload, description)
 
     def on_startup(self, func: Hook) -> Hook:
         """Run ``func`` (sync or async) before the host reports ``$/ready``."""

@@ -1,8 +1,10 @@
-// The transport-free JSON-RPC 2.0 client: ids, pending calls, cancellation, events, progress, streams.
-// A transport only moves parsed messages; see Transport in client.d.ts for its four members.
+// The transport-free JSON-RPC 2.0 client: ids, pending calls, cancellation, events, progress,
+// streams, reply metadata and retries. A transport only moves parsed messages; see Transport in
+// index.d.ts for its four members.
 
 import { checkMethod, checkParams, checkTimeout } from './checks.js';
 import { CallCancelledError, CallTimeoutError, ConnectionClosedError, ErrorCodes, RpcError, reportToConsole } from './errors.js';
+import { clientRetry, pause, retryPolicy, retryWait } from './retry.js';
 import { CallStream } from './stream.js';
 
 const CANCEL_METHOD = '$/cancelRequest';
@@ -16,8 +18,12 @@ export class RpcClient {
   #trace;
   #onError;
   #defaultTimeout;
+  /** The `retry` option, checked: `{ base, methods }` or null. */
+  #retry;
+  /** The host's idempotent methods as a Set, for the `$/ready` list it was made from. */
+  #idempotent = { list: undefined, set: new Set() };
   #nextId = 1;
-  /** id -> { method, resolve, reject, signal, onAbort, timer, offProgress } */
+  /** id -> { method, resolve, reject, signal, onAbort, timer, offProgress, meta, chunks } */
   #pending = new Map();
   /** method -> Set of notification handlers */
   #handlers = new Map();
@@ -33,11 +39,12 @@ export class RpcClient {
 
   /**
    * @param transport `{ send, onMessage, onClose, close }`
-   * @param options `{ timeout, trace, onError }`
+   * @param options `{ timeout, trace, onError, retry }`
    */
-  constructor(transport, { timeout, trace, onError } = {}) {
+  constructor(transport, { timeout, trace, onError, retry } = {}) {
     this.#transport = transport;
     this.#defaultTimeout = checkTimeout(timeout);
+    this.#retry = clientRetry(retry, 'RpcClient');
     this.#trace = trace;
     this.#onError = onError ?? reportToConsole('bridge client');
     const offMessage = transport.onMessage((message) => this.#receive(message));
@@ -59,18 +66,72 @@ export class RpcClient {
    * CallTimeoutError (timeout ms passed) or ConnectionClosedError.
    * `caller` goes out as the request's `$caller`: the identity the host takes the call for
    * (a trusted transport, such as Electron's main process, asserting who it forwards for).
+   * `meta: true` asks the host how the reply came about (`$meta.info`) and resolves with
+   * `{ result, meta }`. A streaming method's `$/stream` items are collected: it resolves with them.
+   * `retry` (else the client's) retries an idempotent call the host refused with -32003, -32004
+   * or -32005, within `timeout`; see retry.js.
    */
-  call(method, params, { signal, timeout = this.#defaultTimeout, onProgress, caller } = {}) {
+  call(method, params, { signal, timeout = this.#defaultTimeout, onProgress, caller, meta, retry, idempotent } = {}) {
+    let policy = null;
     try {
       checkMethod(method);
       checkParams(params);
       timeout = checkTimeout(timeout);
+      if (meta === true) params = withReplyInfo(params);
+      else if (meta !== undefined && meta !== false) throw new TypeError('meta must be true or false');
+      if (idempotent !== undefined && typeof idempotent !== 'boolean') throw new TypeError('idempotent must be true or false');
+      if (retry !== undefined || this.#retry) policy = retryPolicy(this.#retry, method, retry);
     } catch (error) {
       return Promise.reject(error);
     }
     if (this.closed) return Promise.reject(this.#closedErrorFor(method));
     if (signal?.aborted) return Promise.reject(new CallCancelledError(method, signal.reason));
-    return this.#request(this.#nextId++, method, params, { signal, timeout, onProgress, caller });
+    const options = { signal, timeout, onProgress, caller, meta: meta === true };
+    if (policy && this.#isIdempotent(method, idempotent)) return this.#retrying(method, params, options, policy);
+    return this.#request(this.#nextId++, method, params, options);
+  }
+
+  /**
+   * Try an idempotent call again while the host refuses it and the policy allows: each wait is
+   * the policy's (see retryWait), and one that would end past the call's timeout is not taken.
+   * The timeout covers every try; the signal ends a wait at once.
+   */
+  async #retrying(method, params, options, policy) {
+    const { signal, timeout } = options;
+    const deadline = timeout === undefined ? undefined : Date.now() + timeout;
+    for (let attempt = 1; ; attempt++) {
+      const left = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+      try {
+        return await this.#request(this.#nextId++, method, params, { ...options, timeout: left, reportedTimeout: timeout });
+      } catch (error) {
+        const wait = retryWait(policy, attempt, error);
+        if (wait === undefined || (deadline !== undefined && Date.now() + wait >= deadline)) throw error;
+        await this.#pause(policy, wait, signal);
+        if (signal?.aborted) throw new CallCancelledError(method, signal.reason);
+        if (this.closed) throw this.#closedErrorFor(method);
+      }
+    }
+  }
+
+  /** A retry's wait, cut short by the call's signal or the connection closing. */
+  #pause(policy, ms, signal) {
+    const wake = new AbortController();
+    const onAbort = () => wake.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const offClose = this.onClose(onAbort);
+    return pause(policy, ms, wake.signal).finally(() => {
+      signal?.removeEventListener('abort', onAbort);
+      offClose();
+    });
+  }
+
+  /** Whether `method` is safe to send again: the call's say, else the host's `$/ready` list (a SidecarClient's `ready`). */
+  #isIdempotent(method, option) {
+    if (option !== undefined) return option;
+    const list = this.ready?.idempotent;
+    if (!Array.isArray(list)) return false;
+    if (this.#idempotent.list !== list) this.#idempotent = { list, set: new Set(list) };
+    return this.#idempotent.set.has(method);
   }
 
   /**
@@ -114,7 +175,7 @@ export class RpcClient {
     return stream;
   }
 
-  #request(id, method, params, { signal, timeout, onProgress, onSettled, caller }) {
+  #request(id, method, params, { signal, timeout, onProgress, onSettled, caller, meta = false, reportedTimeout = timeout }) {
     const message = { jsonrpc: '2.0', id, method };
     if (params !== undefined) message.params = params;
     if (caller !== undefined) message.$caller = caller;
@@ -126,7 +187,7 @@ export class RpcClient {
     });
     // No closures beyond the promise's own unless the call uses a signal, a timeout or progress:
     // this is the hot path of a pipelined client.
-    const entry = { method, resolve, reject, signal, onAbort: undefined, timer: undefined, offProgress: undefined };
+    const entry = { method, resolve, reject, signal, onAbort: undefined, timer: undefined, offProgress: undefined, meta, chunks: undefined };
     if (onSettled) {
       entry.resolve = (value) => (onSettled(value), resolve(value));
       entry.reject = (error) => (onSettled(undefined, error), reject(error));
@@ -139,7 +200,7 @@ export class RpcClient {
       signal.addEventListener('abort', entry.onAbort, { once: true });
     }
     if (timeout !== undefined) {
-      entry.timer = setTimeout(() => this.#giveUp(id, new CallTimeoutError(method, timeout)), timeout);
+      entry.timer = setTimeout(() => this.#giveUp(id, new CallTimeoutError(method, reportedTimeout)), timeout);
     }
     try {
       this.#send(message);
@@ -263,8 +324,15 @@ export class RpcClient {
         }
         return;
       }
-      if ('error' in message) entry.reject(RpcError.fromResponse(message.error));
-      else entry.resolve(message.result);
+      if ('error' in message) {
+        const error = RpcError.fromResponse(message.error);
+        if (message.$meta !== undefined) error.meta = message.$meta;
+        entry.reject(error);
+      } else {
+        // A streaming method called with call(): its items, not the closing reply's totals.
+        const result = entry.chunks === undefined ? message.result : entry.chunks.flat();
+        entry.resolve(entry.meta ? { result, meta: message.$meta } : result);
+      }
       return;
     }
     this.#report(new Error(`ignored a message that is neither a response nor a notification: ${JSON.stringify(message)}`));
@@ -272,7 +340,9 @@ export class RpcClient {
 
   #dispatchNotification({ method, params }) {
     if (method === STREAM_METHOD && params && typeof params === 'object') {
-      this.#streams.get(params.id)?._chunk(params);
+      const stream = this.#streams.get(params.id);
+      if (stream) stream._chunk(params);
+      else this.#collect(params);
     } else if (method === PROGRESS_METHOD && params && typeof params === 'object') {
       for (const handler of this.#progress.get(params.token) ?? []) {
         this.#invoke(handler, params.value, method);
@@ -281,6 +351,12 @@ export class RpcClient {
     for (const handler of this.#handlers.get(method) ?? []) {
       this.#invoke(handler, params, method);
     }
+  }
+
+  /** A `$/stream` chunk for a call() (not a stream()): kept until the reply resolves the call with every item. */
+  #collect({ id, items }) {
+    const entry = this.#pending.get(id);
+    if (entry && Array.isArray(items)) (entry.chunks ??= []).push(items);
   }
 
   /** This client serves no methods; answer so the host is not left waiting. */
@@ -335,6 +411,18 @@ export class RpcClient {
   #closedErrorFor(method) {
     return this.#closedError ?? new ConnectionClosedError(`cannot send ${method}: the client is closing`);
   }
+}
+
+/**
+ * Named params (or none) with `$meta.info: true` merged into any `$meta` given: the host then adds
+ * `$meta` `{ handlerMs, cached?, shared? }` to the reply. Positional params cannot carry `$meta`.
+ */
+export function withReplyInfo(params) {
+  if (Array.isArray(params)) {
+    throw new TypeError('meta: true needs params by name (an object) or none: positional params cannot carry $meta');
+  }
+  const meta = params?.$meta && typeof params.$meta === 'object' ? params.$meta : {};
+  return { ...params, $meta: { ...meta, info: true } };
 }
 
 function addTo(map, key, handler) {

@@ -2,15 +2,16 @@
 // Electron's own types are not needed: the shapes below are the parts of them this uses, so
 // Electron's ipcMain and events fit them.
 
-import type { CallOptions, Params, Unsubscribe } from './index.js';
+import type { Unsubscribe } from './index.js';
 
 /**
- * What exposeToRenderers needs from a client: an RpcClient, a SidecarClient, or a look-alike.
+ * What exposeToRenderers needs from a client: an RpcClient, a SidecarClient, or a look-alike,
+ * typed by an API map or not (the renderers' calls are checked against `allow` at run time).
  * It must send `options.caller` as the request's `$caller`, or windows pass for the main process.
  */
 export interface ExposableClient {
-  call(method: string, params?: Params, options?: CallOptions): Promise<unknown>;
-  on(method: string, handler: (params: any, method: string) => void): Unsubscribe;
+  call(method: any, params?: any, options?: any): Promise<unknown>;
+  on(method: any, handler: (params: any, method: any) => void): Unsubscribe;
 }
 
 /** The parts of Electron's WebContents used: its id, send(), isDestroyed() and 'destroyed'. */

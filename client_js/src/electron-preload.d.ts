@@ -1,7 +1,7 @@
 // Types for "@bridge-rpc/client/electron/preload": give the page window.bridge, and the type
 // of window.bridge itself for the page's code.
 
-import type { CallStream, Params, StreamProgress, Unsubscribe } from './index.js';
+import type { CallFunction, OnFunction, StreamFunction, StreamProgress } from './index.js';
 
 /** The parts of Electron's contextBridge used (executeInMainWorld is Electron >= 35). */
 export interface ContextBridgeLike {
@@ -71,17 +71,19 @@ export interface RendererConnectionClosedError extends Error {
 
 /**
  * `window.bridge` in the page. Its error classes are the page's own (made in the page's
- * world), so test errors with `instanceof window.bridge.RpcError` or by `name`.
+ * world), so test errors with `instanceof window.bridge.RpcError` or by `name`. `Api` types the
+ * calls by the app's API map: `bridge types --window bridge` declares `window.bridge` so.
  */
-export interface RendererBridge {
-  call<R = any>(method: string, params?: Params, options?: RendererCallOptions): Promise<R>;
+export interface RendererBridge<Api = any> {
+  /** Call a method (it must be allowed by exposeToRenderers' `allow`). */
+  call: CallFunction<Api, RendererCallOptions>;
   /**
    * Stream a generator method's chunks: `for await (const items of bridge.stream(...))`.
    * `break` cancels it on the host; a slow loop slows the host's generator (credit crosses the hop).
    */
-  stream<T = any>(method: string, params?: Params, options?: RendererStreamOptions): CallStream<T>;
+  stream: StreamFunction<Api, RendererStreamOptions>;
   /** Subscribe to a host notification (it must be in exposeToRenderers' `events`). */
-  on<P = any>(event: string, listener: (params: P, event: string) => void): Unsubscribe;
+  on: OnFunction<Api>;
   readonly RpcError: new (code: number, message: string, data?: unknown) => RendererRpcError;
   readonly CallCancelledError: new (method: string, reason?: unknown) => RendererCallCancelledError;
   readonly CallTimeoutError: new (method: string, timeout: number) => RendererCallTimeoutError;

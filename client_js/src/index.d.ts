@@ -1,5 +1,7 @@
 // Types for "@bridge-rpc/client": the transport-free JSON-RPC 2.0 client and its Supervisor.
 
+import type { CallFunction, NotifyFunction, OnFunction, StreamFunction } from './api.js';
+
 /** Undoes a subscription. Calling it more than once is harmless. */
 export type Unsubscribe = () => void;
 
@@ -59,6 +61,58 @@ export interface ClientOptions {
   trace?: (direction: 'send' | 'receive', message: unknown) => void;
   /** Errors that belong to no call: a throwing handler, a malformed message. Default: console.error. */
   onError?: (error: Error) => void;
+  /**
+   * Retry idempotent calls the host refused (-32003 rate limited, -32004 circuit open, -32005
+   * server busy) with this policy; `methods` overrides it by method name (`false`: never).
+   * A call's own `retry` option wins. Default: no retries.
+   */
+  retry?: ClientRetryOptions;
+}
+
+/**
+ * How an idempotent call is tried again: exponential backoff with full jitter (a random wait in
+ * [0, min(maxDelay, delay * 2 ** (try - 1))) ms), or the host's `data.retry_after` plus that jitter.
+ */
+export interface RetryOptions {
+  /** Tries in all, the first included. Default 3. */
+  attempts?: number;
+  /** The backoff's base in ms. Default 100. */
+  delay?: number;
+  /** The longest wait in ms; a `retry_after` beyond it is not waited for (the call rejects). Default 5000. */
+  maxDelay?: number;
+  /** The jitter's source, [0, 1). Default Math.random. */
+  random?: () => number;
+  /** Waits `ms` (resolving early once `signal` aborts). Default setTimeout; tests pass one that returns at once. */
+  sleep?: (ms: number, signal?: AbortSignal) => void | Promise<void>;
+}
+
+export interface ClientRetryOptions extends RetryOptions {
+  /** Per method: its own options over the client's, `true` for the client's, `false` to never retry it. */
+  methods?: Record<string, RetryOptions | boolean>;
+}
+
+/**
+ * What the host says about how it answered, when the call asked (`meta: true`, sent as
+ * `$meta.info`). Present on every reply from the handler's path; `rpc.ping` has none.
+ */
+export interface ReplyMeta {
+  /** Milliseconds the host spent on the call: middleware and handler (a cache hit is quick). */
+  handlerMs: number;
+  /** Present when the method has a Cache: whether the reply came from it. */
+  cached?: boolean;
+  /**
+   * True when the reply was shared with a concurrent identical call (single flight): the handler
+   * ran once for the calls that came while it was computing, and this one waited for that run.
+   */
+  shared?: boolean;
+  [key: string]: unknown;
+}
+
+/** What `call(..., { meta: true })` resolves with. */
+export interface ResultWithMeta<R> {
+  result: R;
+  /** Undefined when the reply carried none (`rpc.ping`, a host without it). */
+  meta: ReplyMeta | undefined;
 }
 
 /**
@@ -82,7 +136,24 @@ export interface CallOptions extends CallerOption {
   timeout?: number | null;
   /** Receives the `value` of each `$/progress` whose token is this call's id. */
   onProgress?: (value: any) => void;
+  /**
+   * `true` asks the host how it answered (`$meta.info`, merged into the params' `$meta`) and
+   * resolves with `{ result, meta }` (the `meta: true` overload of `call()`). Needs params by
+   * name, or none: positional params cannot carry `$meta`, so that rejects with a TypeError.
+   */
+  meta?: false;
+  /**
+   * Retry this call if the host refuses it (-32003, -32004, -32005) and it is idempotent: options
+   * over the client's, `true` for the client's (or the defaults), `false` for none. The call's
+   * `timeout` covers every try; a wait that would end past it is not taken.
+   */
+  retry?: RetryOptions | boolean;
+  /** Whether the call is safe to send twice. Default: whether the host lists it in `$/ready`'s `idempotent`. */
+  idempotent?: boolean;
 }
+
+/** CallOptions with `meta: true`: `call()` then resolves with `{ result, meta }`. */
+export type MetaCallOptions<O extends CallOptions = CallOptions> = Omit<O, 'meta'> & { meta: true };
 
 export interface StreamOptions extends CallerOption {
   /** Aborting sends `$/cancelRequest` (the host closes the generator); the iterator throws CallCancelledError. */
@@ -137,26 +208,33 @@ export interface StepProgress {
 
 /**
  * What an app calls a host through: an RpcClient, or a Supervisor in front of hosts that restart
- * (see its doc for what it adds). `O` is the options `call()` takes.
+ * (see its doc for what it adds). `O` is the options `call()` takes. `Api` is the app's API map
+ * (`bridge types`), which types each method's params and result, stream items and event params;
+ * without it (`any`) the calls are untyped.
  */
-export interface Caller<O extends CallOptions = CallOptions> {
-  /** Send a request; resolves with its result. */
-  call<R = any>(method: string, params?: Params, options?: O): Promise<R>;
+export interface Caller<O extends CallOptions = CallOptions, Api = any> {
+  /**
+   * Send a request; resolves with its result. A streaming method's items are collected from its
+   * `$/stream` chunks and resolve the call as one array (use `stream()` to take them as they come).
+   * With `meta: true` in the options it resolves with the result and what the host said about it.
+   */
+  call: CallFunction<Api, O>;
   /**
    * Call a streaming method (a generator handler). Named params get `$meta.stream.window`
    * (merged into any `$meta` given). Throws TypeError at once for bad arguments.
    */
-  stream<T = any>(method: string, params?: Params, options?: StreamOptions): CallStream<T>;
+  stream: StreamFunction<Api, StreamOptions>;
   /** Send a notification (no reply); `caller` as for call(). Throws ConnectionClosedError once closed. */
-  notify(method: string, params?: Params, options?: CallerOption): void;
-  /** Handle the host's notifications named `method`. */
-  on<P = any>(method: string, handler: (params: P, method: string) => void): Unsubscribe;
+  notify: NotifyFunction<Api, CallerOption>;
+  /** Handle the host's notifications named `method` (with an API map: the events the app declares). */
+  on: OnFunction<Api>;
   /** Handle `$/progress` values for a token (a call id, or a token sent in `$meta.progressToken`). */
   onProgress<V = any>(token: number | string, handler: (value: V) => void): Unsubscribe;
 }
 
-export interface RpcClient extends Caller {}
-export declare class RpcClient {
+export interface RpcClient<Api = any> extends Caller<CallOptions, Api> {}
+/** The transport-free client. `new RpcClient<Api>(transport)` types its calls by an API map (`bridge types`). */
+export declare class RpcClient<Api = any> {
   constructor(transport: Transport, options?: ClientOptions);
   /** True once close() was called or the transport closed. */
   readonly closed: boolean;
@@ -188,6 +266,8 @@ export declare class RpcError extends Error {
   readonly code: number;
   /** For -32602 Invalid params: `{ errors: [{ loc, msg, type }] }`. */
   readonly data?: any;
+  /** The reply's `$meta`, when the call asked for it (`meta: true`). */
+  meta?: ReplyMeta;
   static fromResponse(error: unknown): RpcError;
 }
 
@@ -242,5 +322,6 @@ export interface ReadyInfo {
 }
 
 export { participantOf } from './identity.js';
+export type * from './api.js';
 export * from './state.js';
 export * from './supervisor.js';

@@ -2,7 +2,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { RpcClient, type ClientOptions, type ReadyInfo } from './index.js';
-import type { HealthOptions, RestartOptions, RestartPolicy, Supervisor } from './index.js';
+import type { ClientRetryOptions, HealthOptions, RestartOptions, RestartPolicy, Supervisor } from './index.js';
 
 export * from './index.js';
 
@@ -29,8 +29,8 @@ export interface SpawnOptions extends ClientOptions {
   onStderr?: ((line: string) => void) | null;
 }
 
-/** An RpcClient bound to a spawned host process. */
-export declare class SidecarClient extends RpcClient {
+/** An RpcClient bound to a spawned host process; `Api` types its calls (see RpcClient). */
+export declare class SidecarClient<Api = any> extends RpcClient<Api> {
   /** The `$/ready` params. */
   readonly ready: ReadyInfo;
   readonly process: ChildProcess;
@@ -45,8 +45,11 @@ export declare class SidecarClient extends RpcClient {
   close(): Promise<number | null>;
 }
 
-/** Spawn a host; resolves once it sent `$/ready`, rejects if it exits or times out first. */
-export declare function spawnSidecar(options: SpawnOptions): Promise<SidecarClient>;
+/**
+ * Spawn a host; resolves once it sent `$/ready`, rejects if it exits or times out first.
+ * `spawnSidecar<Api>(...)` types the client's calls by the app's API map (`bridge types`).
+ */
+export declare function spawnSidecar<Api = any>(options: SpawnOptions): Promise<SidecarClient<Api>>;
 
 export interface SuperviseOptions extends SpawnOptions {
   /** A policy name or options; default exponential backoff from 500 ms, at most 5 restarts a minute. */
@@ -55,6 +58,8 @@ export interface SuperviseOptions extends SpawnOptions {
   health?: HealthOptions | false;
   /** Calls that may wait for the host to (re)start. Default 1000. */
   maxQueued?: number;
+  /** The Supervisor's retry policy (refusals of idempotent calls, and the cap on crash retries). */
+  retry?: ClientRetryOptions;
 }
 
 /**
@@ -62,4 +67,4 @@ export interface SuperviseOptions extends SpawnOptions {
  * (on the next microtask, so onState() listeners added at once see `starting`). Calls made
  * before the host is ready are queued; `await supervisor.whenReady()` to wait for it.
  */
-export declare function superviseSidecar(options: SuperviseOptions): Supervisor;
+export declare function superviseSidecar<Api = any>(options: SuperviseOptions): Supervisor<Api>;

@@ -25,9 +25,9 @@ export class SidecarClient extends SidecarClientBase {
 /**
  * A Supervisor for hosts spawned with these spawnSidecar() options; it starts the first one
  * right away. Calls made before the host is ready wait in its queue; `await supervisor.whenReady()`
- * to wait for it. `restart`, `health`, `maxQueued` and `timeout` go to the Supervisor.
+ * to wait for it. `restart`, `health`, `maxQueued`, `timeout` and `retry` go to the Supervisor.
  */
-export function superviseSidecar({ restart, health, maxQueued, timeout, ...spawnOptions } = {}) {
+export function superviseSidecar({ restart, health, maxQueued, timeout, retry, ...spawnOptions } = {}) {
   if (typeof spawnOptions.command !== 'string' || spawnOptions.command === '') {
     throw new TypeError('superviseSidecar: command must be a non-empty string');
   }
@@ -37,6 +37,7 @@ export function superviseSidecar({ restart, health, maxQueued, timeout, ...spawn
     health,
     maxQueued,
     timeout,
+    retry,
     onError: spawnOptions.onError,
   });
   // On the next microtask, so onState() listeners added right after this call see 'starting'.
@@ -62,6 +63,7 @@ export function spawnSidecar({
   timeout,
   trace,
   onError,
+  retry,
 } = {}) {
   if (typeof command !== 'string' || command === '') {
     return Promise.reject(new TypeError('spawnSidecar: command must be a non-empty string'));
@@ -73,7 +75,7 @@ export function spawnSidecar({
     return Promise.reject(error);
   }
   const transport = new ProcessTransport(child, { onStderr, onError, closeTimeout });
-  return connect(transport, SidecarClient, { name: `bridge host (${command})`, readyTimeout, timeout, trace, onError });
+  return connect(transport, SidecarClient, { name: `bridge host (${command})`, readyTimeout, timeout, trace, onError, retry });
 }
 
 /** The child's stdin and stdout carry the messages; stderr goes to onStderr line by line. */

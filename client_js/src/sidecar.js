@@ -230,8 +230,8 @@ export class SidecarClientBase extends RpcClient {
  * sends `$/ready`. Rejects if the process cannot start, exits, or stays silent for `readyTimeout`
  * ms; `name` ("bridge host (python3)") says which in the message.
  */
-export function connect(transport, Client, { name, readyTimeout, timeout, trace, onError }) {
-  const client = new Client(transport, { timeout, trace, onError });
+export function connect(transport, Client, { name, readyTimeout, timeout, trace, onError, retry }) {
+  const client = new Client(transport, { timeout, trace, onError, retry });
   return new Promise((resolve, reject) => {
     let settled = false;
     const settle = () => {

@@ -2,7 +2,13 @@
 // restarted when it crashes or hangs. Transport-free: exported from "@bridge-rpc/client" (and
 // so from every transport's entry point).
 
-import type { CallOptions, Caller, CallStream, ConnectionClosedError, Params, StreamOptions, Unsubscribe } from './index.js';
+import type {
+  CallOptions,
+  Caller,
+  ClientRetryOptions,
+  ConnectionClosedError,
+  Unsubscribe,
+} from './index.js';
 
 /** The `$/ready` params as the Supervisor sees them (ReadyInfo in "@bridge-rpc/client"). */
 export interface HostInfo {
@@ -11,14 +17,17 @@ export interface HostInfo {
   [key: string]: any;
 }
 
-/** What `Supervisor` needs from each client `start()` makes; a SidecarClient has all of it. */
-export interface SupervisedClient extends Omit<Caller, 'stream'> {
+/**
+ * What `Supervisor` needs from each client `start()` makes; a SidecarClient has all of it. Its
+ * `call()` is given `retry: false` (the supervisor does the retrying) and `meta: true` when asked.
+ */
+export interface SupervisedClient<Api = any> extends Omit<Caller<CallOptions, Api>, 'stream'> {
   /** The host's `$/ready` params. */
   readonly ready?: HostInfo;
   /** The host's last stderr lines, reported in the `crashed` event. */
   readonly stderrTail?: string[];
   /** Needed only by Supervisor.stream(). */
-  stream?(method: string, params?: Params, options?: StreamOptions): CallStream;
+  stream?: Caller<CallOptions, Api>['stream'];
   onClose(listener: (error: ConnectionClosedError) => void): Unsubscribe;
   close(): Promise<unknown>;
   /** Stop the host at once (a hung host gets this); close() is used when it is missing. */
@@ -59,9 +68,9 @@ export interface HealthOptions {
   method?: string;
 }
 
-export interface SupervisorOptions {
+export interface SupervisorOptions<Api = any> {
   /** Start a host and resolve with its client once it is ready (spawnSidecar, or an Electron/Tauri equivalent). */
-  start: () => Promise<SupervisedClient>;
+  start: () => Promise<SupervisedClient<Api>>;
   /** A policy name or options; default `{ policy: 'backoff', delay: 500, maxDelay: 30000, maxRestarts: 5, window: 60000 }`. */
   restart?: RestartPolicy | RestartOptions;
   /** `false` turns health checks off. */
@@ -73,14 +82,21 @@ export interface SupervisorOptions {
   maxQueued?: number;
   /** Default per-call timeout in ms, counted from call() across queueing and retries; none if omitted. */
   timeout?: number;
+  /**
+   * Retry idempotent calls the host refused (-32003, -32004, -32005) after a backoff, on whichever
+   * host is ready then; `attempts` then also caps the retries after crashes. Without it, refusals
+   * are final and crash retries go on while the restart policy restarts. Default: none.
+   */
+  retry?: ClientRetryOptions;
   /** Errors that belong to no call: a throwing handler or state listener. Default: console.error. */
   onError?: (error: Error) => void;
 }
 
 export interface SupervisedCallOptions extends CallOptions {
   /**
-   * Whether the call may be sent again to a new host if the old one died with it in flight.
-   * Default: whether the host lists the method in `$/ready`'s `idempotent`.
+   * Whether the call may be sent again: to a new host if the old one died with it in flight, and
+   * after a refusal if it has a retry policy. Default: whether the host lists the method in
+   * `$/ready`'s `idempotent`. `retry: false` sends it once whatever this says.
    */
   idempotent?: boolean;
 }
@@ -112,19 +128,20 @@ export type SupervisorEvent =
  * first start or too many restarts: failed. What it adds to an RpcClient's calls:
  * - `call()` and `notify()` are queued until a host is ready (QueueFullError past `maxQueued`);
  *   a call in flight when the host dies is retried if idempotent, else rejects with
- *   SidecarCrashedError.
+ *   SidecarCrashedError. With a `retry` policy, refusals of idempotent calls are retried too.
  * - `stream()` waits for a ready host and is never retried: a stream in flight when the host
  *   dies throws SidecarCrashedError after the chunks that came.
  * - `on()` and `onProgress()` subscriptions carry over to every host to come.
  */
-export interface Supervisor extends Caller<SupervisedCallOptions> {}
-export declare class Supervisor {
-  constructor(options: SupervisorOptions);
+export interface Supervisor<Api = any> extends Caller<SupervisedCallOptions, Api> {}
+/** `new Supervisor<Api>(...)` types its calls by an API map (`bridge types`), as RpcClient does. */
+export declare class Supervisor<Api = any> {
+  constructor(options: SupervisorOptions<Api>);
   readonly state: SupervisorState;
   /** The current host's `$/ready` params; undefined while no host is ready. */
   readonly ready: HostInfo | undefined;
   /** The current host's client (a SidecarClient under Node); undefined while no host is ready. */
-  readonly client: SupervisedClient | undefined;
+  readonly client: SupervisedClient<Api> | undefined;
   /** True once close() was called or the supervisor failed. */
   readonly closed: boolean;
   /** Start the first host (only once); resolves with its ready info, rejects if it cannot start. */

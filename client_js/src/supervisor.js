@@ -3,7 +3,9 @@
 // (the Node entry point's superviseSidecar() passes spawnSidecar).
 
 import { MAX_TIMEOUT, checkMethod, checkParams, checkTimeout } from './checks.js';
+import { withReplyInfo } from './client.js';
 import { CallCancelledError, CallTimeoutError, ConnectionClosedError, RpcError, reportToConsole } from './errors.js';
+import { backoffDelay, clientRetry, pause, retryPolicy, retryWait } from './retry.js';
 
 const POLICIES = ['never', 'immediate', 'fixed', 'backoff'];
 
@@ -62,7 +64,7 @@ export function restartDelay(restart, attempt, random = Math.random) {
     case 'fixed':
       return delay;
     default:
-      return Math.floor(random() * Math.min(maxDelay, delay * 2 ** Math.max(0, attempt - 1)));
+      return backoffDelay(delay, maxDelay, attempt, random);
   }
 }
 
@@ -77,6 +79,7 @@ export class Supervisor {
   #health;
   #maxQueued;
   #defaultTimeout;
+  #retry;
   #onError;
 
   #state = 'idle';
@@ -88,6 +91,8 @@ export class Supervisor {
   /** Entries waiting for a ready host, in order; settled ones are skipped when flushed. */
   #queue = [];
   #queued = 0;
+  /** Calls waiting out a retry delay after the host refused them (rate limited, circuit open, busy). */
+  #sleeping = new Set();
   #subscriptions = { on: new Map(), onProgress: new Map() };
   #stateListeners = new Set();
   #readyWaiters = [];
@@ -100,11 +105,11 @@ export class Supervisor {
   #failure = null;
 
   /**
-   * @param options `{ start, restart, health, maxQueued, timeout, onError }`; `start()` resolves
+   * @param options `{ start, restart, health, maxQueued, timeout, retry, onError }`; `start()` resolves
    *   with a connected client (`call`, `notify`, `on`, `onProgress`, `onClose`, `close`, optional
    *   `ready` info and `kill()`).
    */
-  constructor({ start, restart, health, maxQueued = 1000, timeout, onError } = {}) {
+  constructor({ start, restart, health, maxQueued = 1000, timeout, retry, onError } = {}) {
     if (typeof start !== 'function') throw new TypeError('Supervisor: start must be a function that resolves with a client');
     if (!(Number.isInteger(maxQueued) && maxQueued >= 0) && maxQueued !== Infinity) {
       throw new TypeError('Supervisor: maxQueued must be a non-negative integer');
@@ -114,6 +119,7 @@ export class Supervisor {
     this.#health = normalizeHealth(health);
     this.#maxQueued = maxQueued;
     this.#defaultTimeout = checkTimeout(timeout);
+    this.#retry = clientRetry(retry, 'Supervisor');
     this.#onError = onError ?? reportToConsole('bridge supervisor');
   }
 
@@ -154,14 +160,21 @@ export class Supervisor {
    * Send a request to the current host, or queue it until one is ready. `timeout` counts from
    * this call, across the queue and any retry. A call in flight when the host dies is retried on
    * the next host if it is idempotent (`options.idempotent`, else the host's `$/ready` list),
-   * otherwise it rejects with SidecarCrashedError.
+   * otherwise it rejects with SidecarCrashedError. With a `retry` policy (the call's, else the
+   * supervisor's) an idempotent call the host refused (-32003, -32004, -32005) is tried again
+   * after a backoff, and `retry.attempts` caps the tries of both kinds; `retry: false` turns both off.
    */
-  call(method, params, { signal, timeout = this.#defaultTimeout, onProgress, idempotent, caller } = {}) {
+  call(method, params, { signal, timeout = this.#defaultTimeout, onProgress, idempotent, caller, meta, retry } = {}) {
+    let policy;
     try {
       checkMethod(method);
       checkParams(params);
       timeout = checkTimeout(timeout);
       if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
+      if (meta === true) withReplyInfo(params);
+      else if (meta !== undefined && meta !== false) throw new TypeError('meta must be true or false');
+      if (idempotent !== undefined && typeof idempotent !== 'boolean') throw new TypeError('idempotent must be true or false');
+      policy = retryPolicy(this.#retry, method, retry);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -172,7 +185,12 @@ export class Supervisor {
     }
 
     return new Promise((resolve, reject) => {
-      const entry = { method, params, onProgress, idempotent, caller, signal, resolve, reject, settled: false, queued: false };
+      const entry = {
+        method, params, onProgress, idempotent, caller, meta: meta === true, signal, resolve, reject,
+        settled: false, queued: false,
+        // null: no policy, so only crash retries (unbounded, as the restart policy allows); false: none.
+        retry: policy, attempts: 0, deadline: timeout === undefined ? undefined : Date.now() + timeout,
+      };
       if (signal) {
         entry.onAbort = () => this.#abandon(entry, new CallCancelledError(method, signal.reason));
         signal.addEventListener('abort', entry.onAbort, { once: true });
@@ -383,7 +401,7 @@ export class Supervisor {
     this.#rejectWaiting(error);
   }
 
-  /** Reject queued calls and whenReady() waiters; queued notifications are dropped. */
+  /** Reject queued calls, calls waiting to retry and whenReady() waiters; queued notifications are dropped. */
   #rejectWaiting(error) {
     const queue = this.#queue;
     this.#queue = [];
@@ -391,6 +409,7 @@ export class Supervisor {
     for (const entry of queue) {
       if (!entry.settled && !entry.notification) this.#settle(entry, error);
     }
+    for (const entry of [...this.#sleeping]) this.#abandon(entry, error);
     for (const waiter of this.#readyWaiters.splice(0)) waiter.reject(error);
   }
 
@@ -413,8 +432,12 @@ export class Supervisor {
     }
     // A signal of our own, so one abort path serves the caller's signal and the end-to-end timeout.
     entry.controller = entry.signal || entry.timer ? new AbortController() : undefined;
+    entry.attempts++;
+    // retry: false, as the supervisor decides what is retried, on this host or the next.
+    const options = { signal: entry.controller?.signal, timeout: null, onProgress: entry.onProgress, caller: entry.caller, retry: false };
+    if (entry.meta) options.meta = true;
     session.client
-      .call(entry.method, entry.params, { signal: entry.controller?.signal, timeout: null, onProgress: entry.onProgress, caller: entry.caller })
+      .call(entry.method, entry.params, options)
       .then(
         (result) => this.#settle(entry, undefined, result),
         (error) => this.#sendFailed(entry, session, error),
@@ -423,7 +446,10 @@ export class Supervisor {
 
   #sendFailed(entry, session, error) {
     if (entry.settled) return;
-    if (!(error instanceof ConnectionClosedError)) return this.#settle(entry, error);
+    if (!(error instanceof ConnectionClosedError)) {
+      if (!this.#retryLater(entry, session, error)) this.#settle(entry, error);
+      return;
+    }
     if (!session.crash) {
       // The pipe broke before the process's end was reported: decide once it is (a crash or our close).
       if (this.#session === session && this.#state === 'ready') {
@@ -436,19 +462,59 @@ export class Supervisor {
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       return this.#settle(entry, this.#closedError(`send ${entry.method}`));
     }
-    if (!idempotent || this.#state === 'failed') {
-      const reason = idempotent ? `the host could not be restarted (${this.#failure?.message})` : undefined;
-      const unresponsive = session.unhealthy;
-      return this.#settle(entry, new SidecarCrashedError(entry.method, session.crash, { idempotent, unresponsive, reason }));
+    const reason = !idempotent
+      ? `${entry.method} is not idempotent`
+      : this.#state === 'failed'
+        ? `the host could not be restarted (${this.#failure?.message})`
+        : entry.retry === false
+          ? 'retry is off for this call'
+          : entry.retry && entry.attempts >= entry.retry.attempts
+            ? `it was tried ${entry.attempts} time(s) (retry.attempts)`
+            : null;
+    if (reason === null) {
+      if (this.#state === 'ready') this.#send(entry);
+      else this.#enqueue(entry);
+      return;
     }
-    if (this.#state === 'ready') this.#send(entry);
-    else this.#enqueue(entry);
+    const unresponsive = session.unhealthy;
+    this.#settle(entry, new SidecarCrashedError(entry.method, session.crash, { idempotent, unresponsive, reason }));
   }
 
-  /** The caller's signal or the timeout fired: drop the entry from the queue, or cancel it on the host. */
+  /**
+   * The host answered with an error: if the call has a retry policy, is idempotent and the error
+   * is a refusal worth another try, wait the policy's delay and send it again (to whichever host
+   * is ready then). False if it is not retried; a wait past the call's timeout is not taken.
+   */
+  #retryLater(entry, session, error) {
+    const policy = entry.retry;
+    if (!policy || !(entry.idempotent ?? session.idempotent.has(entry.method))) return false;
+    const wait = retryWait(policy, entry.attempts, error);
+    if (wait === undefined || (entry.deadline !== undefined && Date.now() + wait >= entry.deadline)) return false;
+    const waking = (entry.waking = new AbortController());
+    this.#sleeping.add(entry);
+    pause(policy, wait, waking.signal).then(
+      () => {
+        this.#sleeping.delete(entry);
+        if (entry.settled) return;
+        entry.waking = undefined;
+        if (this.closed) this.#settle(entry, this.#closedError(`send ${entry.method}`));
+        else if (this.#state === 'ready') this.#send(entry);
+        else this.#enqueue(entry);
+      },
+      (sleepError) => {
+        this.#sleeping.delete(entry);
+        this.#settle(entry, sleepError);
+      },
+    );
+    return true;
+  }
+
+  /** The caller's signal or the timeout fired: drop the entry from the queue or its retry wait, or cancel it on the host. */
   #abandon(entry, error) {
     if (entry.settled) return;
     this.#settle(entry, error);
+    this.#sleeping.delete(entry);
+    entry.waking?.abort(error);
     entry.controller?.abort(error);
   }
 

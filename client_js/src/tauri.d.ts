@@ -48,8 +48,8 @@ export interface TauriSidecarOptions extends ClientOptions {
   onStderr?: ((line: string) => void) | null;
 }
 
-/** An RpcClient bound to a sidecar spawned through the shell plugin. */
-export declare class TauriSidecarClient extends RpcClient {
+/** An RpcClient bound to a sidecar spawned through the shell plugin; `Api` types its calls (see RpcClient). */
+export declare class TauriSidecarClient<Api = any> extends RpcClient<Api> {
   /** The `$/ready` params. */
   readonly ready: ReadyInfo;
   /** The plugin's Child. */
@@ -73,4 +73,4 @@ export declare class TauriSidecarClient extends RpcClient {
 export declare function sidecarName(program: string): string;
 
 /** Spawn the sidecar; resolves once it sent `$/ready`, rejects if refused, exited or silent. */
-export declare function createTauriSidecar(options: TauriSidecarOptions): Promise<TauriSidecarClient>;
+export declare function createTauriSidecar<Api = any>(options: TauriSidecarOptions): Promise<TauriSidecarClient<Api>>;

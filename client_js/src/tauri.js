@@ -58,6 +58,7 @@ export function createTauriSidecar({
   timeout,
   trace,
   onError,
+  retry,
 } = {}) {
   if (typeof Command?.sidecar !== 'function') {
     return Promise.reject(new TypeError("createTauriSidecar: pass the Command class of '@tauri-apps/plugin-shell' as Command"));
@@ -78,7 +79,7 @@ export function createTauriSidecar({
     return Promise.reject(error);
   }
   const transport = new ShellTransport(command, { onStderr, onError });
-  return connect(transport, TauriSidecarClient, { name: `bridge sidecar (${program})`, readyTimeout, timeout, trace, onError });
+  return connect(transport, TauriSidecarClient, { name: `bridge sidecar (${program})`, readyTimeout, timeout, trace, onError, retry });
 }
 
 /** The Transport over a plugin-shell Command's events and its Child. */

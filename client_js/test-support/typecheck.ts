@@ -13,6 +13,8 @@ import {
   type CallStream,
   type Message,
   type ReadyInfo,
+  type ReplyMeta,
+  type ResultWithMeta,
   type StepProgress,
   type StreamProgress,
   type StreamResult,
@@ -85,6 +87,34 @@ export async function core(): Promise<void> {
   client.onClose((error) => error.message);
   // @ts-expect-error params are an object or an array
   await client.call('demo.echo', 'text');
+
+  // Reply metadata: `meta: true` resolves with { result, meta }.
+  const added: ResultWithMeta<number> = await client.call<number>('demo.add', { a: 1, b: 2 }, { meta: true, timeout: 100 });
+  const meta: ReplyMeta | undefined = added.meta;
+  console.log(added.result.toFixed(), meta?.handlerMs.toFixed(), meta?.cached, meta?.shared);
+  const rows: string[] = (await client.call<string[]>('data.export', {}, { meta: true })).result; // a stream's items
+  console.log(rows.length);
+  // @ts-expect-error positional params cannot carry $meta
+  await client.call('demo.add', [1, 2], { meta: true });
+  // @ts-expect-error without meta: true the result comes alone
+  console.log((await client.call<number>('demo.add', { a: 1, b: 2 })).result);
+  const asked = Math.random() > 0.5;
+  // @ts-expect-error meta is the literal true, so the result's type is known
+  await client.call('demo.add', {}, { meta: asked });
+  try {
+    await client.call('demo.fail', {}, { meta: true });
+  } catch (error) {
+    if (error instanceof RpcError) console.log(error.meta?.handlerMs);
+  }
+
+  // Retries of idempotent calls refused with -32003/-32004/-32005.
+  const retrying = new RpcClient(new LoopbackTransport(), {
+    retry: { attempts: 5, delay: 50, maxDelay: 2000, methods: { 'notes.save': false, 'notes.get': { attempts: 8 } } },
+  });
+  await retrying.call('notes.get', { id: 1 }, { retry: { attempts: 2, random: () => 0, sleep: async () => {} }, idempotent: true });
+  await retrying.call('notes.get', { id: 1 }, { retry: false, signal: controller.signal });
+  // @ts-expect-error attempts is a number
+  new RpcClient(new LoopbackTransport(), { retry: { attempts: '5' } });
   // @ts-expect-error ErrorCodes is read-only
   ErrorCodes.ParseError = 1;
 }
@@ -98,6 +128,12 @@ export async function node(): Promise<void> {
   // @ts-expect-error command is required
   await spawnSidecar({ args: [] });
   const bridge = superviseSidecar({ command: 'python3', args: ['-m', 'bridge', 'serve', 'myapp:app'], health: false });
+  const retried = new Supervisor({
+    start: () => spawnSidecar({ command: 'python3', args: ['-m', 'bridge', 'serve', 'myapp:app'] }),
+    retry: { attempts: 4, methods: { 'notes.poll': { maxDelay: 1000 } } },
+  });
+  const looked: ResultWithMeta<string> = await retried.call<string>('notes.title', { id: 1 }, { meta: true, idempotent: true, retry: { attempts: 2 } });
+  console.log(looked.result.toUpperCase(), looked.meta?.shared);
   try {
     for await (const rows of bridge.stream<{ id: number }>('data.export', {}, { window: 4 })) console.log(rows[0]?.id);
   } catch (error) {
@@ -164,4 +200,43 @@ export async function tauri(): Promise<void> {
   const supervised: Caller = new Supervisor({ start: () => createTauriSidecar({ Command, args: ['serve'] }), health: false });
   await supervised.call('system.ping');
   console.log(client.stderrTail.join('\n'));
+}
+
+/** An API map of the shape `bridge types` writes (test/typegen.test.mjs generates a real one). */
+interface DemoApi {
+  methods: {
+    'demo.add': { params: { a: number; b: number }; positional: [a: number, b: number]; result: number };
+    'demo.rows': { params: { n?: number }; positional: [n?: number]; result: { [key: string]: number }; item: { id: number } };
+  };
+  events: { 'demo.tick': { n: number } };
+}
+
+export async function typed(transport: Transport, tauri: TauriSidecarClient<DemoApi>): Promise<void> {
+  const client = new RpcClient<DemoApi>(transport);
+  const sum: number = await client.call('demo.add', { a: 1, b: 2 });
+  await client.call('demo.add', [sum, 2], { timeout: null });
+  for await (const rows of client.stream('demo.rows')) console.log(rows[0]?.id.toFixed());
+  const off: Unsubscribe = client.on('demo.tick', (params) => params.n.toFixed());
+  off();
+  const added: ResultWithMeta<number> = await tauri.call('demo.add', { a: 1, b: 2 }, { meta: true });
+  const supervisor = new Supervisor({ start: () => spawnSidecar<DemoApi>({ command: 'python3' }) });
+  const rows: { id: number }[] = await supervisor.call('demo.rows', { n: 1 }, { idempotent: true });
+  const page: RendererBridge<DemoApi> = window.bridge;
+  exposeToRenderers(tauri, { ipcMain, allow: ['demo.*'] }); // a typed client serves windows too
+  console.log(added.result, rows.length, await page.call('demo.add', [1, 2]));
+  // @ts-expect-error an unknown method
+  await client.call('demo.nope');
+  // @ts-expect-error a param of the wrong type
+  await client.call('demo.add', { a: '1', b: 2 });
+  // @ts-expect-error demo.add needs its params
+  await client.call('demo.add');
+  // @ts-expect-error the result is a number
+  const text: string = await supervisor.call('demo.add', [1, 2]);
+  // @ts-expect-error only streaming methods stream
+  client.stream('demo.add', [1, 2]);
+  // @ts-expect-error an event the API does not declare
+  client.on('demo.tock', () => {});
+  // @ts-expect-error the page's call() has no meta option
+  await page.call('demo.add', [1, 2], { meta: true });
+  console.log(text);
 }

@@ -82,3 +82,11 @@ test('npm pack ships exactly what the exports need, and no tests', () => {
   assert.equal(report.version, pkg.version);
   assert.ok(!packed.some((f) => /(^|\/)(test|test-support|node_modules)\//.test(f)));
 });
+
+test('engines states the Node the client is tested on, and this Node satisfies it', () => {
+  const floor = /^>=(\d+)$/.exec(pkg.engines?.node ?? '')?.[1];
+  assert.ok(floor, `engines.node is ">=N": ${pkg.engines?.node}`);
+  assert.ok(Number(process.versions.node.split('.')[0]) >= Number(floor), `Node ${process.versions.node} < ${floor}`);
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  assert.match(readme, new RegExp(`Node >= ${floor}\\b`), 'the README states the same floor');
+});
