@@ -296,6 +296,22 @@ export declare class ConnectionClosedError extends Error {
   signal?: string | number | null;
 }
 
+/** What every process transport's options share (spawnSidecar, createTauriSidecar). */
+export interface HostProcessOptions extends ClientOptions {
+  /** Milliseconds to wait for `$/ready` before killing the host and rejecting. Default 10000. */
+  readyTimeout?: number;
+  /** Each line the host writes to stderr. Default: logged, prefixed "[bridge] ". */
+  onStderr?: ((line: string) => void) | null;
+}
+
+/** What a client bound to a host process has, whatever the transport. */
+export interface HostProcessState {
+  /** The `$/ready` params. */
+  readonly ready: ReadyInfo;
+  /** The last lines the host wrote to stderr (at most 20), oldest first. */
+  readonly stderrTail: string[];
+}
+
 /** The params of the host's `$/ready` notification, which every transport waits for. */
 export interface ReadyInfo {
   /** The app's name ("bridge-builtins" when serving the built-in handlers). */

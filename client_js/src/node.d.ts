@@ -1,12 +1,12 @@
 // Types for "@bridge-rpc/client/node": spawn a bridge host and talk to it over stdio.
 
 import type { ChildProcess } from 'node:child_process';
-import { RpcClient, type ClientOptions, type ReadyInfo } from './index.js';
+import { RpcClient, type HostProcessOptions, type HostProcessState } from './index.js';
 import type { ClientRetryOptions, HealthOptions, RestartOptions, RestartPolicy, Supervisor } from './index.js';
 
 export * from './index.js';
 
-export interface SpawnOptions extends ClientOptions {
+export interface SpawnOptions extends HostProcessOptions {
   /** The executable: a Python interpreter, or the sidecar `bridge bundle` built (then `args` are serve flags). */
   command: string;
   /** E.g. `['-m', 'bridge', 'serve', 'myapp:app']`, or `[]` for a bundled sidecar. */
@@ -17,25 +17,18 @@ export interface SpawnOptions extends ClientOptions {
    */
   env?: Record<string, string | undefined>;
   cwd?: string;
-  /** Milliseconds to wait for `$/ready` before killing the process and rejecting. Default 10000. */
-  readyTimeout?: number;
   /**
    * Milliseconds close() waits after ending stdin before SIGTERM (then SIGKILL 2 s later).
    * Default 10000: longer than the host's own shutdown grace (BRIDGE_SHUTDOWN_GRACE, 5 s),
    * after which it answers still-running calls with -32802 and exits 0 by itself.
    */
   closeTimeout?: number;
-  /** Each line the host writes to stderr. Default: written to process.stderr prefixed "[bridge] ". */
-  onStderr?: ((line: string) => void) | null;
 }
 
 /** An RpcClient bound to a spawned host process; `Api` types its calls (see RpcClient). */
+export interface SidecarClient<Api = any> extends HostProcessState {}
 export declare class SidecarClient<Api = any> extends RpcClient<Api> {
-  /** The `$/ready` params. */
-  readonly ready: ReadyInfo;
   readonly process: ChildProcess;
-  /** The last lines the host wrote to stderr (at most 20), oldest first. */
-  readonly stderrTail: string[];
   /** Stop the host at once with `signal` (default SIGKILL); pending calls reject as the process closes. */
   kill(signal?: NodeJS.Signals | number): boolean;
   /**

@@ -60,10 +60,8 @@ export function spawnSidecar({
   // calls), so normally the host answers every call and exits 0 by itself.
   closeTimeout = 10_000,
   onStderr = defaultOnStderr,
-  timeout,
-  trace,
   onError,
-  retry,
+  ...clientOptions // timeout, trace, retry: the client's own options
 } = {}) {
   if (typeof command !== 'string' || command === '') {
     return Promise.reject(new TypeError('spawnSidecar: command must be a non-empty string'));
@@ -75,7 +73,7 @@ export function spawnSidecar({
     return Promise.reject(error);
   }
   const transport = new ProcessTransport(child, { onStderr, onError, closeTimeout });
-  return connect(transport, SidecarClient, { name: `bridge host (${command})`, readyTimeout, timeout, trace, onError, retry });
+  return connect(transport, SidecarClient, { ...clientOptions, onError, name: `bridge host (${command})`, readyTimeout });
 }
 
 /** The child's stdin and stdout carry the messages; stderr goes to onStderr line by line. */

@@ -2,7 +2,7 @@
 // @tauri-apps/plugin-shell. The plugin's types are not needed: its Command class fits
 // ShellCommandClass.
 
-import { RpcClient, type ClientOptions, type ReadyInfo } from './index.js';
+import { RpcClient, type HostProcessOptions, type HostProcessState } from './index.js';
 
 export * from './index.js';
 
@@ -27,7 +27,7 @@ export interface ShellCommandClass {
   sidecar(program: string, args?: string | string[], options?: any): ShellCommand;
 }
 
-export interface TauriSidecarOptions extends ClientOptions {
+export interface TauriSidecarOptions extends HostProcessOptions {
   /** `Command` from '@tauri-apps/plugin-shell'. */
   Command: ShellCommandClass;
   /**
@@ -42,20 +42,13 @@ export interface TauriSidecarOptions extends ClientOptions {
   cwd?: string;
   /** The plugin's output encoding: default UTF-8 lines, or "raw" for byte chunks. */
   encoding?: string;
-  /** Milliseconds to wait for `$/ready` before killing the sidecar and rejecting. Default 10000. */
-  readyTimeout?: number;
-  /** Each line the host writes to stderr. Default: console.log, prefixed "[bridge] ". */
-  onStderr?: ((line: string) => void) | null;
 }
 
 /** An RpcClient bound to a sidecar spawned through the shell plugin; `Api` types its calls (see RpcClient). */
+export interface TauriSidecarClient<Api = any> extends HostProcessState {}
 export declare class TauriSidecarClient<Api = any> extends RpcClient<Api> {
-  /** The `$/ready` params. */
-  readonly ready: ReadyInfo;
   /** The plugin's Child. */
   readonly child: ShellChild;
-  /** The last lines the host wrote to stderr (at most 20), oldest first. */
-  readonly stderrTail: string[];
   /**
    * Kill the sidecar (the plugin cannot end its stdin, so in-flight calls reject with
    * ConnectionClosedError and the host's shutdown hooks do not run). Resolves with the exit

@@ -55,10 +55,8 @@ export function createTauriSidecar({
   encoding,
   readyTimeout = 10_000,
   onStderr = defaultOnStderr,
-  timeout,
-  trace,
   onError,
-  retry,
+  ...clientOptions // timeout, trace, retry: the client's own options
 } = {}) {
   if (typeof Command?.sidecar !== 'function') {
     return Promise.reject(new TypeError("createTauriSidecar: pass the Command class of '@tauri-apps/plugin-shell' as Command"));
@@ -79,7 +77,7 @@ export function createTauriSidecar({
     return Promise.reject(error);
   }
   const transport = new ShellTransport(command, { onStderr, onError });
-  return connect(transport, TauriSidecarClient, { name: `bridge sidecar (${program})`, readyTimeout, timeout, trace, onError, retry });
+  return connect(transport, TauriSidecarClient, { ...clientOptions, onError, name: `bridge sidecar (${program})`, readyTimeout });
 }
 
 /** The Transport over a plugin-shell Command's events and its Child. */
