@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -89,4 +89,14 @@ test('engines states the Node the client is tested on, and this Node satisfies i
   assert.ok(Number(process.versions.node.split('.')[0]) >= Number(floor), `Node ${process.versions.node} < ${floor}`);
   const readme = readFileSync(join(root, 'README.md'), 'utf8');
   assert.match(readme, new RegExp(`Node >= ${floor}\\b`), 'the README states the same floor');
+});
+
+test('the README\'s layout table names every source file', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const table = readme.slice(readme.indexOf('## Layout'), readme.indexOf('\n## ', readme.indexOf('## Layout') + 1));
+  const listed = new Set([...table.matchAll(/`src\/([^`]+)`/g)].map((m) => m[1]));
+  const files = readdirSync(join(root, 'src')).filter((name) => name.endsWith('.js') || name === 'api.d.ts');
+  const missing = files.filter((name) => !listed.has(name));
+  assert.deepEqual(missing, [], `the layout table lacks ${missing.join(', ')}`);
+  assert.ok(listed.has('*.d.ts'), 'the declarations are described');
 });
