@@ -74,6 +74,7 @@ class Method:
     __slots__ = (
         "_mismatch_warned",
         "_model",
+        "_plain",
         "_renames",
         "_result_adapter",
         "context_param",
@@ -154,6 +155,9 @@ class Method:
             params, self.return_type = self.kind.signature(self, params)
         self.params = tuple(params)
         self.param_names = tuple(p.name for p in params)
+        #: Per param (name, the exact types taken as they are or None for any, default), when
+        #: every param is that simple; None otherwise (then pydantic binds every call).
+        self._plain = _plain_params(self.params)
         self.shapes_result = _needs_shaping(self.return_type)
         self._result_adapter: Any = None
         self._mismatch_warned = False
@@ -192,6 +196,10 @@ class Method:
                     {"loc": [k], "msg": "Unexpected param", "type": "extra_forbidden"} for k in named
                 ])
             return {}
+        if self._plain is not None:  # values that need no conversion skip pydantic
+            values = _as_given(self._plain, named)
+            if values is not None:
+                return values
         model = self._model or self.prepare()
         try:
             values = model.model_validate(named).__dict__
@@ -287,6 +295,61 @@ class Method:
 
     def __repr__(self) -> str:
         return f"Method({self.name!r})"
+
+
+_EXACT: dict[Any, tuple[type, ...]] = {str: (str,), int: (int,), bool: (bool,), float: (float,),
+                                       type(None): (type(None),), list: (list,), dict: (dict,)}
+_IMMUTABLE = (type(None), bool, int, float, str, tuple, frozenset)
+
+
+def _exact_types(annotation: Any) -> tuple[type, ...] | None | bool:
+    """The types a value of ``annotation`` may have to be used as it came from JSON (no
+    conversion, no constraint): None for any value, False when pydantic must look at it."""
+    if annotation is Any or annotation is object:
+        return None
+    exact = _EXACT.get(annotation)
+    if exact is not None:
+        return exact
+    origin = typing.get_origin(annotation)
+    if origin in (list, dict) and all(arg is Any or arg is str for arg in typing.get_args(annotation)) \
+            and (origin is dict or typing.get_args(annotation) in ((Any,), ())):
+        return (origin,)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_exact_types(arg) for arg in typing.get_args(annotation)]
+        if all(isinstance(part, tuple) for part in parts):
+            return tuple(t for part in parts for t in part)  # type: ignore[union-attr]
+    return False
+
+
+def _plain_params(params: tuple[Param, ...]) -> tuple[tuple[str, tuple[type, ...] | None, Any], ...] | None:
+    """``Method._plain``: only when each param takes JSON values as they are and its default
+    is immutable (pydantic would not copy it), and no name needs an alias."""
+    plain = []
+    for p in params:
+        exact = _exact_types(p.annotation)
+        if exact is False or not _is_safe_field_name(p.name) or not (p.default is _EMPTY or type(p.default) in _IMMUTABLE):
+            return None
+        plain.append((p.name, exact, p.default))
+    return tuple(plain)  # type: ignore[arg-type]
+
+
+def _as_given(plain: tuple[tuple[str, Any, Any], ...], named: dict[str, Any]) -> dict[str, Any] | None:
+    """The arguments when every value already has its param's type (and none is missing or
+    unknown); None to let pydantic convert, or name what is wrong."""
+    values = {}
+    found = 0
+    for name, exact, default in plain:
+        if name in named:
+            value = named[name]
+            if exact is not None and type(value) not in exact:
+                return None
+            values[name] = value
+            found += 1
+        elif default is _EMPTY:
+            return None
+        else:
+            values[name] = default
+    return values if found == len(named) else None  # else an unknown name: pydantic names it
 
 
 def _keyword_part(key: str, value: Any) -> Any:

@@ -1,0 +1,72 @@
+"""Params that need no conversion skip pydantic (``methods._as_given``): whatever it lets through,
+pydantic would have produced the same arguments, of the same types; everything else still goes
+to pydantic (conversions, constraints, error messages)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import Field
+
+from bridge import Bridge, BridgeError
+
+ANNOTATIONS = [Any, int, str, bool, float, type(None), Optional[int], int | str, list, list[Any], dict, dict[str, Any],
+               Optional[str], float | None]
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False)
+                    | st.text(max_size=5), lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=6)
+
+
+def method_for(annotation: Any, default: Any) -> Any:
+    app = Bridge()
+    if default is None:
+        async def handler(x):  # type: ignore[no-untyped-def]
+            return x
+    else:
+        async def handler(x=default[0]):  # type: ignore[no-untyped-def]
+            return x
+    handler.__annotations__ = {"x": annotation}
+    return app.add_method(handler, "m")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(ANNOTATIONS), st.none() | st.tuples(st.none() | st.integers() | st.text(max_size=3)),
+       st.dictionaries(st.sampled_from(["x", "y"]), JSON, max_size=2))
+def test_what_skips_pydantic_is_what_pydantic_would_give(annotation: Any, default: Any, named: dict[str, Any]) -> None:
+    method = method_for(annotation, default)
+    assert method._plain is not None
+    from bridge.methods import _as_given
+
+    fast = _as_given(method._plain, named)
+    if fast is None:
+        return
+    slow = method.prepare().model_validate(named).__dict__
+    assert fast == slow
+    assert [type(v) for v in fast.values()] == [type(v) for v in slow.values()]
+
+
+def test_conversions_constraints_and_mutable_defaults_still_go_through_pydantic() -> None:
+    app = Bridge()
+
+    @app.method
+    async def ratio(x: float, n: Annotated[int, Field(ge=0)] = 0, tags: list[str] = []) -> float:  # noqa: B006
+        return x
+
+    method = app.methods["ratio"]
+    assert method._plain is None  # a constraint and a mutable default: pydantic binds every call
+
+    @app.method
+    async def half(x: float) -> float:
+        return x / 2
+
+    half_method = app.methods["half"]
+    assert half_method._plain is not None
+    assert type(half_method.bind({"x": 3})["x"]) is float  # an int for a float: converted, not as given
+    with pytest.raises(BridgeError) as caught:
+        half_method.bind({"x": "lots"})
+    assert caught.value.data["errors"][0]["loc"] == ["x"]
+    with pytest.raises(BridgeError, match="Extra inputs"):
+        half_method.bind({"x": 1.5, "y": 2})
