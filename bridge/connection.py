@@ -21,6 +21,7 @@ import inspect
 import itertools
 import logging
 import threading
+import time
 from time import perf_counter
 import traceback
 from collections import deque
@@ -809,15 +810,21 @@ async def _pong() -> str:
 
 
 def _prepare_all(methods: list[Method], cache: CacheStore | None) -> None:
-    """Build every params model (and open the cache) off the loop, right after ``$/ready``:
-    the first calls find them ready."""
+    """Build the params models calls will need (and open the cache) off the loop, right after
+    ``$/ready``: the first calls find them ready. A method whose params are plain JSON values
+    (``Method.needs_model``) builds its model on first use instead (a conversion or an error
+    message), so an app of many plain methods is not held up building them all. The thread
+    gives up the interpreter between models, so calls keep flowing meanwhile."""
     if cache is not None:
         cache.open()
     for method in methods:
+        if not method.needs_model:
+            continue
         try:
             method.prepare()
         except Exception as exc:  # the call itself will report it
             log.warning("%s: cannot build its params model: %s", method.name, exc)
+        time.sleep(0)  # let the loop's thread have the interpreter
 
 
 def _caller_of(msg: dict[str, Any]) -> Any:

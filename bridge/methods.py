@@ -252,6 +252,12 @@ class Method:
                 return result
         return adapter.dump_python(result, mode="json", warnings=False)
 
+    @property
+    def needs_model(self) -> bool:
+        """Whether a call usually needs the params model (not built yet, and the params are not
+        plain JSON values that skip it)."""
+        return self._model is None and self._plain is None and bool(self.param_names or self.variadic)
+
     def check_result(self, result: Any) -> None:
         """Debug mode: warn, once per method, when ``result`` does not match the return annotation
         (the reply still goes out as it is)."""
@@ -323,11 +329,11 @@ def _exact_types(annotation: Any) -> tuple[type, ...] | None | bool:
 
 def _plain_params(params: tuple[Param, ...]) -> tuple[tuple[str, tuple[type, ...] | None, Any], ...] | None:
     """``Method._plain``: only when each param takes JSON values as they are and its default
-    is immutable (pydantic would not copy it), and no name needs an alias."""
+    is immutable (pydantic would not copy it). Reading it imports nothing (start-up)."""
     plain = []
     for p in params:
         exact = _exact_types(p.annotation)
-        if exact is False or not _is_safe_field_name(p.name) or not (p.default is _EMPTY or type(p.default) in _IMMUTABLE):
+        if exact is False or not (p.default is _EMPTY or type(p.default) in _IMMUTABLE):
             return None
         plain.append((p.name, exact, p.default))
     return tuple(plain)  # type: ignore[arg-type]
