@@ -70,3 +70,54 @@ def test_conversions_constraints_and_mutable_defaults_still_go_through_pydantic(
     assert caught.value.data["errors"][0]["loc"] == ["x"]
     with pytest.raises(BridgeError, match="Extra inputs"):
         half_method.bind({"x": 1.5, "y": 2})
+
+
+@pytest.mark.parametrize("source", ["int", "str | None", "Optional[int]", "list[Any]", "dict[str, Any]", "Any", "None",
+                                    "Annotated[int, Field(ge=0)]", "list['Item']", "Literal['a', 'b']", "tuple[int, ...]",
+                                    "Item", "list[Item] | None"])
+def test_type_hints_read_quickly_are_typings(source: str) -> None:
+    """``methods._type_hints`` (string annotations compiled once) agrees with ``typing.get_type_hints``."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from bridge.methods import _type_hints
+
+    class Item(BaseModel):
+        id: int
+
+    namespace = {"Any": Any, "Optional": Optional, "Annotated": Annotated, "Field": Field, "Item": Item,
+                 "Literal": typing.Literal}
+    exec(f"def handler(x: {source!r}, y: int = 0) -> {source!r}: ...", namespace)
+    handler = namespace["handler"]
+    assert repr(_type_hints(handler)) == repr(typing.get_type_hints(handler, include_extras=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3), st.booleans(), st.integers(0, 3), st.booleans(),
+       st.integers(0, 6))
+def test_parameters_read_from_the_code_are_inspects(posonly: int, plain: int, defaults: int, star: bool, kwonly: int,
+                                                    starstar: bool, kwdefaults: int) -> None:
+    """``methods._parameters`` (read from the code object) agrees with ``inspect.signature``."""
+    import inspect
+
+    from bridge.methods import _parameters
+
+    names = iter(f"p{i}" for i in range(20))
+    positional = [next(names) for _ in range(posonly + plain)]
+    defaults = min(defaults, len(positional))
+    parts = [n if i < len(positional) - defaults else f"{n}={i}" for i, n in enumerate(positional)]
+    if posonly:
+        parts.insert(posonly, "/")
+    if star:
+        parts.append("*rest")
+    elif kwonly:
+        parts.append("*")
+    parts += [f"{n}={i}" if i < kwdefaults else n for i, n in enumerate(next(names) for _ in range(kwonly))]
+    if starstar:
+        parts.append("**extra")
+    namespace: dict[str, Any] = {}
+    exec(f"def f({', '.join(parts)}): ...", namespace)
+    f = namespace["f"]
+    assert [(p.name, p.kind, p.default) for p in _parameters(f)] == \
+        [(p.name, p.kind, p.default) for p in inspect.signature(f).parameters.values()]

@@ -39,7 +39,25 @@ def test_each_middleware_adds_its_own_figures() -> None:
     metrics = Metrics()
     metrics.stats("m")
     assert metrics.snapshot(app.methods)["methods"]["m"]["mine"] == {"method": "m"}
-    assert "mine" not in Metrics().snapshot(app.methods)["methods"].get("m", {})
+    never_called = Metrics().snapshot(app.methods)["methods"]["m"]  # listed before its first call, at zero
+    assert never_called["calls"] == 0 and never_called["latencyMs"]["p50"] is None
+    assert never_called["mine"] == {"method": "m"}
+
+
+def test_a_methods_counters_are_made_on_its_first_call() -> None:
+    """An app of many methods holds a latency ring only for the methods that were called."""
+    import anyio
+    from harness import exchange, lines
+
+    app = Bridge()
+    for i in range(50):
+        async def handler(i: int = i) -> int:
+            return i
+        app.add_method(handler, f"m{i}")
+    out = anyio.run(lambda: exchange(app, lines({"jsonrpc": "2.0", "id": 1, "method": "m7"},
+                                                {"jsonrpc": "2.0", "id": 2, "method": "rpc.metrics"})))
+    methods = next(r for r in out if r["id"] == 2)["result"]["methods"]
+    assert methods["m7"]["calls"] == 1 and methods["m8"]["calls"] == 0 and len(methods) >= 50
 
 
 def test_message_rate_counts_received_messages() -> None:
