@@ -53,6 +53,8 @@ class MethodOptions(TypedDict, total=False):
     stream: Stream | None
 
 
+_OPTION_NAMES = frozenset(MethodOptions.__annotations__)
+
 #: The keyword options that name a built-in middleware, in the order they join the chain.
 PART_OPTIONS = ("circuit", "rate_limit", "validator", "invalidates", "cache")
 
@@ -98,7 +100,7 @@ class Method:
     )
 
     def __init__(self, func: Callable[..., Any], name: str, **options: Unpack[MethodOptions]) -> None:
-        unknown = set(options) - set(MethodOptions.__annotations__)
+        unknown = options.keys() - _OPTION_NAMES
         if unknown:
             raise TypeError(f"{name}: unknown method option(s): {', '.join(sorted(unknown))}")
         self.name = name
@@ -388,16 +390,14 @@ def _parameters(func: Callable[..., Any]) -> list[Any]:
         kind = _KIND.POSITIONAL_ONLY if i < code.co_posonlyargcount else _KIND.POSITIONAL_OR_KEYWORD
         out.append(_Parameter(names[i], kind, defaults[i - first_default] if i >= first_default else _EMPTY))
     at = positional + code.co_kwonlyargcount
-    if code.co_flags & inspect.CO_VARARGS:
+    if code.co_flags & inspect.CO_VARARGS:  # signature order: *args, then the keyword-only ones
         out.append(_Parameter(names[at], _KIND.VAR_POSITIONAL, _EMPTY))
         at += 1
     for name in names[positional:positional + code.co_kwonlyargcount]:
         out.append(_Parameter(name, _KIND.KEYWORD_ONLY, kwdefaults.get(name, _EMPTY)))
     if code.co_flags & inspect.CO_VARKEYWORDS:
         out.append(_Parameter(names[at], _KIND.VAR_KEYWORD, _EMPTY))
-    order = {_KIND.POSITIONAL_ONLY: 0, _KIND.POSITIONAL_OR_KEYWORD: 1, _KIND.VAR_POSITIONAL: 2,
-             _KIND.KEYWORD_ONLY: 3, _KIND.VAR_KEYWORD: 4}
-    return sorted(out, key=lambda p: order[p.kind])  # signature order: *args before keyword-only
+    return out
 
 
 def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
