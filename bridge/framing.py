@@ -130,10 +130,10 @@ class LspDecoder:
                 # only up to the CRLFCRLF means no earlier empty line; the search is bounded.
                 end = data.find(b"\r\n\r\n", pos + 16, pos + 40)
                 digits = data[pos + 16 : end]
-                if end < 0 or not digits.isdigit() or int(digits) > self.max_bytes:
+                length = int(digits) if end >= 0 and digits.isdigit() else -1
+                if length < 0 or length > self.max_bytes:
                     data, pos = self._read_header(data, pos, out)
                     continue
-                length = int(digits)
                 pos = end + 4
                 if pos + length <= len(data):
                     out.append(data[pos : pos + length])
