@@ -2,7 +2,7 @@
 // `node --test test/` runs every .mjs file under test/ as a test file.
 
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root: the host runs from here so `python -m bridge` finds the package. */
@@ -35,4 +35,23 @@ export function nextEvent(subscribe, predicate = () => true) {
       resolve(value);
     });
   });
+}
+
+/** Where the test apps (`*_app.py`) live. */
+export const supportDir = fileURLToPath(new URL('./', import.meta.url));
+
+/**
+ * The spawnSidecar options that serve a test app of test-support/ (`stream_app:app`): this
+ * repository's bridge on PYTHONPATH, a generous ready timeout, stderr silent; `extra` over them.
+ */
+export function supportAppOptions(app, extra = {}) {
+  return {
+    command: pythonCommand(),
+    args: ['-m', 'bridge', 'serve', app],
+    cwd: supportDir,
+    env: { PYTHONPATH: [repoRoot, process.env.PYTHONPATH].filter(Boolean).join(delimiter) },
+    readyTimeout: 20_000,
+    onStderr: null,
+    ...extra,
+  };
 }

@@ -3,39 +3,15 @@
 // host (test-support/stream_app.py) directly and through a Supervisor.
 
 import assert from 'node:assert/strict';
-import { delimiter } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { CallCancelledError, CallTimeoutError, RpcClient, RpcError, Supervisor, spawnSidecar } from '../src/node.js';
-import { pythonCommand, repoRoot } from '../test-support/host.mjs';
+import { FakeTransport } from '../test-support/fake-transport.mjs';
+import { supportAppOptions } from '../test-support/host.mjs';
 
-const supportDir = fileURLToPath(new URL('../test-support/', import.meta.url));
 
 /** The items data.rows makes: `"<8-digit index>xxxxxxxxxx"`. */
 const rows = (n, from = 0) => Array.from({ length: n }, (_, i) => `${String(from + i).padStart(8, '0')}xxxxxxxxxx`);
 
-/** Records what the client sends; the test plays the host. */
-class FakeTransport {
-  sent = [];
-  #listeners = new Set();
-  send(message) {
-    this.sent.push(JSON.parse(JSON.stringify(message)));
-  }
-  onMessage(listener) {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-  onClose() {
-    return () => {};
-  }
-  close() {}
-  receive(message) {
-    for (const listener of this.#listeners) listener(message);
-  }
-  chunk(id, seq, items, done) {
-    this.receive({ jsonrpc: '2.0', method: '$/stream', params: { id, seq, items, done } });
-  }
-}
 
 describe('call() on a streaming method, on the wire', () => {
   test("collects each call's chunks apart from the others and from stream()'s, and resolves with the items", async () => {
@@ -73,13 +49,7 @@ describe('call() on a streaming method, against the real host', () => {
   const replyWaiters = new Map();
 
   before(async () => {
-    client = await spawnSidecar({
-      command: pythonCommand(),
-      args: ['-m', 'bridge', 'serve', 'stream_app:app'],
-      cwd: supportDir,
-      env: { PYTHONPATH: [repoRoot, process.env.PYTHONPATH].filter(Boolean).join(delimiter) },
-      readyTimeout: 20_000,
-      onStderr: null,
+    client = await spawnSidecar(supportAppOptions('stream_app:app', {
       trace: (direction, message) => {
         if (direction === 'send' && message.id !== undefined) sentIds.push(message.id);
         if (direction === 'receive' && message.id !== undefined && !message.method) {
@@ -87,7 +57,7 @@ describe('call() on a streaming method, against the real host', () => {
           replyWaiters.get(message.id)?.(message);
         }
       },
-    });
+    }));
   });
 
   after(async () => {
@@ -139,14 +109,7 @@ describe('call() on a streaming method, against the real host', () => {
   test('through a Supervisor: the items too', async () => {
     const bridge = new Supervisor({
       start: () =>
-        spawnSidecar({
-          command: pythonCommand(),
-          args: ['-m', 'bridge', 'serve', 'stream_app:app'],
-          cwd: supportDir,
-          env: { PYTHONPATH: [repoRoot, process.env.PYTHONPATH].filter(Boolean).join(delimiter) },
-          readyTimeout: 20_000,
-          onStderr: null,
-        }),
+        spawnSidecar(supportAppOptions('stream_app:app')),
       health: false,
     });
     try {

@@ -3,19 +3,16 @@
 
 import assert from 'node:assert/strict';
 import { register } from 'node:module';
-import { delimiter } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { exposeToRenderers } from '../src/electron-main.js';
 import { exposeBridge } from '../src/electron-preload.js';
 import { ErrorCodes, spawnSidecar } from '../src/node.js';
 import { installElectron } from '../test-support/electron.mjs';
-import { pythonCommand, repoRoot } from '../test-support/host.mjs';
+import { supportAppOptions } from '../test-support/host.mjs';
 
 register('../test-support/loader.mjs', import.meta.url);
 
-const supportDir = fileURLToPath(new URL('../test-support/', import.meta.url));
 const plain = (value) => JSON.parse(JSON.stringify(value));
 
 describe('window.bridge.stream() against the real host', { timeout: 30_000 }, () => {
@@ -44,15 +41,9 @@ describe('window.bridge.stream() against the real host', { timeout: 30_000 }, ()
 
   before(async () => {
     electron = installElectron();
-    client = await spawnSidecar({
-      command: pythonCommand(),
-      args: ['-m', 'bridge', 'serve', 'stream_app:app'],
-      cwd: supportDir,
-      env: { PYTHONPATH: [repoRoot, process.env.PYTHONPATH].filter(Boolean).join(delimiter) },
-      readyTimeout: 20_000,
-      onStderr: null,
+    client = await spawnSidecar(supportAppOptions('stream_app:app', {
       trace: (direction, message) => direction === 'send' && sent.push(message),
-    });
+    }));
     unexpose = exposeToRenderers(client, { ipcMain: electron.ipcMain, allow: ['data.rows'] });
   });
 

@@ -9,29 +9,11 @@ import { delimiter, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { RpcClient, RpcError, Supervisor, spawnSidecar } from '../src/node.js';
+import { FakeTransport } from '../test-support/fake-transport.mjs';
 import { pythonCommand, repoRoot } from '../test-support/host.mjs';
 
 const supportDir = fileURLToPath(new URL('../test-support/', import.meta.url));
 
-/** Records what the client sends; the test plays the host. */
-class FakeTransport {
-  sent = [];
-  #listeners = new Set();
-  send(message) {
-    this.sent.push(JSON.parse(JSON.stringify(message)));
-  }
-  onMessage(listener) {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-  onClose() {
-    return () => {};
-  }
-  close() {}
-  receive(message) {
-    for (const listener of this.#listeners) listener(message);
-  }
-}
 
 describe('meta on the wire', () => {
   test('asks with $meta.info, merged into a $meta of its own, and resolves with { result, meta }', async () => {

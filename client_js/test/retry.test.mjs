@@ -6,9 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { delimiter } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   CallCancelledError,
   ConnectionClosedError,
@@ -20,9 +18,8 @@ import {
   spawnSidecar,
 } from '../src/node.js';
 import { RETRY_DEFAULTS, backoffDelay, clientRetry, retryPolicy, retryWait } from '../src/retry.js';
-import { pythonCommand, repoRoot } from '../test-support/host.mjs';
+import { supportAppOptions } from '../test-support/host.mjs';
 
-const supportDir = fileURLToPath(new URL('../test-support/', import.meta.url));
 const { RateLimited, CircuitOpen, ServerBusy } = ErrorCodes;
 
 /** `hooks`: a sleeper that records each wait in `waits` and returns at once, and a fixed random source. */
@@ -92,14 +89,7 @@ describe('RpcClient against the real host', () => {
   const tries = (k) => client.call('refuse.tries', { key: k });
 
   before(async () => {
-    client = await spawnSidecar({
-      command: pythonCommand(),
-      args: ['-m', 'bridge', 'serve', 'retry_app:app'],
-      cwd: supportDir,
-      env: { PYTHONPATH: [repoRoot, process.env.PYTHONPATH].filter(Boolean).join(delimiter) },
-      readyTimeout: 20_000,
-      onStderr: null,
-    });
+    client = await spawnSidecar(supportAppOptions('retry_app:app'));
   });
 
   after(async () => {
@@ -261,14 +251,7 @@ describe('RpcClient: the client-wide policy', () => {
 });
 
 describe('Supervisor', () => {
-  const spawnOptions = {
-    command: pythonCommand(),
-    args: ['-m', 'bridge', 'serve', 'retry_app:app'],
-    cwd: supportDir,
-    env: { PYTHONPATH: [repoRoot, process.env.PYTHONPATH].filter(Boolean).join(delimiter) },
-    readyTimeout: 20_000,
-    onStderr: null,
-  };
+  const spawnOptions = supportAppOptions('retry_app:app');
 
   test('retries refusals of idempotent calls on the real host, with the supervisor-wide policy', async () => {
     const clock = instant(0);

@@ -3,10 +3,9 @@
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import {
   CallCancelledError,
   CallTimeoutError,
@@ -17,9 +16,8 @@ import {
   spawnSidecar,
   superviseSidecar,
 } from '../src/node.js';
-import { pythonCommand, repoRoot } from '../test-support/host.mjs';
+import { supportAppOptions } from '../test-support/host.mjs';
 
-const supportDir = fileURLToPath(new URL('../test-support/', import.meta.url));
 
 /** Records what the client sends; the test plays the host. */
 class FakeTransport {
@@ -161,14 +159,7 @@ describe('stream() against the real host', () => {
   let client;
 
   before(async () => {
-    client = await spawnSidecar({
-      command: pythonCommand(),
-      args: ['-m', 'bridge', 'serve', 'stream_app:app'],
-      cwd: supportDir,
-      env: { PYTHONPATH: [repoRoot, process.env.PYTHONPATH].filter(Boolean).join(delimiter) },
-      readyTimeout: 20_000,
-      onStderr: null,
-    });
+    client = await spawnSidecar(supportAppOptions('stream_app:app'));
   });
 
   after(async () => {
@@ -282,16 +273,10 @@ describe('stream() through a Supervisor', () => {
   let bridge;
 
   before(async () => {
-    bridge = superviseSidecar({
-      command: pythonCommand(),
-      args: ['-m', 'bridge', 'serve', 'stream_app:app'],
-      cwd: supportDir,
-      env: { PYTHONPATH: [repoRoot, process.env.PYTHONPATH].filter(Boolean).join(delimiter) },
-      readyTimeout: 20_000,
-      onStderr: null,
+    bridge = superviseSidecar(supportAppOptions('stream_app:app', {
       restart: 'immediate',
       health: false,
-    });
+    }));
   });
 
   after(async () => {
