@@ -16,39 +16,8 @@ import {
   spawnSidecar,
   superviseSidecar,
 } from '../src/node.js';
+import { FakeTransport } from '../test-support/fake-transport.mjs';
 import { supportAppOptions } from '../test-support/host.mjs';
-
-
-/** Records what the client sends; the test plays the host. */
-class FakeTransport {
-  sent = [];
-  #listeners = new Set();
-  #closeListeners = new Set();
-  send(message) {
-    this.sent.push(JSON.parse(JSON.stringify(message)));
-  }
-  onMessage(listener) {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-  onClose(listener) {
-    this.#closeListeners.add(listener);
-    return () => this.#closeListeners.delete(listener);
-  }
-  close() {}
-  receive(message) {
-    for (const listener of this.#listeners) listener(message);
-  }
-  disconnect(error) {
-    for (const listener of this.#closeListeners) listener(error);
-  }
-  chunk(id, seq, items, done, total) {
-    this.receive({ jsonrpc: '2.0', method: '$/stream', params: { id, seq, items, done, total } });
-  }
-  credits(id) {
-    return this.sent.filter((m) => m.method === '$/stream/credit' && m.params.id === id).length;
-  }
-}
 
 describe('stream() on the wire', () => {
   test('merges $meta.stream.window into named params and grants one credit per chunk taken', async () => {
