@@ -43,7 +43,7 @@ from .metrics import RING, Metrics
 from .middleware import build as build_pipeline
 from .middleware import needs_cache
 from .middleware import run as run_call
-from .middleware.stream import Credits
+from .middleware.stream import Credits, Stream
 from .stdio import Pump
 from .watchdog import LoopWatchdog
 
@@ -730,6 +730,7 @@ class Connection:
                        "maxInflightPerCaller": s.caller_share, "maxQueued": s.max_queued,
                        "maxQueuedBytes": s.max_queued_bytes},
             "idempotent": sorted(name for name, m in self._methods.items() if m.idempotent),
+            "streams": sorted(name for name, m in self._methods.items() if isinstance(m.kind, Stream)),
         })
 
     def _write(self, message: Any) -> None:

@@ -125,6 +125,12 @@ export class RpcClient {
     });
   }
 
+  /** Whether `method` streams, by the host's `$/ready` list (a SidecarClient's `ready`). */
+  #isStream(method) {
+    const list = this.ready?.streams;
+    return Array.isArray(list) && list.includes(method);
+  }
+
   /** Whether `method` is safe to send again: the call's say, else the host's `$/ready` list (a SidecarClient's `ready`). */
   #isIdempotent(method, option) {
     if (option !== undefined) return option;
@@ -329,8 +335,9 @@ export class RpcClient {
         if (message.$meta !== undefined) error.meta = message.$meta;
         entry.reject(error);
       } else {
-        // A streaming method called with call(): its items, not the closing reply's totals.
-        const result = entry.chunks === undefined ? message.result : entry.chunks.flat();
+        // A streaming method called with call(): its items, not the closing reply's totals (none
+        // at all when it yielded nothing: the host's `$/ready` lists its streaming methods).
+        const result = entry.chunks !== undefined ? entry.chunks.flat() : this.#isStream(entry.method) ? [] : message.result;
         entry.resolve(entry.meta ? { result, meta: message.$meta } : result);
       }
       return;

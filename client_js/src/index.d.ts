@@ -334,6 +334,8 @@ export interface ReadyInfo {
   };
   /** Names of the methods declared idempotent (safe to retry). */
   idempotent?: string[];
+  /** The streaming methods: `call()` on one resolves with its items (`[]` when it yields none). */
+  streams?: string[];
   [key: string]: unknown;
 }
 

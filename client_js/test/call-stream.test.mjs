@@ -102,8 +102,10 @@ describe('call() on a streaming method, against the real host', () => {
     await assert.rejects(client.call('data.rows', { n: 1_000_000, delay: 0.001 }, { timeout: 300 }), CallTimeoutError);
   });
 
-  test('a stream with no items sends no chunk: call() cannot tell it from a plain reply and resolves with the totals', async () => {
-    assert.deepEqual(await client.call('data.rows', { n: 0 }), { items: 0, chunks: 0 });
+  test('a stream with no items resolves with []: the host\'s $/ready lists its streaming methods', async () => {
+    assert.ok(client.ready.streams.includes('data.rows'));
+    assert.deepEqual(await client.call('data.rows', { n: 0 }), []);
+    assert.deepEqual(await client.call('data.rows', { n: 0 }, { meta: true }).then((r) => r.result), []);
   });
 
   test('through a Supervisor: the items too', async () => {
