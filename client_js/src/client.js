@@ -337,7 +337,9 @@ export class RpcClient {
       } else {
         // A streaming method called with call(): its items, not the closing reply's totals (none
         // at all when it yielded nothing: the host's `$/ready` lists its streaming methods).
-        const result = entry.chunks !== undefined ? entry.chunks.flat() : this.#isStream(entry.method) ? [] : message.result;
+        const collecting = !this.#streams.has(message.id); // a call(), not a stream() (whose result is the totals)
+        const result = entry.chunks !== undefined ? entry.chunks.flat()
+          : collecting && this.#isStream(entry.method) ? [] : message.result;
         entry.resolve(entry.meta ? { result, meta: message.$meta } : result);
       }
       return;
