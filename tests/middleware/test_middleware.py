@@ -372,3 +372,27 @@ async def test_keyword_built_ins_join_after_the_methods_own_in_a_fixed_order() -
     assert isinstance(method.options["validator"], Validate) and isinstance(method.options["invalidates"], Invalidate)
     Connection(app, Settings(), MemoryReader(), MemoryWriter())
     assert app.methods["g"].pipeline is None  # False turned the app's rate limit off
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_validator_may_answer_true_false_a_message_or_the_arguments(kind: str) -> None:
+    """The designs' validators return False (refuse), a string (refuse with it), True/None (pass)."""
+    def verdict(kwargs: dict[str, Any]) -> Any:
+        return {"pass": True, "none": None, "no": False, "why": "n must be even", "fix": {"mode": "fix", "n": 2}}[kwargs["mode"]]
+
+    async def async_verdict(kwargs: dict[str, Any]) -> Any:
+        return verdict(kwargs)
+
+    app = Bridge()
+
+    @app.method(validator=verdict if kind == "sync" else async_verdict)
+    async def f(mode: str, n: int = 1) -> int:
+        return n
+
+    out = {r["id"]: r for r in await exchange(app, lines(*[
+        {"jsonrpc": "2.0", "id": mode, "method": "f", "params": {"mode": mode}}
+        for mode in ("pass", "none", "no", "why", "fix")]))}
+    assert out["pass"]["result"] == 1 and out["none"]["result"] == 1 and out["fix"]["result"] == 2
+    assert out["no"]["error"]["code"] == -32602 and "the validator refused these params" in out["no"]["error"]["message"]
+    assert out["why"]["error"]["code"] == -32602 and out["why"]["error"]["message"].endswith("n must be even")
+    assert out["why"]["error"]["data"]["errors"][0]["msg"] == "n must be even"
