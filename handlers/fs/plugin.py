@@ -236,7 +236,9 @@ _KINDS: dict[int, Kind] = {1: "created", 2: "modified", 3: "deleted"}  # watchfi
 
 def settle(raw: set[tuple[int, str]]) -> list[tuple[Kind, str]]:
     """watchfiles' raw changes in a stable order. A raw batch is a set, so when one path was both
-    added and deleted inside it the order is lost: the disk says how it ended."""
+    added and deleted inside it the order is lost: the disk says how it ended. Gone: created,
+    then deleted (the aggregator nets that to nothing, or to ``deleted`` if it had seen the path
+    before); there: created."""
     by_path: dict[str, set[int]] = {}
     for change, path in raw:
         by_path.setdefault(path, set()).add(change)
@@ -244,7 +246,7 @@ def settle(raw: set[tuple[int, str]]) -> list[tuple[Kind, str]]:
     for path in sorted(by_path):
         changes = by_path[path]
         if {1, 3} <= changes:  # added and deleted: which came last?
-            events.append(("created" if os.path.lexists(path) else "deleted", path))
+            events.extend([("created", path)] if os.path.lexists(path) else [("created", path), ("deleted", path)])
         else:
             events.extend((_KINDS[c], path) for c in sorted(changes))  # added, modified, deleted
     return events

@@ -73,8 +73,27 @@ def test_a_path_added_and_deleted_in_one_raw_batch_ends_as_the_disk_says(tmp_pat
     here.write_text("x")
     raw = {(1, str(here)), (3, str(here)), (1, str(gone)), (3, str(gone)), (1, str(tmp_path / "new")),
            (2, str(tmp_path / "new"))}
-    assert settle(raw) == [("deleted", str(gone)), ("created", str(here)),
+    assert settle(raw) == [("created", str(gone)), ("deleted", str(gone)), ("created", str(here)),
                            ("created", str(tmp_path / "new")), ("modified", str(tmp_path / "new"))]
+
+
+def test_a_file_created_and_deleted_inside_one_window_nets_to_nothing(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "old.txt").write_text("x")
+    with fs_host(root, tmp_path) as host:
+        host.recv()
+        sub = host.call("fs.watch", {"paths": [str(root)], "debounce_ms": 300})["result"]
+        (root / "scratch.tmp").write_text("gone at once")
+        (root / "scratch.tmp").unlink()
+        (root / "old.txt").unlink()
+        (root / "kept.txt").write_text("x")
+        seen: dict[str, str] = {}
+        while "kept.txt" not in seen or "old.txt" not in seen:  # the same window as the scratch file
+            event, _ = host.recv_until(lambda m: m.get("method") == "fs.changed", timeout=30)
+            assert event["params"]["subscription"] == sub
+            seen.update({os.path.basename(c["path"]): c["kind"] for c in event["params"]["changes"]})
+        assert seen == {"kept.txt": "created", "old.txt": "deleted"}  # scratch.tmp: nothing
 
 
 def test_watches_running_at_eof_are_stopped_before_the_host_exits(tmp_path):
