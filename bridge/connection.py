@@ -141,6 +141,7 @@ class Connection:
         self._methods["rpc.metrics"] = Method(self._metrics_snapshot, "rpc.metrics")
         self._ping = self._methods["rpc.ping"] = Method(_pong, "rpc.ping", idempotent=True)
         self.streams = Credits()  # running streams' credit by request id
+        self.exit_code = 0  # the host's exit status: what stop(..., exit_code) asked for
         self.cache: CacheStore | None = None
         if needs_cache(app):
             from .cache import CacheStore, default_directory
@@ -219,8 +220,13 @@ class Connection:
             if self.cache is not None:
                 self.cache.close()
 
-    def stop(self) -> None:
-        """Stop reading input; in-flight calls get the grace period to finish, queued ones are refused."""
+    def stop(self, reason: str | None = None, exit_code: int = 0) -> None:
+        """Stop reading input; in-flight calls get the grace period to finish, queued ones are refused.
+        ``reason`` is logged; a non-zero ``exit_code`` becomes the host's exit status."""
+        if exit_code and not self.exit_code:
+            self.exit_code = exit_code
+        if reason:
+            log.error("stopping: %s", reason)
         if self.stopping:
             return
         self.stopping = True

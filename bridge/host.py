@@ -44,6 +44,7 @@ class Host:
         """Run ``coro`` as a task the connection owns: cancelled and awaited when it ends."""
         self._conn.start_soon(coro)
 
-    def stop(self) -> None:
-        """Stop reading input: calls in flight get the grace period, queued ones are refused."""
-        self._conn.stop()
+    def stop(self, reason: str | None = None, exit_code: int = 0) -> None:
+        """Stop reading input: calls in flight get the grace period, queued ones are refused.
+        ``reason`` goes to stderr; a non-zero ``exit_code`` is the host's exit status."""
+        self._conn.stop(reason, exit_code)

@@ -112,7 +112,7 @@ async def _serve(app: Bridge, settings: Settings, conn: Connection, writer: Any)
             except ConnectionError:
                 pass
     log.info("stopped")
-    return 0
+    return conn.exit_code
 
 
 async def _watch_signals(conn: Connection, scope: anyio.CancelScope) -> None:

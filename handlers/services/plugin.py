@@ -67,7 +67,7 @@ async def lifespan(plugin: Plugin) -> AsyncIterator[Services]:
     for service in (plugin.settings or ServicesSettings()).services:
         manager.add(service)  # before any task group: its ValueError is what the plugin failed of
     async with anyio.create_task_group() as tasks:
-        manager.on_critical = lambda name: tasks.start_soon(_stop_host, name=f"stop the host: {name} failed")
+        manager.on_critical = lambda name: tasks.start_soon(_stop_host, name, name=f"stop the host: {name} failed")
         async with manager:
             manager.start_all()
             yield Services(manager)
@@ -97,13 +97,18 @@ def _notify(method: str, params: dict[str, Any]) -> None:
     app.notify(method, params)
 
 
-async def _stop_host() -> None:
-    """A critical service failed for good: stop the host as SIGTERM would (calls in flight finish).
-    During start-up the host is not serving yet: look again every 50 ms until it is."""
+#: The host's exit status when a critical service failed for good.
+CRITICAL_EXIT = 3
+
+
+async def _stop_host(service: str) -> None:
+    """A critical service failed for good: stop the host as SIGTERM would (calls in flight finish),
+    exiting CRITICAL_EXIT with the reason on stderr. During start-up the host is not serving yet:
+    look again every 50 ms until it is."""
     app = plugin.app
     while app is None or app.connection is None:
         await anyio.sleep(0.05)
-    app.connection.stop()
+    app.connection.host.stop(f"critical service {service} failed for good", CRITICAL_EXIT)
 
 
 def _manager() -> ServiceManager:
