@@ -14,7 +14,8 @@ FAILURE_CODES = frozenset({INTERNAL_ERROR, REQUEST_TIMEOUT})
 class CircuitBreaker(Step):
     """Closed: calls pass. After ``failures`` failures in a row: open, and calls fail fast
     with CIRCUIT_OPEN (``data.retry_after``). After ``reset_after`` seconds: half-open, one
-    trial call passes; its success closes the circuit, its failure opens it again.
+    trial call passes; ``success_threshold`` trials in a row succeeding (one by default)
+    close the circuit, one failing opens it again.
 
     Failures are exceptions other than BridgeError, calls that time out, and BridgeErrors
     with the codes in ``failure_codes`` (internal error and timeout by default; add an app's
@@ -27,10 +28,11 @@ class CircuitBreaker(Step):
     """
 
     def __init__(self, failures: int = 5, reset_after: float = 30.0, *,
-                 failure_codes: frozenset[int] = FAILURE_CODES) -> None:
-        if failures < 1 or reset_after <= 0:
-            raise ValueError("failures must be at least 1 and reset_after positive")
+                 failure_codes: frozenset[int] = FAILURE_CODES, success_threshold: int = 1) -> None:
+        if failures < 1 or reset_after <= 0 or success_threshold < 1:
+            raise ValueError("failures and success_threshold must be at least 1 and reset_after positive")
         self.failures = failures
+        self.success_threshold = success_threshold
         self.reset_after = reset_after
         self.failure_codes = failure_codes
         self._circuits: dict[str, _Circuit] = {}
@@ -55,7 +57,7 @@ class CircuitBreaker(Step):
     def after(self, request: Request, error: BaseException | None) -> None:
         circuit = self._circuits[request.name]
         if error is None:
-            circuit.succeeded()
+            circuit.succeeded(self.success_threshold)
         elif isinstance(error, BridgeError) and error.code not in self.failure_codes:
             circuit.neither(request)
         elif isinstance(error, Exception) or request.cancel_code == REQUEST_TIMEOUT:
@@ -65,16 +67,18 @@ class CircuitBreaker(Step):
 
     def _failed(self, circuit: _Circuit) -> None:
         circuit.trial = None
+        circuit.passed = 0
         circuit.count += 1
         if circuit.count >= self.failures or circuit.opened:
             circuit.opened = time.monotonic()
 
 
 class _Circuit:
-    __slots__ = ("count", "opened", "trial")
+    __slots__ = ("count", "opened", "passed", "trial")
 
     def __init__(self) -> None:
         self.count = 0
+        self.passed = 0  # half-open trials that succeeded in a row
         self.opened = 0.0  # when it last opened; 0 while closed
         self.trial: Request | None = None  # the half-open trial call running
 
@@ -83,10 +87,16 @@ class _Circuit:
             return "closed"
         return "open" if time.monotonic() - self.opened < reset_after else "half-open"
 
-    def succeeded(self) -> None:
+    def succeeded(self, threshold: int) -> None:
+        if self.opened:  # a half-open trial passed: closed once enough have in a row
+            self.trial = None
+            self.passed += 1
+            if self.passed < threshold:
+                return
         if self.count or self.opened:
             self.count = 0
             self.opened = 0.0
+            self.passed = 0
             self.trial = None
 
     def neither(self, request: Request) -> None:

@@ -202,6 +202,42 @@ async def test_circuit_opens_fails_fast_then_half_opens_and_closes(monkeypatch) 
     assert breaker.state("flaky") == "closed"
 
 
+async def test_a_success_threshold_needs_that_many_trials_in_a_row_to_close(monkeypatch) -> None:
+    import bridge.middleware.circuit as circuit_module
+
+    clock = Clock()
+    monkeypatch.setattr(circuit_module.time, "monotonic", clock)
+    breaker = CircuitBreaker(failures=1, reset_after=10, success_threshold=3)
+    app = Bridge()
+    healthy = False
+
+    @app.method(circuit=breaker)
+    async def flaky() -> str:
+        if not healthy:
+            raise RuntimeError("down")
+        return "up"
+
+    async def one(id: int) -> dict[str, Any]:
+        [reply] = await exchange(app, calls("flaky", 1, start=id))
+        return reply
+
+    assert (await one(0))["error"]["code"] == -32603 and breaker.state("flaky") == "open"
+    clock.now += 10
+    healthy = True
+    for i in (1, 2):
+        assert (await one(i))["result"] == "up"
+        assert breaker.state("flaky") == "half-open"  # a trial passed; not yet enough
+    healthy = False
+    assert (await one(3))["error"]["code"] == -32603 and breaker.state("flaky") == "open"  # the run starts over
+    clock.now += 10
+    healthy = True
+    for i in (4, 5, 6):
+        assert (await one(i))["result"] == "up"
+    assert breaker.state("flaky") == "closed"
+    with pytest.raises(ValueError):
+        CircuitBreaker(success_threshold=0)
+
+
 async def test_caller_errors_do_not_open_the_circuit() -> None:
     breaker = CircuitBreaker(failures=1, reset_after=10)
     app = Bridge()
