@@ -25,12 +25,13 @@ from pydantic import BaseModel, Field
 
 from bridge import BridgeError, Context, Plugin, __version__
 
-from .supervisor import Service, ServiceManager
+from .supervisor import Service, ServiceManager, TooMany
 
 #: Application error codes of this plugin.
 NO_SUCH_SERVICE = 4401
 SERVICE_EXISTS = 4402
 SERVICE_REFUSED = 4403
+TOO_MANY_SERVICES = 4404
 
 
 class ServicesSettings(BaseModel):
@@ -44,6 +45,8 @@ class ServicesSettings(BaseModel):
     register_env: list[str] = Field(default_factory=list, description="environment variables a registered service "
                                     "may set")
     max_registered: int = Field(default=16, ge=0, description="services registered at run time, at most")
+    max_concurrent_services: int = Field(default=0, ge=0, description="services running at once, at most (0: no "
+                                         "limit); past it services.start is refused and autostart stops there")
 
 
 @dataclass
@@ -59,12 +62,14 @@ class Services:
 async def lifespan(plugin: Plugin) -> AsyncIterator[Services]:
     """Start the app's services (a duplicate name fails the plugin); when the host stops, stop
     them all (SIGTERM to each group, its ``shutdown_timeout``, SIGKILL), then end every task."""
+    settings = plugin.settings or ServicesSettings()
     manager = ServiceManager(
+        max_running=settings.max_concurrent_services,
         on_state=_state,
         on_restart=lambda name, attempt, delay: _notify("services.restarted",
                                                        {"name": name, "attempt": attempt, "delay": delay}),
         on_spawn=lambda name, pid, argv: _audit("services.started", name=name, pid=pid, command=argv))
-    for service in (plugin.settings or ServicesSettings()).services:
+    for service in settings.services:
         manager.add(service)  # before any task group: its ValueError is what the plugin failed of
     async with anyio.create_task_group() as tasks:
         manager.on_critical = lambda name: tasks.start_soon(_stop_host, name, name=f"stop the host: {name} failed")
@@ -157,10 +162,18 @@ async def _control(ctx: Context, name: str, action: str) -> dict[str, Any]:
     """A caller's start, stop or restart: audited, then done; the service's status after."""
     manager = _known(name)
     _audit("services.control", ctx.participant, action=action, name=name)
-    done = getattr(manager, action)(name)
-    if done is not None:  # stop and restart wait for the process; start does not
-        await done
+    try:
+        done = getattr(manager, action)(name)
+        if done is not None:  # stop and restart wait for the process; start does not
+            await done
+    except TooMany as exc:
+        raise _too_many(exc) from None
     return manager.status(name)
+
+
+def _too_many(exc: TooMany) -> BridgeError:
+    limit = (plugin.settings or ServicesSettings()).max_concurrent_services
+    return BridgeError(TOO_MANY_SERVICES, str(exc), {"limit": limit})
 
 
 @plugin.method("register")
@@ -179,7 +192,10 @@ async def register(ctx: Context, definition: Service, start: bool = True) -> dic
            command=[definition.command, *definition.args], cwd=definition.cwd, env=sorted(definition.env),
            health=definition.health.command if definition.health.kind == "command" else definition.health.kind)
     if start:
-        manager.start(definition.name)
+        try:
+            manager.start(definition.name)
+        except TooMany as exc:
+            raise _too_many(exc) from None
     return manager.status(definition.name)
 
 

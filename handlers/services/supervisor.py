@@ -36,10 +36,15 @@ log = logging.getLogger("bridge.services")
 State = Literal["starting", "running", "unhealthy", "restarting", "stopped", "failed"]
 
 
+class TooMany(RuntimeError):
+    """A service was not started: ``max_running`` services run already."""
+
+
 class HealthCheck(BaseModel):
     """``process``: alive is healthy (the default). ``tcp``: ``port`` accepts a connection.
     ``command``: ``command`` exits 0. Checked every ``interval`` seconds; an unhealthy
-    service is reported (``unhealthy``), not restarted."""
+    service is reported (``unhealthy``), and with ``restart_after`` N it is also stopped after
+    N failed checks in a row, its restart policy then deciding what follows (as for a crash)."""
 
     kind: Literal["process", "tcp", "command"] = "process"
     host: str = "127.0.0.1"
@@ -47,6 +52,8 @@ class HealthCheck(BaseModel):
     command: list[str] | None = None
     interval: float = Field(default=5.0, gt=0)
     timeout: float = Field(default=2.0, gt=0)
+    restart_after: int | None = Field(default=None, ge=1, description="failed checks in a row before the "
+                                      "service is stopped and its restart policy applies; none: only reported")
 
     @model_validator(mode="after")
     def _needs_its_target(self) -> HealthCheck:
@@ -272,12 +279,19 @@ class _Runner:
 
     async def _check_health(self) -> None:
         h = self.service.health
+        failed = 0
         while True:
             healthy = await _probe(h)
+            failed = 0 if healthy else failed + 1
             if healthy and self.state != "running":
                 self.set_state("running", pid=self.pid)
             elif not healthy and self.state == "running":
                 self.set_state("unhealthy", pid=self.pid)
+            if h.restart_after is not None and failed >= h.restart_after and self.proc is not None:
+                log.warning("service %s failed %d health checks in a row: stopping it", self.service.name, failed)
+                self.error = f"unhealthy: {failed} failed health checks in a row"
+                await self._terminate()  # its exit goes to the restart policy, as a crash would
+                return
             await asyncio.sleep(h.interval)
 
 
@@ -382,7 +396,9 @@ class ServiceManager:
 
     def __init__(self, *, on_state: StateCallback | None = None, on_restart: RestartCallback | None = None,
                  on_critical: Callable[[str], None] | None = None, on_spawn: SpawnCallback | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_running: int = 0) -> None:
+        #: Services running (or starting, restarting, unhealthy) at once, at most; 0: no limit.
+        self.max_running = max_running
         self.on_state = on_state
         self.on_restart = on_restart
         self.on_critical = on_critical
@@ -435,9 +451,19 @@ class ServiceManager:
     def statuses(self) -> list[dict[str, Any]]:
         return [r.info() for r in self._runners.values()]
 
+    def running(self) -> int:
+        """Services under supervision now (starting, running, unhealthy or restarting)."""
+        return sum(1 for r in self._runners.values() if r.done is not None and not r.done.is_set())
+
     def start(self, name: str) -> None:
-        """Start ``name`` (nothing if it is already running); a new restart budget."""
-        self._get(name).start()
+        """Start ``name`` (nothing if it is already running); a new restart budget. TooMany if
+        ``max_running`` services run already."""
+        runner = self._get(name)
+        if runner.done is not None and not runner.done.is_set():
+            return
+        if self.max_running and self.running() >= self.max_running:
+            raise TooMany(f"{self.max_running} services run already (max_concurrent_services); {name} not started")
+        runner.start()
 
     async def stop(self, name: str) -> None:
         await self._get(name).stop()
@@ -448,9 +474,13 @@ class ServiceManager:
         runner.start()
 
     def start_all(self) -> None:
+        """Start every autostart service, in order, up to ``max_running`` (the rest stay stopped, logged)."""
         for runner in self._runners.values():
             if runner.service.autostart:
-                runner.start()
+                try:
+                    self.start(runner.service.name)
+                except TooMany as exc:
+                    log.warning("%s", exc)
 
     async def aclose(self) -> None:
         """Stop every service, all at once."""

@@ -325,3 +325,56 @@ def test_two_services_with_one_name_fail_the_plugin_alone(tmp_path):
         host.close_stdin()
         assert host.wait() == 0
     assert not witness.exists()
+
+
+async def test_restart_after_stops_a_service_that_stays_unhealthy_and_its_policy_restarts_it():
+    """``health.restart_after``: N failed checks in a row, then as a crash (here: one restart, then failed)."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: every tcp check fails
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    states: list[str] = []
+    health = HealthCheck(kind="tcp", port=port, interval=0.02, timeout=0.5, restart_after=2)
+    policy = RestartPolicy(kind="fixed", delay=0.01, cap=1, window=60)
+    async with ServiceManager(on_state=lambda n, s, info: states.append(s)) as manager:
+        manager.add(py(SLEEPER, health=health, restart=policy))
+        manager.start("svc")
+        await until(lambda: manager.status("svc")["state"] == "failed", timeout=20, what="failed")
+        status = manager.status("svc")
+    assert states[:4] == ["starting", "restarting", "starting", "failed"]  # never healthy, so never "running"
+    assert status["exitCode"] == -signal.SIGTERM and status["restarts"] == 1
+    assert "restarted 1 times" in status["error"]
+
+
+async def test_only_unhealthy_reported_without_restart_after():
+    with pytest.raises(ValueError):
+        HealthCheck(kind="tcp", port=1, restart_after=0)
+    assert HealthCheck(kind="tcp", port=1).restart_after is None
+
+
+async def test_max_running_caps_the_services_running_at_once():
+    from bridge.builtins.services.supervisor import TooMany
+
+    async with ServiceManager(max_running=1) as manager:
+        manager.add(py(SLEEPER, name="a"))
+        manager.add(py(SLEEPER, name="b"))
+        manager.add(py(SLEEPER, name="c", autostart=False))
+        manager.start_all()  # a starts; b would be the second: left stopped, logged
+        assert [manager.status(n)["state"] for n in "abc"] == ["starting", "stopped", "stopped"]
+        with pytest.raises(TooMany, match="1 services run already"):
+            manager.start("c")
+        manager.start("a")  # already running: nothing, not a refusal
+        await manager.stop("a")
+        manager.start("b")  # a slot came free
+        assert manager.status("b")["state"] == "starting"
+
+
+def test_services_start_past_max_concurrent_services_is_4404(tmp_path):
+    services = [definition("a", SLEEPER), definition("b", SLEEPER, autostart=False)]
+    with services_host(tmp_path, services, max_concurrent_services=1) as host:
+        host.recv()
+        error = host.call("services.start", {"name": "b"})["error"]
+        assert error["code"] == 4404 and error["data"] == {"limit": 1} and "max_concurrent_services" in error["message"]
+        assert host.call("services.stop", {"name": "a"}, id=2)["result"]["state"] == "stopped"
+        assert host.call("services.start", {"name": "b"}, id=3)["result"]["state"] == "starting"
