@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridge.cache")
 
 MEMORY_ITEMS = 1024
+#: Seconds between sweeps of expired entries (see ``CacheStore.sweep``).
+SWEEP_INTERVAL = 60.0
+#: Keys of the key/value API start with this, its disk entries carry ``KV_TAG``: no reply
+#: key starts with NUL (a reply's key starts with its method's name), so neither reads the other's.
+KV_PREFIX = "\x00kv\x00"
+KV_TAG = "\x00kv"
 
 
 class CacheStore:
@@ -38,6 +44,8 @@ class CacheStore:
         self._disk_failed = self.directory is None
         self._opening = threading.Lock()
         self._writes: Any = None  # one worker thread: disk writes in order, off the event loop
+        self.sweeps = 0
+        self.expired = {"memory": 0, "disk": 0}  # entries the sweeps dropped
 
     def get(self, key: str, persist: bool = True) -> bytes | None:
         """The body cached under ``key``; with ``persist`` False, only from memory."""
@@ -69,6 +77,76 @@ class CacheStore:
         if persist:
             self._write("set", key, body, expire=ttl, tag=method)
 
+    def get_value(self, key: str) -> bytes | None:
+        """A key/value entry (``bridge.kv``): what ``set_value`` stored under ``key``, if unexpired.
+        Unlike a reply, a read right after a write sees it even if memory dropped it."""
+        kv_key = KV_PREFIX + key
+        hit = self._memory.get(kv_key)
+        if hit is None:
+            self.flush()
+        return self.get(kv_key)
+
+    def set_value(self, key: str, body: bytes, ttl: float | None) -> None:
+        """Store a key/value entry, in memory and (in order, off the loop) on disk."""
+        self.set(KV_PREFIX + key, body, ttl, KV_TAG)
+
+    def delete_value(self, key: str) -> bool:
+        """Drop a key/value entry now; whether there was one (unexpired)."""
+        kv_key = KV_PREFIX + key
+        hit = self._memory.pop(kv_key, None)
+        found = hit is not None and hit[1] > time.monotonic()
+        self.flush()
+        disk = self._open()
+        if disk is not None:
+            try:
+                found = bool(disk.delete(kv_key)) or found
+            except Exception as exc:
+                self._give_up(exc)
+        return found
+
+    def sweep_memory(self) -> int:
+        """Drop the memory tier's expired entries (on the loop: the tier is not thread-safe); how many."""
+        from cachetools import Cache
+
+        now = time.monotonic()
+        peek = Cache.__getitem__  # LRUCache's own would count each look as a use
+        expired = [key for key in list(self._memory.keys()) if peek(self._memory, key)[1] <= now]
+        for key in expired:
+            self._memory.pop(key, None)
+        self.expired["memory"] += len(expired)
+        return len(expired)
+
+    def sweep_disk(self) -> int:
+        """Drop the disk tier's expired entries (blocking: from a worker thread); how many."""
+        self.flush()
+        disk = self._open()
+        if disk is None:
+            return 0
+        try:
+            count = int(disk.expire())
+        except Exception as exc:
+            self._give_up(exc)
+            return 0
+        self.expired["disk"] += count
+        return count
+
+    async def sweep(self) -> int:
+        """Drop expired entries in both tiers; how many. ``stats()`` keeps the counts."""
+        import anyio
+
+        count = self.sweep_memory() + await anyio.to_thread.run_sync(self.sweep_disk)
+        self.sweeps += 1
+        return count
+
+    async def sweep_every(self, interval: float | None = None) -> None:
+        """Sweep every ``interval`` seconds (default ``SWEEP_INTERVAL``) until cancelled (a
+        task the connection owns)."""
+        import anyio
+
+        while True:
+            await anyio.sleep(SWEEP_INTERVAL if interval is None else interval)
+            await self.sweep()
+
     def invalidate(self, method: str) -> None:
         """Drop every cached reply of ``method``, now: a read right after must not find one
         on disk (so this waits for the writes queued before it)."""
@@ -76,6 +154,26 @@ class CacheStore:
         for key in [k for k in self._memory.keys() if k.startswith(prefix)]:
             self._memory.pop(key, None)
         self._now("evict", method)
+
+    def stats(self) -> dict[str, Any]:
+        """Entries and bytes of reply bodies held, in memory and on disk (counted on read; the
+        disk tier only once open: a read never opens it)."""
+        from cachetools import Cache
+
+        peek = Cache.__getitem__  # the base class's read: LRUCache's own would count as a use
+        memory = [peek(self._memory, key) for key in list(self._memory)]
+        report: dict[str, Any] = {
+            "memoryEntries": len(memory), "memoryBytes": sum(len(body) for body, _ in memory),
+            "diskEntries": None, "diskBytes": None,
+        }
+        report.update(sweeps=self.sweeps, expiredMemory=self.expired["memory"], expiredDisk=self.expired["disk"])
+        disk = self._disk
+        if disk is not None:
+            try:
+                report["diskEntries"], report["diskBytes"] = len(disk), int(disk.volume())
+            except Exception as exc:
+                self._give_up(exc)
+        return report
 
     def clear(self) -> int:
         """Drop every cached reply, in memory and on disk; how many there were on disk."""

@@ -172,6 +172,8 @@ class Connection:
         self._calls: set[Call] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._out: list[bytes] = []
+        self._sent = 0  # messages written (rpc.metrics totals)
+        self._notified = 0  # of them, notifications
         self._flush_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._input_paused = False
@@ -193,6 +195,8 @@ class Connection:
         if self.watchdog is not None:
             self.watchdog.start(self._loop)
         self.app.connection = self  # app.notify, app.invalidate: while this connection serves
+        if self.cache is not None:
+            self.start_soon(self.cache.sweep_every())
         try:
             async with anyio.create_task_group() as tg:
                 self.task_group = tg
@@ -271,7 +275,15 @@ class Connection:
 
     def metrics_snapshot(self) -> dict[str, Any]:
         """The document ``rpc.metrics`` returns."""
-        snapshot = self.metrics.snapshot(self.app.methods)
+        snapshot = self.metrics.snapshot(self.app.methods, self._sent, self._notified)
+        snapshot["buffers"] = {
+            "inflight": self._inflight, "maxInflight": self._max_inflight,
+            "inflightUtilisation": round(self._inflight / self._max_inflight, 4),
+            "outputQueueBytes": sum(map(len, self._out)) + _buffered(self._writer),
+            "openStreams": len(self.streams), "streamCredit": self.streams.credit(),
+        }
+        if self.cache is not None:
+            snapshot["cache"] = self.cache.stats()
         snapshot["admission"] = {
             "inflight": self._inflight, "maxInflight": self._max_inflight, "callerShare": self._share,
             "queued": self._queued, "queuedBytes": self._queued_bytes, "maxQueued": self._max_queued,
@@ -527,6 +539,17 @@ class Connection:
             return None
         return self._admit(call, who, size, (target, id, has_id, params))
 
+    def cache_store(self) -> CacheStore:
+        """The host's cache store, opened on first use when no method caches replies (the
+        key/value API, ``ctx.cache``); its sweep of expired entries starts with it."""
+        if self.cache is None:
+            from .cache import CacheStore, default_directory
+
+            self.cache = CacheStore(self.settings.cache_dir or default_directory(self.app.name), self.settings.cache_size)
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self.start_soon, self.cache.sweep_every())
+        return self.cache
+
     def start_soon(self, coro: Any) -> None:
         """A task this connection owns (cancelled and awaited when ``run`` ends), that leaves by itself."""
         self._spawn(coro).add_done_callback(self._tasks.discard)
@@ -589,6 +612,9 @@ class Connection:
             stats.calls += 1
             stats.ring[stats.next] = elapsed
             stats.next = (stats.next + 1) & RING_MASK
+            stats.total += elapsed
+            if elapsed > stats.max:
+                stats.max = elapsed
             error = reply.get("error")
             if error is not None:
                 stats.error(error["code"])
@@ -604,6 +630,8 @@ class Connection:
                     self._send_now(self._frame(reply))  # nothing to coalesce with: spare a loop turn
                 else:
                     emit(reply)
+            else:
+                stats.notifications += 1
         finally:
             self._tasks.discard(call.task)  # type: ignore[arg-type]
             self._release(call)
@@ -704,6 +732,7 @@ class Connection:
         if params is not None:
             message["params"] = params
         frame = self._frame(message)  # in a worker thread, serialised there: its params may change after
+        self._notified += 1
         if self._loop is None or threading.get_ident() == self.loop_thread:
             self._queue(frame)
         else:
@@ -744,6 +773,7 @@ class Connection:
         self._queue(self._frame(message))
 
     def _frame(self, message: Any) -> bytes:
+        self._sent += 1  # every message written is framed here once
         try:
             body = dumps(message)
         except (TypeError, orjson.JSONEncodeError) as exc:
@@ -846,6 +876,16 @@ def _caller_of(msg: dict[str, Any]) -> Any:
     params = msg.get("params")
     meta = params.get("$meta") if type(params) is dict else None
     return meta.get("caller") if type(meta) is dict else None
+
+
+def _buffered(writer: Writer) -> int:
+    """Bytes the writer holds that the pipe has not taken yet (0 when it cannot say)."""
+    size = getattr(writer, "transport", None)
+    size = getattr(size, "get_write_buffer_size", None) or getattr(writer, "get_write_buffer_size", None)
+    try:
+        return int(size()) if size is not None else 0
+    except Exception:
+        return 0
 
 
 def _pid() -> int:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .app import Bridge
     from .connection import Call, Connection
     from .host import Host
+    from .kv import KeyValue
 
 #: A JSON-RPC request id: string, number, or null (None for a notification's context).
 RequestId = str | int | float | None
@@ -60,6 +61,13 @@ class CallView:
     def app(self) -> Bridge:
         """The app being served (its plugins, its methods)."""
         return self._conn.app
+
+    @property
+    def cache(self) -> KeyValue:
+        """A key/value store (``get``/``set``/``delete`` with a TTL) on the host's cache store."""
+        from .kv import KeyValue
+
+        return KeyValue(self._conn)
 
 
 class Context(CallView):

@@ -1,8 +1,9 @@
 """Counters kept by the connection for every call: cheap enough to leave on.
 
-Per method: calls, errors, in flight, latency percentiles over the last 1,024 calls,
-errors by code (rate-limited and circuit-open calls among them); and for the host:
-messages per second now and at peak, uptime.
+Per method: calls, errors, in flight, latency percentiles over the last 1,024 calls with the
+mean and maximum over all of them, errors by code (rate-limited and circuit-open calls among
+them); and for the host: totals across methods, messages received and sent, messages per
+second now and at peak, uptime. Recording is a few adds; everything derived is computed on read.
 """
 
 from __future__ import annotations
@@ -24,15 +25,19 @@ class MethodStats:
     """One method's counters and its recent latencies (seconds).
 
     The connection updates the fields inline on every call (``calls``, ``inflight``,
-    ``ring[next]``), so recording costs a few attribute writes; errors go through ``error``.
+    ``ring[next]``, ``total``, ``max``), so recording costs a few attribute writes; errors go
+    through ``error``. ``notifications``: calls that came without an id (no reply).
     """
 
-    __slots__ = ("calls", "errors", "inflight", "codes", "ring", "next")
+    __slots__ = ("calls", "errors", "inflight", "codes", "ring", "next", "total", "max", "notifications")
 
     def __init__(self) -> None:
         self.calls = 0
         self.errors = 0
         self.inflight = 0
+        self.notifications = 0
+        self.total = 0.0  # seconds over every call: the mean
+        self.max = 0.0  # the slowest call's seconds
         self.codes: dict[int, int] = {}
         self.ring = array("f", bytes(4 * RING))  # float32: 4 KiB a method, microsecond-exact to minutes
         self.next = 0
@@ -47,6 +52,8 @@ class MethodStats:
             f"p{q}": round(recent[min(len(recent) - 1, int(len(recent) * q / 100))] * 1e3, 3) if recent else None
             for q in (50, 95, 99)
         }
+        latency["mean"] = round(self.total / self.calls * 1e3, 3) if self.calls else None
+        latency["max"] = round(self.max * 1e3, 3) if self.calls else None
         return {
             "calls": self.calls,
             "errors": self.errors,
@@ -73,6 +80,26 @@ class Metrics:
         self._last_rate = 0
         self.peak_rate = 0
 
+    def totals(self, sent: int = 0, notifications_sent: int = 0) -> dict[str, Any]:
+        """Host-wide figures summed over the methods (on read): requests (calls with an id),
+        notifications received by methods, errors and the error rate; messages received and,
+        given the connection's counts, sent (a batch's reply array is one message)."""
+        calls = errors = notifications = 0
+        for stats in self.methods.values():
+            calls += stats.calls
+            errors += stats.errors
+            notifications += stats.notifications
+        return {
+            "requests": calls - notifications,
+            "notifications": notifications,
+            "responses": sent - notifications_sent,
+            "errors": errors,
+            "errorRate": round(errors / calls, 4) if calls else None,
+            "messagesReceived": self.messages,
+            "messagesSent": sent,
+            "notificationsSent": notifications_sent,
+        }
+
     def stats(self, method: str) -> MethodStats:
         stats = self.methods.get(method)
         if stats is None:
@@ -93,9 +120,11 @@ class Metrics:
         self._second = second
         self._this_second = 0
 
-    def snapshot(self, methods: Mapping[str, Method] | None = None) -> dict[str, Any]:
+    def snapshot(self, methods: Mapping[str, Method] | None = None, sent: int = 0,
+                 notifications_sent: int = 0) -> dict[str, Any]:
         """The counters; each of ``methods``' middleware adds its own figures to its entry
-        (``metrics(name)``: a cache its hit rate, a stream its chunks)."""
+        (``metrics(name)``: a cache its hit rate, a stream its chunks). ``sent`` and
+        ``notifications_sent``: the messages the connection wrote, for the totals."""
         second = int(time.monotonic())
         if second != self._second:
             self._roll(second)
@@ -111,6 +140,7 @@ class Metrics:
         entries = dict(sorted(entries.items()))
         return {
             "uptimeSeconds": round(time.monotonic() - self.started, 3),
+            "totals": self.totals(sent, notifications_sent),
             "messages": self.messages,
             "messagesPerSecond": self._last_rate,
             "peakMessagesPerSecond": max(self.peak_rate, self._this_second),

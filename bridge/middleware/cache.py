@@ -4,22 +4,33 @@ for mutating methods."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..codec import dumps, to_jsonable
+from ..errors import INVALID_PARAMS, BridgeError
 from . import Build, Next, Request, Step
 
 if TYPE_CHECKING:
     from ..app import Bridge
     from ..cache import CacheStore
+    from ..methods import Method
 
 
 _KEY_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+log = logging.getLogger("bridge.cache")
+
+#: A declared warm-up: the method to pre-compute after a miss, and its params from the call's
+#: validated arguments and result (None: nothing to warm this time).
+Warm = tuple[str, Callable[[dict[str, Any], Any], "dict[str, Any] | list[Any] | None"]]
+debug = logging.getLogger("bridge.debug")  # with --debug: a line per cache decision
 
 
 def cache_key(method: str, kwargs: dict[str, Any], caller: str | None = None, generation: str = "") -> str:
@@ -70,11 +81,30 @@ class Cache:
     other way (an app middleware, say), False when a handler that takes a Context answers
     every caller alike. Per-caller replies stay in memory, never on disk: caller ids such as
     ``window:3`` or ``connection:1`` name another caller in the next run.
+
+    ``warm``: follow-ups to pre-compute in the background after a miss, as
+    ``(method, params_of)`` where ``params_of(kwargs, result)`` gives the params (None: none
+    this time). The target must be a cached, caller-independent method; its handler runs
+    directly (not its middleware) and its reply is kept as a call's would be. At most
+    ``warm_limit`` run at once (more are skipped); the connection owns them, so they end
+    with it. Counted in rpc.metrics under ``cache.warm``.
     """
 
-    def __init__(self, ttl: float | None = None, tags: Sequence[str] = (), *, per_caller: bool | None = None) -> None:
+    def __init__(self, ttl: float | None = None, tags: Sequence[str] = (), *, per_caller: bool | None = None,
+                 warm: Sequence[Warm] = (), warm_limit: int = 4) -> None:
         if ttl is not None and ttl <= 0:
             raise ValueError("ttl must be positive")
+        if warm_limit < 1:
+            raise ValueError(f"warm_limit must be at least 1, not {warm_limit}")
+        for target in warm:
+            if not (isinstance(target, tuple) and len(target) == 2 and isinstance(target[0], str)
+                    and callable(target[1])):
+                raise TypeError(f"a warm-up is (method name, params_of(kwargs, result)), not {target!r}")
+        self.warm = tuple(warm)
+        self.warm_limit = warm_limit
+        self.warming = 0  # warm-ups running now
+        self.warmed: dict[str, dict[str, int]] = {}  # by method: started, done, cached, skipped, failed
+        self.app: Bridge | None = None
         self.ttl = ttl
         self.tags = tuple(tags)
         self.per_caller = per_caller
@@ -91,13 +121,17 @@ class Cache:
         app's version and this handler's code."""
         self.store = build.cache
         self.generations[build.method.name] = code_generation(build.app.version, build.method.func)
+        self.app = build.app
+        for target, _ in self.warm:
+            _check_warm_target(build.app, build.method.name, target)
         return self
 
     def metrics(self, method: str) -> dict[str, Any]:
         """This method's hits and misses, for rpc.metrics."""
         hits, misses = self.hits.get(method, 0), self.misses.get(method, 0)
         return {"cache": {"hits": hits, "misses": misses,
-                          "hitRate": round(hits / (hits + misses), 4) if hits + misses else None}}
+                          "hitRate": round(hits / (hits + misses), 4) if hits + misses else None,
+                          **self._warm_metrics(method)}}
 
     async def __call__(self, request: Request, call_next: Next) -> Any:
         store = self.store
@@ -108,10 +142,15 @@ class Cache:
             per_caller = request.method.context_param is not None
         key = cache_key(request.name, request.validate(), request.participant if per_caller else None,
                         self.generations.get(request.name, ""))
+        logs = _debugging(request)
+        started = perf_counter() if logs else 0.0
         body = store.get(key, not per_caller)
         if body is not None:
             self.hits[request.name] = self.hits.get(request.name, 0) + 1
             request.annotate(cached=True)
+            if logs:
+                debug.debug("cache %s id=%r: hit, %d bytes, %.3f ms", request.name, request.id, len(body),
+                            (perf_counter() - started) * 1e3)
             return orjson.Fragment(body)
         flight = self._flights.get(key)
         if flight is not None:
@@ -119,21 +158,39 @@ class Cache:
             if flight.body is not None:
                 self.hits[request.name] = self.hits.get(request.name, 0) + 1
                 request.annotate(cached=True, shared=True)
+                if logs:
+                    debug.debug("cache %s id=%r: shared, %d bytes, waited %.3f ms", request.name, request.id,
+                                len(flight.body), (perf_counter() - started) * 1e3)
                 return orjson.Fragment(flight.body)
             if flight.error is not None:
                 raise flight.error
             # the leader was cancelled: this caller runs the handler itself
-        flight = self._flights[key] = _Flight()
         self.misses[request.name] = self.misses.get(request.name, 0) + 1
-        try:
+        with self._flying(key) as flight:
             result = await call_next(request)
             request.annotate(cached=False)
             try:
                 flight.body = dumps(result)
             except (TypeError, orjson.JSONEncodeError):
+                if logs:
+                    debug.debug("cache %s id=%r: miss, not stored (not JSON), %.3f ms", request.name, request.id,
+                                (perf_counter() - started) * 1e3)
                 return result  # not JSON: the reply will say so; nothing to cache
             store.set(key, flight.body, self.ttl, request.name, not per_caller)
+            if self.warm:
+                self._start_warming(request, result)
+            if logs:
+                debug.debug("cache %s id=%r: miss, stored %d bytes%s, %.3f ms", request.name, request.id,
+                            len(flight.body), " for the caller" if per_caller else "", (perf_counter() - started) * 1e3)
             return result
+
+    @contextlib.contextmanager
+    def _flying(self, key: str) -> Iterator[_Flight]:
+        """The single flight of ``key`` while its handler runs: callers arriving meanwhile wait
+        for it and share its reply, or its error."""
+        flight = self._flights[key] = _Flight()
+        try:
+            yield flight
         except Exception as exc:
             flight.error = exc
             raise
@@ -141,6 +198,93 @@ class Cache:
             flight.done.set()
             if self._flights.get(key) is flight:
                 del self._flights[key]
+
+
+    async def fill(self, method: Method, params: dict[str, Any] | list[Any] | None) -> bool:
+        """Run ``method``'s handler for ``params`` and keep its reply, unless one is cached or
+        being computed; whether it ran. For warm-ups: no caller, no middleware."""
+        store = self.store
+        if store is None:
+            return False
+        kwargs = method.bind(params)
+        key = cache_key(method.name, kwargs, None, self.generations.get(method.name, ""))
+        if key in self._flights or store.get(key) is not None:
+            return False
+        with self._flying(key) as flight:  # a call arriving meanwhile shares this run
+            result = await method.invoke(kwargs)
+            flight.body = dumps(method.shape(result) if method.shapes_result else result)
+            store.set(key, flight.body, self.ttl, method.name)
+            return True
+
+    def _start_warming(self, request: Request, result: Any) -> None:
+        counts = self.warmed.setdefault(request.name, dict.fromkeys(_WARM_COUNTS, 0))
+        for target, params_of in self.warm:
+            if self.warming >= self.warm_limit:
+                counts["skipped"] += 1
+                continue
+            try:
+                params = params_of(dict(request.validate()), result)
+            except Exception as exc:
+                counts["failed"] += 1
+                log.warning("%s: the warm-up params for %s failed: %r", request.name, target, exc)
+                continue
+            if params is None:
+                continue
+            self.warming += 1
+            counts["started"] += 1
+            request.connection.start_soon(self._warm(target, params, counts))
+
+    async def _warm(self, target: str, params: Any, counts: dict[str, int]) -> None:
+        try:
+            method = self.app.methods[target]  # type: ignore[union-attr]
+            cache = method.part(Cache)
+            ran = await cache.fill(method, params)  # type: ignore[union-attr]
+            counts["done" if ran else "cached"] += 1
+        except Exception as exc:
+            counts["failed"] += 1
+            log.warning("warm-up of %s failed: %r", target, exc)
+        finally:
+            self.warming -= 1
+
+    def _warm_metrics(self, method: str) -> dict[str, Any]:
+        if not self.warm:
+            return {}
+        return {"warm": {**self.warmed.get(method, dict.fromkeys(_WARM_COUNTS, 0)), "running": self.warming}}
+
+
+_WARM_COUNTS = ("started", "done", "cached", "skipped", "failed")
+
+
+def _check_warm_target(app: Bridge, source: str, target: str) -> None:
+    """A warm-up target runs with no caller and no middleware: a cached method that cannot
+    see its caller, and neither a stream nor a batch."""
+    method = app.methods.get(target)
+    cache = method.part(Cache) if method is not None else None
+    if method is None or cache is None:
+        raise ValueError(f"{source}: warm-up target {target!r} is not a method with cache=Cache(...)")
+    if cache.per_caller or (cache.per_caller is None and method.context_param is not None) \
+            or method.kind is not None:
+        raise ValueError(f"{source}: warm-up target {target!r} must be caller-independent, not a stream or batch")
+
+
+def invalidation_method(app: Bridge) -> Callable[[list[str]], Awaitable[list[str]]]:
+    """A handler that lets clients drop cached replies by method name or cache tag. Nothing
+    mounts it: the app does, under a name of its choosing, so its allowlist decides who may
+    call it: ``app.add_method(invalidation_method(app), "cache.invalidate")``."""
+
+    async def invalidate(targets: list[str]) -> list[str]:
+        """Drop the cached replies of these methods (names, or tags given to their ``Cache``);
+        returns the methods whose replies were dropped."""
+        cached = {m.name: m.part(Cache) for m in app.methods.values() if m.part(Cache) is not None}
+        tags = {tag for cache in cached.values() for tag in cache.tags}  # type: ignore[union-attr]
+        unknown = [t for t in targets if t not in cached and t not in tags]
+        if unknown:
+            raise BridgeError(INVALID_PARAMS, f"not a cached method or cache tag: {', '.join(unknown)}",
+                              {"unknown": unknown})
+        app.invalidate(*targets)
+        return methods_for(app, targets)
+
+    return invalidate
 
 
 class _Flight:
@@ -173,8 +317,13 @@ class Invalidate(Step):
 
     def after(self, request: Request, error: BaseException | None) -> None:
         if error is None and self.store is not None:
+            logs = _debugging(request)
             for method in self.methods:
+                started = perf_counter()
                 self.store.invalidate(method)
+                if logs:
+                    debug.debug("cache %s: invalidated by %s id=%r, %.3f ms", method, request.name, request.id,
+                                (perf_counter() - started) * 1e3)
 
 
 def methods_for(app: Bridge, targets: Sequence[str]) -> list[str]:
@@ -185,3 +334,8 @@ def methods_for(app: Bridge, targets: Sequence[str]) -> list[str]:
         for tag in cache.tags if cache is not None else ():
             tagged.setdefault(tag, []).append(method.name)
     return sorted({m for t in targets for m in tagged.get(t, [t])})
+
+
+def _debugging(request: Request) -> bool:
+    """Debug mode (``--debug``) with the debug logger on: the decision gets a log line."""
+    return debug.isEnabledFor(logging.DEBUG) and bool(request.connection.settings.debug)

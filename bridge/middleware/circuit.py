@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from ..errors import CIRCUIT_OPEN, INTERNAL_ERROR, REQUEST_TIMEOUT, BridgeError
 from . import Request, Step
+
+debug = logging.getLogger("bridge.debug")  # with --debug: a line per circuit decision but "closed, pass"
 
 #: Errors that count as the method failing (not the caller's fault).
 FAILURE_CODES = frozenset({INTERNAL_ERROR, REQUEST_TIMEOUT})
@@ -51,11 +54,18 @@ class CircuitBreaker(Step):
         state = circuit.state(self.reset_after)
         if state == "open" or circuit.trial is not None:
             retry = max(0.0, circuit.opened + self.reset_after - time.monotonic())
+            if _debugging(request):
+                debug.debug("circuit %s id=%r: %s, refused, retry after %.3f s", request.name, request.id,
+                            state if circuit.trial is None else "half-open (trial running)", retry)
             raise BridgeError(CIRCUIT_OPEN, None, {"retry_after": round(retry, 3), "method": request.name})
         circuit.trial = request  # half-open: this call is the trial
+        if _debugging(request):
+            debug.debug("circuit %s id=%r: half-open, this call is the trial (open %.3f s)", request.name, request.id,
+                        time.monotonic() - circuit.opened)
 
     def after(self, request: Request, error: BaseException | None) -> None:
         circuit = self._circuits[request.name]
+        opened = circuit.opened
         if error is None:
             circuit.succeeded(self.success_threshold)
         elif isinstance(error, BridgeError) and error.code not in self.failure_codes:
@@ -64,6 +74,13 @@ class CircuitBreaker(Step):
             self._failed(circuit)
         else:  # cancelled by the caller or the host's shutdown
             circuit.neither(request)
+        if circuit.opened != opened and _debugging(request):  # it opened, opened again, or closed
+            if circuit.opened:
+                debug.debug("circuit %s id=%r: opened after %d failure(s) in a row, for %.3f s", request.name,
+                            request.id, circuit.count, self.reset_after)
+            else:
+                debug.debug("circuit %s id=%r: closed after %.3f s open", request.name, request.id,
+                            time.monotonic() - opened)
 
     def _failed(self, circuit: _Circuit) -> None:
         circuit.trial = None
@@ -104,3 +121,8 @@ class _Circuit:
         next call may be."""
         if self.trial is request:
             self.trial = None
+
+
+def _debugging(request: Request) -> bool:
+    """Debug mode (``--debug``) with the debug logger on: the decision gets a log line."""
+    return debug.isEnabledFor(logging.DEBUG) and bool(request.connection.settings.debug)

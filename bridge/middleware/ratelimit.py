@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -10,6 +11,8 @@ from typing import Any
 
 from ..errors import RATE_LIMITED, BridgeError
 from . import Request, Step
+
+debug = logging.getLogger("bridge.debug")  # with --debug: a line per call refused or held back
 
 
 class RateLimit(Step):
@@ -56,9 +59,14 @@ class RateLimit(Step):
             return None
         if not self.queue or wait > self.max_wait:
             self._give_back(key)
+            if _debugging(request):
+                debug.debug("rate limit %s id=%r key=%r: refused, retry after %.3f s",
+                            request.name, request.id, key, wait)
             raise BridgeError(RATE_LIMITED, None, {"retry_after": round(wait, 3), "method": request.name})
         import anyio
 
+        if _debugging(request):
+            debug.debug("rate limit %s id=%r key=%r: queued for %.3f s", request.name, request.id, key, wait)
         return anyio.sleep(wait)
 
     def _bucket_key(self, request: Request) -> Any:
@@ -88,3 +96,8 @@ class RateLimit(Step):
 
     def _give_back(self, key: Any) -> None:
         self._buckets[key][0] += 1
+
+
+def _debugging(request: Request) -> bool:
+    """Debug mode (``--debug``) with the debug logger on: the decision gets a log line."""
+    return debug.isEnabledFor(logging.DEBUG) and bool(request.connection.settings.debug)

@@ -11,8 +11,11 @@ Every stream also waits on the pipe: a reader that falls behind stops the genera
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
+
+from time import perf_counter
 
 import anyio
 
@@ -21,6 +24,9 @@ from . import Request
 if TYPE_CHECKING:
     from ..connection import Connection
     from ..methods import Method, Param
+
+debug = logging.getLogger("bridge.debug")  # with --debug: a line per stream
+_ZERO = {"streams": 0, "chunks": 0, "bytes": 0, "failed": 0, "items": 0, "seconds": 0.0}
 
 
 class Stream:
@@ -32,11 +38,19 @@ class Stream:
             raise ValueError("chunk_size and chunk_bytes must be positive")
         self.chunk_size = chunk_size
         self.chunk_bytes = chunk_bytes
-        self.counts: dict[str, dict[str, int]] = {}  # by method: streams, chunks, bytes, failed
+        self.counts: dict[str, dict[str, Any]] = {}  # by method: _ZERO's keys
 
     def metrics(self, method: str) -> dict[str, Any]:
-        """Streams, chunks, bytes and failures of this method, for rpc.metrics."""
-        return {"stream": dict(self.counts.get(method, {"streams": 0, "chunks": 0, "bytes": 0, "failed": 0}))}
+        """Streams, chunks, bytes and failures of this method; mean chunk size (items and bytes)
+        and mean duration of the streams that ended, for rpc.metrics."""
+        c = self.counts.get(method, _ZERO)
+        ended, chunks = c["streams"] - c.get("running", 0), c["chunks"]
+        return {"stream": {
+            "streams": c["streams"], "chunks": chunks, "bytes": c["bytes"], "failed": c["failed"],
+            "meanChunkItems": round(c["items"] / chunks, 2) if chunks else None,
+            "meanChunkBytes": round(c["bytes"] / chunks, 1) if chunks else None,
+            "meanDurationMs": round(c["seconds"] / ended * 1e3, 3) if ended else None,
+        }}
 
     def describe(self) -> dict[str, Any]:
         """For rpc.discover: call it as a stream ($/stream chunks, then {items, chunks})."""
@@ -54,7 +68,9 @@ class Stream:
         if method.context_param is not None:
             kwargs[method.context_param] = context
         conn: Connection = request.connection
-        counts = self.counts.setdefault(request.name, {"streams": 0, "chunks": 0, "bytes": 0, "failed": 0})
+        counts = self.counts.get(request.name)
+        if counts is None:
+            counts = self.counts[request.name] = {**_ZERO, "running": 0}
         counts["streams"] += 1
         opted = request.meta.get("stream")
         credit = Credit(opted.get("window", conn.settings.stream_window) if isinstance(opted, dict) else conn.settings.stream_window,
@@ -64,24 +80,39 @@ class Stream:
         if early and credit.paced:
             credit.grant(early)
         items = _items(method.func(**kwargs))
-        done = seq = 0
+        done = seq = sent = 0
+        counts["running"] += 1
+        started = perf_counter()
         try:
             async for chunk in self._chunks(items):
                 await credit.take()
                 message: dict[str, Any] = {"id": request.id, "seq": seq, "items": chunk, "done": done + len(chunk)}
                 if context.total is not None:
                     message["total"] = context.total
-                counts["bytes"] += conn.notify("$/stream", message)
+                size = conn.notify("$/stream", message)
+                counts["bytes"] += size
+                sent += size
                 await conn.drain()  # the pipe's own back-pressure
                 done += len(chunk)
                 seq += 1
                 counts["chunks"] += 1
-        except Exception:
-            counts["failed"] += 1
+                counts["items"] += len(chunk)
+        except BaseException as exc:
+            outcome = "failed" if isinstance(exc, Exception) else "cancelled"
+            if isinstance(exc, Exception):
+                counts["failed"] += 1
             raise
+        else:
+            outcome = "done"
         finally:
             await items.aclose()
             conn.streams.close(request.id, credit)
+            elapsed = perf_counter() - started
+            counts["seconds"] += elapsed
+            counts["running"] -= 1
+            if conn.settings.debug:
+                debug.debug("stream %s id=%r %s: %d chunks, %d items, %d bytes, %.3f ms", request.name, request.id,
+                            outcome, seq, done, sent, elapsed * 1e3)
         return {"items": done, "chunks": seq}
 
     async def _chunks(self, items: AsyncIterator[Any]) -> AsyncIterator[list[Any]]:
@@ -132,6 +163,10 @@ class Credits:
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    def credit(self) -> int:
+        """Chunks the paced streams may still send before they wait for credit (their open windows)."""
+        return sum(max(c.available, 0) for c in self._by_id.values() if c.paced)
 
 
 class Credit:

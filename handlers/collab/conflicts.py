@@ -66,6 +66,17 @@ class Conflict:
             shown["resolved"] = self.resolved
         return shown
 
+    def summary(self) -> dict[str, Any]:
+        """What a participant neither involved nor an editor is shown: that there is a conflict,
+        where, and whether it is resolved; not the values, the operations or who wrote them."""
+        shown: dict[str, Any] = {
+            "conflict_id": self.id, "session": self.session, "doc": self.doc, "path": pointer(self.path),
+            "base_version": self.base_version, "current_version": self.current_version, "redacted": True,
+        }
+        if self.resolved is not None:
+            shown["resolved"] = {"strategy": self.resolved["strategy"], "version": self.resolved["version"]}
+        return shown
+
     def record(self) -> dict[str, Any]:
         return {"id": self.id, "session": self.session, "doc": self.doc, "base_version": self.base_version,
                 "current_version": self.current_version, "path": list(self.path), "ops": self.ops,

@@ -18,13 +18,14 @@ import orjson
 from pydantic import BaseModel, Field
 
 from bridge import INVALID_PARAMS, BridgeError, Context, Plugin, __version__
+from bridge.identity import participant_id
 from bridge.middleware import Next, Request
 
 from ..state import plugin as state
 from ..state.engine import UNAVAILABLE, Documents, StartSoon
 from ..state.patches import MISSING, Path, PatchError, apply, common_ancestor, pointer, value_at
 from .conflicts import Conflict, resolution
-from .sessions import NO_SUCH_CONFLICT, Collab, Denied, Participant
+from .sessions import FORBIDDEN, NO_SUCH_CONFLICT, Collab, Denied, Participant
 
 log = logging.getLogger("bridge.collab")
 
@@ -334,6 +335,24 @@ async def leave(session: str, ctx: Context) -> bool:
     return left
 
 
+@plugin.method("departed", middleware=[audit_denials])
+async def departed(participant: str, ctx: Context) -> list[str]:
+    """``participant`` is gone for good (its Electron window closed or reloaded): it leaves every
+    session it joined through this connection at once, its locks released and the others told
+    (``reason: departed``). Only the connection itself may say so (a call that declares no
+    caller: the Electron main process, never a window). Returns the sessions it left."""
+    if ctx.participant != participant_id(None, ctx.connection.serial):
+        raise Denied(FORBIDDEN, "collab.departed is accepted only from the connection itself, not from a caller "
+                     f"it declares ({ctx.participant})", {"participant": participant},
+                     reason="forbidden", needs="connection", held=[])
+    h = hub()
+    left = h.model.depart(participant, ctx.connection)
+    for id in left:
+        if not h.model.get(id).participants:
+            await h.save(id)
+    return left
+
+
 @plugin.method("sessions", idempotent=True)
 async def sessions(ctx: Context) -> list[dict[str, Any]]:
     """The sessions the caller may join: ``[{id, docs, participants, created_by}]``."""
@@ -445,10 +464,12 @@ async def locks(session: str, ctx: Context) -> list[dict[str, Any]]:
 
 @plugin.method("conflicts", idempotent=True, middleware=[audit_denials])
 async def conflicts(session: str, ctx: Context, include_resolved: bool = False) -> list[dict[str, Any]]:
-    """The session's conflicts (open ones, unless ``include_resolved``)."""
+    """The session's conflicts (open ones, unless ``include_resolved``): in full to the session's
+    editors and to the participants involved, as a summary (no values, operations or authors) to others."""
     h = hub()
-    h.model.member(session, ctx.participant, "view")
-    return [c.view() for c in h.conflicts.values()
+    found = h.model.member(session, ctx.participant, "view")
+    editor = "edit" in found.permissions(ctx.participant)
+    return [c.view() if editor or ctx.participant in c.involved else c.summary() for c in h.conflicts.values()
             if c.session == session and (include_resolved or c.resolved is None)]
 
 

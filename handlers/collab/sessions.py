@@ -196,6 +196,15 @@ class Collab:
                   list(session.participants.values()))
         return True
 
+    def depart(self, who: str, connection: Any = None, reason: str = "departed") -> list[str]:
+        """``who`` is gone (its window closed or reloaded): leave every session it is in, at once.
+        With ``connection``, only where it joined through that connection. Returns the sessions left."""
+        left = [s.id for s in self.sessions.values() if (p := s.participants.get(who)) is not None
+                and (connection is None or p.connection is connection)]
+        for id in left:
+            self.leave(id, who, reason)
+        return left
+
     def share(self, id: str, who: str, target: str, perms: list[str]) -> Session:
         session = self.member(id, who, "share")
         session.members[target] = normalise(perms) if perms else []
