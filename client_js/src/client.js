@@ -16,6 +16,8 @@ const DEFAULT_WINDOW = 16;
 export class RpcClient {
   #transport;
   #trace;
+  /** With a trace: request id -> { method, at } (performance.now() when sent), for the reply's duration. */
+  #sentAt = null;
   #onError;
   #defaultTimeout;
   /** The `retry` option, checked: `{ base, methods }` or null. */
@@ -45,7 +47,9 @@ export class RpcClient {
     this.#transport = transport;
     this.#defaultTimeout = checkTimeout(timeout);
     this.#retry = clientRetry(retry, 'RpcClient');
+    if (trace != null && typeof trace !== 'function') throw new TypeError('trace must be a function');
     this.#trace = trace;
+    if (trace) this.#sentAt = new Map();
     this.#onError = onError ?? reportToConsole('bridge client');
     const offMessage = transport.onMessage((message) => this.#receive(message));
     const offClose = transport.onClose((error) => this.#handleClose(error));
@@ -265,8 +269,28 @@ export class RpcClient {
   }
 
   #send(message) {
-    this.#trace?.('send', message);
+    if (this.#trace) this.#traceSend(message);
     this.#transport.send(message);
+  }
+
+  #traceSend(message) {
+    if (message.method !== undefined && message.id !== undefined) {
+      this.#sentAt.set(message.id, { method: message.method, at: performance.now() });
+    }
+    this.#trace('send', message);
+  }
+
+  /** The trace's view of a message received: for a reply, its request's method and how long it took. */
+  #traceReceive(message) {
+    let details;
+    for (const item of Array.isArray(message) ? message : [message]) {
+      if (item === null || typeof item !== 'object' || item.method !== undefined) continue;
+      const sent = this.#sentAt.get(item.id);
+      if (sent === undefined) continue;
+      this.#sentAt.delete(item.id);
+      if (item === message) details = { method: sent.method, durationMs: round3(performance.now() - sent.at) };
+    }
+    this.#trace('receive', message, details);
   }
 
   #sendQuietly(message) {
@@ -303,7 +327,7 @@ export class RpcClient {
   }
 
   #receive(message) {
-    this.#trace?.('receive', message);
+    if (this.#trace) this.#traceReceive(message);
     if (Array.isArray(message)) {
       for (const item of message) this.#receiveOne(item);
     } else {
@@ -407,6 +431,7 @@ export class RpcClient {
     for (const id of [...this.#pending.keys()]) this.#settle(id).reject(this.#closedError);
     this.#progress.clear();
     this.#streams.clear();
+    this.#sentAt?.clear();
     for (const listener of this.#closeListeners) {
       try {
         listener(this.#closedError);
@@ -444,4 +469,53 @@ function addTo(map, key, handler) {
     set.delete(entry);
     if (set.size === 0 && map.get(key) === set) map.delete(key);
   };
+}
+
+function round3(ms) {
+  return Math.round(ms * 1000) / 1000;
+}
+
+/**
+ * A `trace` option that writes one line per message, in vscode-jsonrpc's format ("Sending
+ * request 'add - (1)'.", "Received response 'add - (1)' in 2.512ms."); `verbose` adds the
+ * params, result or error. `write` gets each line (default: console.error).
+ */
+export function consoleTrace({ verbose = false, write = (line) => console.error(line) } = {}) {
+  if (typeof write !== 'function') throw new TypeError('write must be a function');
+  return (direction, message, details) => write(traceLine(direction, message, details, verbose));
+}
+
+function traceLine(direction, message, details, verbose) {
+  const stamp = `[Trace - ${new Date().toISOString().slice(11, 23)}] `;
+  if (Array.isArray(message)) {
+    const text = `${stamp}${direction === 'send' ? 'Sending' : 'Received'} a batch of ${message.length} messages.`;
+    return verbose ? `${text}\n${JSON.stringify(message)}` : text;
+  }
+  const verb = direction === 'send' ? 'Sending' : 'Received';
+  const { id, method } = message ?? {};
+  let text;
+  let body;
+  if (typeof method === 'string') {
+    const kind = id === undefined || id === null ? 'notification' : 'request';
+    text = kind === 'request' ? `${verb} request '${method} - (${id})'.` : `${verb} notification '${method}'.`;
+    body = message.params === undefined ? undefined : `Params: ${JSON.stringify(message.params)}`;
+  } else {
+    const name = details ? `${details.method} - (${id})` : `(${id})`;
+    text = `${verb} response '${name}'${details ? ` in ${details.durationMs}ms` : ''}.`;
+    if (message?.error) text += ` Request failed: ${message.error.message} (${message.error.code}).`;
+    body = message?.error ? (message.error.data === undefined ? undefined : `Error data: ${JSON.stringify(message.error.data)}`)
+      : `Result: ${JSON.stringify(message?.result)}`;
+  }
+  return verbose && body !== undefined ? `${stamp}${text}\n${body}` : `${stamp}${text}`;
+}
+
+/**
+ * The trace the environment asks for: BRIDGE_TRACE=1 (or "messages") a line per message,
+ * "verbose" with params and results, each written by `write`; 0, "off" or unset: none.
+ */
+export function traceFromEnv(value, write) {
+  if (value === undefined || value === '' || value === '0' || value === 'off' || value === 'false') return undefined;
+  if (value === '1' || value === 'true' || value === 'messages') return consoleTrace({ write });
+  if (value === 'verbose') return consoleTrace({ verbose: true, write });
+  throw new TypeError(`BRIDGE_TRACE must be 0, 1, messages or verbose, not ${JSON.stringify(value)}`);
 }

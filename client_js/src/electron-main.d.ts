@@ -68,6 +68,13 @@ export interface ExposeOptions {
    * Default: `{ window: event.sender.id, frame: event.senderFrame?.url }` (participant `window:<id>`).
    */
   caller?: (event: IpcMainEventLike) => unknown;
+  /**
+   * The host method main calls, without a caller, with `{participant}` when a window closes or
+   * reloads (unless another window is the same participant), so its collab presence and locks
+   * end at once. Windows may never call it, whatever `allow` says. Default `"collab.departed"`;
+   * false sends nothing.
+   */
+  departure?: string | false;
   /** Errors that belong to no call (a window that cannot be sent to). Default: console.error. */
   onError?: (error: unknown) => void;
 }
@@ -78,6 +85,9 @@ export interface ExposeOptions {
  * aborts the renderers' calls still running and drops their event subscriptions.
  */
 export declare function exposeToRenderers(client: ExposableClient, options: ExposeOptions): () => void;
+
+/** The default `departure` method: `"collab.departed"`. */
+export declare const DEPARTURE_METHOD: string;
 
 /** The default `caller`. */
 export declare function defaultCaller(event: IpcMainEventLike): CallerIdentity;

@@ -27,24 +27,43 @@
 // credit (`window` at first, then what `:credit` grants), so a slow page slows the generator;
 // at most about two windows of chunks are in flight (one in main, one in the page). A stream's
 // outcome carries `chunks`, the number of `:chunk`s pushed, so the page can wait for them all.
+//
+// Presence follows windows: when a window is destroyed or reloads (`:reset`), main calls the
+// `departure` method (default `collab.departed`) itself, without a caller, naming the window's
+// participant, so the host ends its collab presence and locks at once. Only main may: a window
+// asking for that method is refused whatever `allow` says, and the host accepts it only from
+// the connection itself.
 
 import { MAX_TIMEOUT, checkMethod, checkParams } from './checks.js';
-import { ErrorCodes, reportToConsole } from './errors.js';
+import { ConnectionClosedError, ErrorCodes, reportToConsole } from './errors.js';
 import { declaresParticipant, participantOf } from './identity.js';
 
 const DEFAULT_WINDOW = 16;
 /** The largest window a page may ask for: it is untrusted, and chunks wait in main's memory. */
 const MAX_WINDOW = 1024;
 
+/** The host method main calls when a window's participant is gone (`departure` option). */
+export const DEPARTURE_METHOD = 'collab.departed';
+
 /**
  * Let renderer windows call `client` (any RpcClient-like object: `call()` and `on()`)
  * through `ipcMain`, limited to the methods in `allow` and the events in `events`.
+ * When a window closes or reloads, its participant's departure is sent to the host
+ * (`departure`, a method name, or false for none).
  * Returns a function that removes the IPC handlers, aborts calls still running for
  * renderers and drops every event subscription.
  */
 export function exposeToRenderers(
   client,
-  { ipcMain, allow, events = [], channel = 'bridge', caller = defaultCaller, onError = reportToConsole('bridge electron') } = {},
+  {
+    ipcMain,
+    allow,
+    events = [],
+    channel = 'bridge',
+    caller = defaultCaller,
+    departure = DEPARTURE_METHOD,
+    onError = reportToConsole('bridge electron'),
+  } = {},
 ) {
   if (!client || typeof client.call !== 'function' || typeof client.on !== 'function') {
     throw new TypeError('exposeToRenderers: client must have call() and on() (an RpcClient)');
@@ -54,6 +73,7 @@ export function exposeToRenderers(
   }
   if (typeof channel !== 'string' || channel === '') throw new TypeError('exposeToRenderers: channel must be a non-empty string');
   if (typeof caller !== 'function') throw new TypeError('exposeToRenderers: caller must be a function');
+  if (departure !== false) checkMethod(departure);
   const methodAllowed = compileAllowlist(allow, 'allow');
   const eventAllowed = compileAllowlist(events, 'events');
 
@@ -98,6 +118,29 @@ export function exposeToRenderers(
     windows.delete(id);
     state.offDestroyed();
     resetWindow(state);
+    depart(state);
+  }
+
+  /**
+   * The window's page is gone (closed or reloaded): tell the host its participant departed, as
+   * main itself (no caller), unless another live window is the same participant. A host
+   * without the method, or one already closed, needs no telling.
+   */
+  function depart(state) {
+    const { participant } = state;
+    state.participant = null;
+    if (departure === false || participant === null) return;
+    for (const other of windows.values()) if (other.participant === participant) return;
+    let sent;
+    try {
+      sent = Promise.resolve(client.call(departure, { participant }));
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    sent.catch((error) => {
+      if (error?.code === ErrorCodes.MethodNotFound || error instanceof ConnectionClosedError) return;
+      report(error);
+    });
   }
 
   function joinEvent(name, id) {
@@ -170,7 +213,9 @@ export function exposeToRenderers(
     let identity;
     try {
       checked = checkRequest(request);
-      if (!methodAllowed(checked.method)) return { refused: failure(notAllowed('method', checked.method)) };
+      if (!methodAllowed(checked.method) || checked.method === departure) {
+        return { refused: failure(notAllowed('method', checked.method)) };
+      }
       identity = identify(event);
     } catch (error) {
       return { refused: failure(error) };
@@ -279,7 +324,9 @@ export function exposeToRenderers(
 
   function handleReset(event) {
     const state = windows.get(event.sender.id);
-    if (state) resetWindow(state);
+    if (!state) return;
+    resetWindow(state);
+    depart(state);
   }
 
   const listeners = {

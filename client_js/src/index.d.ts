@@ -54,11 +54,36 @@ export interface Transport {
   close(): unknown;
 }
 
+/** What a reply's trace call is told besides the message. */
+export interface TraceDetails {
+  /** The method of the request this replies to. */
+  method: string;
+  /** Milliseconds from sending the request to receiving this reply. */
+  durationMs: number;
+}
+
+export type TraceFunction = (direction: 'send' | 'receive', message: unknown, details?: TraceDetails) => void;
+
+export interface ConsoleTraceOptions {
+  /** Add each message's params, result or error data. Default false. */
+  verbose?: boolean;
+  /** Where each line goes. Default: console.error. */
+  write?: (line: string) => void;
+}
+
+/** A `trace` that writes a line per message in vscode-jsonrpc's format, replies with their duration. */
+export declare function consoleTrace(options?: ConsoleTraceOptions): TraceFunction;
+
 export interface ClientOptions {
   /** Default per-call timeout in ms; none if omitted. */
   timeout?: number;
-  /** Sees every message sent and received, for logging and debugging. */
-  trace?: (direction: 'send' | 'receive', message: unknown) => void;
+  /**
+   * Sees every message sent and received, for logging and debugging; for a reply, `details`
+   * names its request's method and the milliseconds since it was sent. `consoleTrace()` makes
+   * one that prints vscode-jsonrpc-style lines. The Node transport defaults it from
+   * BRIDGE_TRACE (1 or "messages": a line per message; "verbose": with params and results; on stderr).
+   */
+  trace?: TraceFunction;
   /** Errors that belong to no call: a throwing handler, a malformed message. Default: console.error. */
   onError?: (error: Error) => void;
   /**

@@ -2,8 +2,8 @@
 // Supervisor. Transports live in their own entry points ("@bridge-rpc/client/node", ".../tauri"),
 // which re-export all of this.
 
-export { RpcClient } from './client.js';
+export { RpcClient, consoleTrace } from './client.js';
 export { CallCancelledError, CallTimeoutError, ConnectionClosedError, ErrorCodes, RpcError } from './errors.js';
 export { participantOf } from './identity.js';
-export { CollabErrorCodes, StateErrorCodes } from './state.js';
+export { CollabErrorCodes, StateErrorCodes, stateSubscription } from './state.js';
 export { HEALTH_DEFAULTS, QueueFullError, RESTART_DEFAULTS, SidecarCrashedError, Supervisor, restartDelay } from './supervisor.js';

@@ -1,6 +1,7 @@
 // The Node transport: spawn a bridge host as a child process and talk NDJSON over its stdio.
 
 import { spawn } from 'node:child_process';
+import { traceFromEnv } from './client.js';
 import { ConnectionClosedError } from './errors.js';
 import { SidecarClientBase, SidecarTransport, connect, hostEnv, transportOf } from './sidecar.js';
 import { Supervisor } from './supervisor.js';
@@ -65,6 +66,14 @@ export function spawnSidecar({
 } = {}) {
   if (typeof command !== 'string' || command === '') {
     return Promise.reject(new TypeError('spawnSidecar: command must be a non-empty string'));
+  }
+  if (clientOptions.trace === undefined) {
+    // BRIDGE_TRACE=1 (or verbose): every message and each reply's time, on stderr.
+    try {
+      clientOptions.trace = traceFromEnv(process.env.BRIDGE_TRACE, (line) => process.stderr.write(`${line}\n`));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
   let child;
   try {

@@ -135,3 +135,10 @@ export declare const CollabErrorCodes: Readonly<{
   NoSuchConflict: 4605;
   SessionExists: 4606;
 }>;
+
+/** Supervisor.subscribe() options for `state.subscribe`: resumes from the last version seen. */
+export declare const stateSubscription: {
+  readonly events: readonly string[];
+  resume(params: { doc: string; since_version?: number }, value: unknown): { doc: string; since_version: number } | undefined;
+  close(result: { subscription: string }): [method: string, params: { subscription: string }];
+};

@@ -122,6 +122,42 @@ export type SupervisorEvent =
   | { state: 'stopped'; exitCode: number | null }
   | { state: 'failed'; error: Error };
 
+/** How Supervisor.subscribe() keeps a host-side subscription across restarts. */
+export interface KeepOptions<P = any, R = any> {
+  /**
+   * The params to make it with next time, from one of its replies or of the notifications named
+   * in `events` (undefined: unchanged). `stateSubscription.resume` sets `since_version`.
+   */
+  resume?: (params: P, value: any) => P | undefined;
+  /** Notifications that may bring the params up to date (`state.changed`). */
+  events?: string[];
+  /** Each reply after a restart (the first reply is what subscribe() resolves with, as `result`). */
+  onResult?: (result: R, info: { recovered: true }) => void;
+  /** The call that ends it on the host, from its latest reply; none: close() only stops keeping it. */
+  close?: (result: R) => [method: string, params?: any] | undefined;
+  caller?: unknown;
+  /** For the first call only, in milliseconds. */
+  timeout?: number | null;
+}
+
+/** A subscription Supervisor.subscribe() keeps: made again on every restarted host. */
+export interface KeptSubscription<P = any, R = any> {
+  readonly method: string;
+  /** The params it will be made with next. */
+  readonly params: P;
+  /** The latest host's reply (after a restart, with that host's subscription id). */
+  readonly result: R;
+  /** Stop keeping it and send its `close` call; resolves with that call's result, true without one, false if already closed. */
+  close(): Promise<unknown>;
+}
+
+/** `onRecovered`: a restarted host is ready and every kept subscription was made again on it. */
+export interface RecoveredEvent {
+  /** The restart's number within the window. */
+  attempt: number;
+  subscriptions: Array<{ method: string; params: any } & ({ result: any } | { error: Error })>;
+}
+
 /**
  * Keeps a bridge host running and presents one client across its restarts. States: idle →
  * starting → ready → crashed → restarting → starting → …; close(): stopping → stopped; a failed
@@ -132,6 +168,8 @@ export type SupervisorEvent =
  * - `stream()` waits for a ready host and is never retried: a stream in flight when the host
  *   dies throws SidecarCrashedError after the chunks that came.
  * - `on()` and `onProgress()` subscriptions carry over to every host to come.
+ * - `subscribe()` keeps a host-side subscription: after a restart it is made again, from where
+ *   the client was, before any queued call; then `onRecovered` listeners are told.
  */
 export interface Supervisor<Api = any> extends Caller<SupervisedCallOptions, Api> {}
 /** `new Supervisor<Api>(...)` types its calls by an API map (`bridge types`), as RpcClient does. */
@@ -150,6 +188,14 @@ export declare class Supervisor<Api = any> {
   whenReady(): Promise<HostInfo>;
   /** Called on every state change. */
   onState(listener: (event: SupervisorEvent) => void): Unsubscribe;
+  /**
+   * Call `method` (one that opens a subscription on the host) and make it again on every
+   * restarted host, before queued calls, with params brought up to date by `resume`. Resolves
+   * once the first call answered.
+   */
+  subscribe<P = any, R = any>(method: string, params: P, options?: KeepOptions<P, R>): Promise<KeptSubscription<P, R>>;
+  /** Called once a restarted host is ready and the kept subscriptions were made again on it. */
+  onRecovered(listener: (event: RecoveredEvent) => void): Unsubscribe;
   /**
    * Stop health checks and restarts, reject queued calls with ConnectionClosedError, close the
    * current host gracefully. Resolves with its exit code (null if none was running or it was killed).

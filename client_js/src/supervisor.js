@@ -95,6 +95,9 @@ export class Supervisor {
   #sleeping = new Set();
   #subscriptions = { on: new Map(), onProgress: new Map() };
   #stateListeners = new Set();
+  #recoveredListeners = new Set();
+  /** Host-side subscriptions kept by subscribe(): made again on every new host before queued calls. */
+  #kept = new Set();
   #readyWaiters = [];
   /** When each restart in the current window was scheduled (Date.now()). */
   #restarts = [];
@@ -264,6 +267,50 @@ export class Supervisor {
     return this.#subscribe('onProgress', token, handler);
   }
 
+  /**
+   * Call `method`, one that opens a subscription on the host (`state.subscribe`, `fs.watch`), and
+   * keep it: on every restarted host it is called again before any queued call is sent, with
+   * params `resume(params, value)` brought up to date from each reply and each notification named
+   * in `events` (state.js's `stateSubscription` resumes `state.subscribe` from the last version
+   * seen, so the reply holds exactly the missed changes). `onResult(result, { recovered })` gets
+   * each reply after a restart; `close(result)` names the `[method, params]` that ends it.
+   * Resolves with a handle (`result`, `params`, `close()`) once the first call answered.
+   */
+  async subscribe(method, params, { resume, events = [], onResult, close, caller, timeout } = {}) {
+    checkMethod(method);
+    checkParams(params);
+    for (const [name, value] of [['resume', resume], ['onResult', onResult], ['close', close]]) {
+      if (value !== undefined && typeof value !== 'function') throw new TypeError(`subscribe: ${name} must be a function`);
+    }
+    if (!Array.isArray(events)) throw new TypeError('subscribe: events must be an array of notification names');
+    events.forEach(checkMethod);
+    const kept = { method, params, resume, onResult, close, caller, result: undefined, offs: [] };
+    kept.offs = events.map((name) => this.on(name, (value) => this.#advance(kept, value)));
+    let result;
+    try {
+      // Idempotent: one in flight when the host dies opened nothing that lasts, so it is sent again.
+      result = await this.call(method, params, { caller, timeout, idempotent: true });
+    } catch (error) {
+      for (const off of kept.offs) off();
+      throw error;
+    }
+    kept.result = result;
+    this.#advance(kept, result);
+    this.#kept.add(kept);
+    return new KeptSubscription(kept, () => this.#unkeep(kept));
+  }
+
+  /**
+   * Called with `{ attempt, subscriptions }` when a restarted host is ready and every kept
+   * subscription was made again on it (each `{ method, params, result }` or `{ ..., error }`).
+   */
+  onRecovered(listener) {
+    if (typeof listener !== 'function') throw new TypeError('listener must be a function');
+    const entry = (event) => listener(event);
+    this.#recoveredListeners.add(entry);
+    return () => this.#recoveredListeners.delete(entry);
+  }
+
   /** Called with `{ state, ...details }` on every state change. */
   onState(listener) {
     if (typeof listener !== 'function') throw new TypeError('listener must be a function');
@@ -313,7 +360,7 @@ export class Supervisor {
       (client) => {
         this.#starting = null;
         // If close() came meanwhile it awaits the same promise and closes this client.
-        if (this.#state === 'starting') this.#attach(client);
+        if (this.#state === 'starting') this.#attach(client, attempt);
       },
       (error) => {
         this.#starting = null;
@@ -326,7 +373,7 @@ export class Supervisor {
     );
   }
 
-  #attach(client) {
+  #attach(client, attempt) {
     const ready = client.ready ?? {};
     const session = {
       client,
@@ -342,6 +389,20 @@ export class Supervisor {
     for (const kind of ['on', 'onProgress']) {
       for (const key of this.#subscriptions[kind].keys()) this.#forward(session, kind, key);
     }
+    if (attempt === 0) return this.#open(session, null);
+    // A restart: the kept subscriptions are made again (still 'starting', so new calls queue).
+    session.recovering = true;
+    const kept = [...this.#kept];
+    Promise.all(kept.map((entry) => this.#replay(session, entry))).then((subscriptions) => {
+      if (this.#session !== session || this.#state !== 'starting') return;
+      session.recovering = false;
+      this.#open(session, { attempt, subscriptions });
+    });
+  }
+
+  /** The host is ready: send the queue, then tell 'ready' listeners, waiters and (after a restart) 'recovered' ones. */
+  #open(session, recovered) {
+    const { ready } = session;
     // Queued calls go first, before anything a 'ready' listener sends.
     this.#state = 'ready';
     const queue = this.#queue;
@@ -354,6 +415,60 @@ export class Supervisor {
     if (this.#state !== 'ready') return;
     for (const waiter of this.#readyWaiters.splice(0)) waiter.resolve(ready);
     this.#scheduleHealth(session);
+    if (recovered) this.#tell(this.#recoveredListeners, recovered);
+  }
+
+  /** Make a kept subscription again on a new host; a failure is reported, and it is tried again after the next restart. */
+  #replay(session, kept) {
+    const { method, params } = kept;
+    const timeout = this.#defaultTimeout ?? this.#health.timeout;
+    return session.client.call(method, params, { caller: kept.caller, timeout, retry: false }).then(
+      (result) => {
+        if (!this.#kept.has(kept)) {
+          // Closed while this replay was on its way: end what it opened.
+          const [closeMethod, closeParams] = kept.close?.(result) ?? [];
+          if (closeMethod !== undefined) session.client.call(closeMethod, closeParams, { caller: kept.caller }).catch(() => {});
+          return { method, params, result };
+        }
+        kept.result = result;
+        this.#advance(kept, result);
+        if (kept.onResult) {
+          try {
+            kept.onResult(result, { recovered: true });
+          } catch (error) {
+            this.#report(error);
+          }
+        }
+        return { method, params, result };
+      },
+      (error) => {
+        if (this.#session === session) this.#report(error);
+        return { method, params, error };
+      },
+    );
+  }
+
+  /** A reply or notification of a kept subscription: `resume` may bring its params up to date. */
+  #advance(kept, value) {
+    if (!kept.resume) return;
+    try {
+      const next = kept.resume(kept.params, value);
+      if (next !== undefined) {
+        checkParams(next);
+        kept.params = next;
+      }
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  /** Stop keeping a subscription; resolves with the host's answer to its `close` call (true if none). */
+  async #unkeep(kept) {
+    if (!this.#kept.delete(kept)) return false;
+    for (const off of kept.offs) off();
+    const [method, params] = kept.close?.(kept.result) ?? [];
+    if (method === undefined || this.closed) return true;
+    return this.call(method, params, { caller: kept.caller });
   }
 
   #detach(session) {
@@ -368,7 +483,7 @@ export class Supervisor {
 
   /** The host's connection closed: a crash unless close() asked for it. */
   #hostClosed(session, error) {
-    if (this.#session !== session || this.#state !== 'ready') return;
+    if (this.#session !== session || !(this.#state === 'ready' || (session.recovering && this.#state === 'starting'))) return;
     session.crash = error;
     this.#detach(session);
     this.#setState('crashed', crashDetails(error, session.unhealthy ? 'unresponsive' : 'exited', session.client));
@@ -595,8 +710,11 @@ export class Supervisor {
 
   #setState(state, details) {
     this.#state = state;
-    const event = { state, ...details };
-    for (const listener of [...this.#stateListeners]) {
+    this.#tell(this.#stateListeners, { state, ...details });
+  }
+
+  #tell(listeners, event) {
+    for (const listener of [...listeners]) {
       try {
         listener(event);
       } catch (error) {
@@ -616,6 +734,36 @@ export class Supervisor {
     } catch {
       // A reporter that throws must not break supervision.
     }
+  }
+}
+
+/** What Supervisor.subscribe() resolves with: the kept subscription, current across restarts. */
+class KeptSubscription {
+  #kept;
+  #close;
+
+  constructor(kept, close) {
+    this.#kept = kept;
+    this.#close = close;
+  }
+
+  get method() {
+    return this.#kept.method;
+  }
+
+  /** The params it will be made with on the next host. */
+  get params() {
+    return this.#kept.params;
+  }
+
+  /** The latest host's reply (a new subscription id after each restart). */
+  get result() {
+    return this.#kept.result;
+  }
+
+  /** Stop making it again and end it on the host (its `close` call); false if already closed. */
+  close() {
+    return this.#close();
   }
 }
 
