@@ -48,11 +48,22 @@ class Conflict:
     def involved(self) -> set[str]:
         return {self.mine_author, *self.theirs_authors}
 
+    @property
+    def severity(self) -> str:
+        """``low``: both sides left the same value (nothing to decide); ``medium``: both are
+        objects, so a key-by-key ``merge`` can keep both sides' changes; ``high``: one value must win."""
+        if self.mine == self.theirs:
+            return "low"
+        if isinstance(self.mine, dict) and isinstance(self.theirs, dict):
+            return "medium"
+        return "high"
+
     def view(self) -> dict[str, Any]:
         """What participants are told (a side with nothing at the path is absent)."""
         shown: dict[str, Any] = {
             "conflict_id": self.id, "session": self.session, "doc": self.doc, "path": pointer(self.path),
             "base_version": self.base_version, "current_version": self.current_version,
+            "severity": self.severity, "created": self.created,
             "mine": {"participant": self.mine_author, "ops": self.ops},
             "theirs": {"participants": self.theirs_authors},
         }
@@ -72,6 +83,7 @@ class Conflict:
         shown: dict[str, Any] = {
             "conflict_id": self.id, "session": self.session, "doc": self.doc, "path": pointer(self.path),
             "base_version": self.base_version, "current_version": self.current_version, "redacted": True,
+            "severity": self.severity,
         }
         if self.resolved is not None:
             shown["resolved"] = {"strategy": self.resolved["strategy"], "version": self.resolved["version"]}

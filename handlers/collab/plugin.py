@@ -47,6 +47,10 @@ class CollabSettings(BaseModel):
     max_lock_ttl: float = Field(default=3600, gt=0, description="longest lock a participant may take")
     sweep_interval: float = Field(default=1.0, gt=0, description="seconds between expiry checks")
     max_comment_chars: int = Field(default=10_000, ge=1)
+    conflict_timeout: float = Field(default=0, ge=0, description="seconds a conflict may stay unresolved before "
+                                    "the host resolves it with conflict_default (0: never)")
+    conflict_default: Literal["mine", "theirs", "merge"] = Field(default="theirs", description="how a conflict "
+                                                                "left past conflict_timeout is resolved")
 
 
 class Hub:
@@ -138,6 +142,14 @@ class Hub:
             await self.docs.run(self._delete_session, id)
         if expired:
             self.emit("collab.sessions_changed", {"expired": expired}, None)
+        timeout = self.settings.conflict_timeout
+        if timeout:
+            stale = time.time() - timeout
+            for conflict in [c for c in self.conflicts.values() if c.resolved is None and c.created <= stale]:
+                try:  # by the host, as the app declared: recorded and told like anyone's resolution
+                    await self.resolve(conflict.id, self.settings.conflict_default, None, TIMEOUT_RESOLVER)
+                except BridgeError as exc:
+                    log.warning("collab: resolving %s after its timeout failed: %s", conflict.id, exc.message)
 
     # ---- durability ---------------------------------------------------------
 
@@ -200,14 +212,16 @@ class Hub:
         if conflict.resolved is not None:
             raise BridgeError(NO_SUCH_CONFLICT, f"conflict {conflict_id!r} is already resolved",
                               {"conflict_id": conflict_id, "resolved": conflict.resolved})
-        self.model.member(conflict.session, who, "edit")
+        if who != TIMEOUT_RESOLVER:
+            self.model.member(conflict.session, who, "edit")
         doc = self.docs.docs.get(conflict.doc)
         current = doc.value if doc is not None else {}
         try:
             ops, overridden = resolution(conflict, strategy, current, value)
         except PatchError as exc:
             raise BridgeError(INVALID_PARAMS, str(exc), {"conflict_id": conflict_id}) from None
-        version = await self.docs.patch(conflict.doc, ops, None, who) if ops else (doc.version if doc else 0)
+        author = conflict.mine_author if who == TIMEOUT_RESOLVER else who  # the host writes the refused side's ops
+        version = await self.docs.patch(conflict.doc, ops, None, author) if ops else (doc.version if doc else 0)
         conflict.resolved = {"strategy": strategy, "by": who, "version": version, "overridden": overridden}
         audit("collab.resolved", who, session=conflict.session, conflict_id=conflict_id, doc=conflict.doc,
               path=pointer(conflict.path), strategy=strategy, base_version=conflict.base_version,
@@ -218,6 +232,10 @@ class Hub:
                                                "doc": conflict.doc, **conflict.resolved},
                   self._involved(conflict, who))
         return {"conflict_id": conflict_id, **conflict.resolved}
+
+
+#: Who resolves a conflict left past ``conflict_timeout`` (in its ``resolved.by``).
+TIMEOUT_RESOLVER = "host:conflict_timeout"
 
 
 def audit(event: str, participant: str | None, **fields: Any) -> None:
@@ -393,12 +411,17 @@ async def heartbeat(session: str, ctx: Context, presence: Any = None) -> bool:
 
 
 @plugin.method("broadcast", middleware=[audit_denials])
-async def broadcast(session: str, payload: Any, ctx: Context, event: str | None = None) -> int:
-    """Send ``collab.broadcast {session, from, event, payload}`` to everyone else in the session;
-    returns how many were told."""
+async def broadcast(session: str, payload: Any, ctx: Context, event: str | None = None,
+                    to: str | None = None) -> int:
+    """Send ``collab.broadcast {session, from, event, payload}`` to everyone else in the session,
+    or with ``to`` to that participant alone (it must be in the session); how many were told."""
     h = hub()
     found = h.model.member(session, ctx.participant)
     others = h.model.others(found, ctx.participant)
+    if to is not None:
+        others = [p for p in others if p.id == to]
+        if not others:
+            raise BridgeError(INVALID_PARAMS, f"{to!r} is not in session {session!r}", {"session": session, "to": to})
     h.emit("collab.broadcast", {"session": session, "from": ctx.participant, "event": event, "payload": payload},
            others)
     return len(others)
@@ -441,11 +464,13 @@ async def comments(session: str, ctx: Context) -> list[dict[str, Any]]:
 @plugin.method("acquire_lock", middleware=[audit_denials])
 async def acquire_lock(session: str, resource: str, ctx: Context,
                        kind: Literal["exclusive", "shared"] = "exclusive",
-                       ttl: float = Field(60, gt=0)) -> dict[str, Any]:
+                       ttl: float = Field(60, gt=0), metadata: Any = None) -> dict[str, Any]:
     """Lock ``resource`` (``doc`` or ``doc#/json/pointer``) for ``ttl`` seconds (again to renew);
-    while held, others' edits of it are refused (4603, naming the holder). Needs ``edit``."""
+    while held, others' edits of it are refused (4603, naming the holder). ``exclusive`` excludes
+    every other lock on it, ``shared`` only exclusive ones. ``metadata`` (any JSON: what the
+    holder is doing) is shown with the lock. Needs ``edit``."""
     h = hub()
-    lock = h.model.acquire(session, ctx.participant, resource, kind, ttl)
+    lock = h.model.acquire(session, ctx.participant, resource, kind, ttl, metadata)
     return lock.view(h.model.clock())
 
 

@@ -73,10 +73,14 @@ class Lock:
     kind: str
     holder: str
     expires: float
+    metadata: Any = None  # what the holder says of it ("editing the title"), shown to everyone
 
     def view(self, now: float) -> dict[str, Any]:
-        return {"resource": self.resource, "kind": self.kind, "holder": self.holder,
-                "expires_in": round(max(0.0, self.expires - now), 3)}
+        shown = {"resource": self.resource, "kind": self.kind, "holder": self.holder,
+                 "expires_in": round(max(0.0, self.expires - now), 3)}
+        if self.metadata is not None:
+            shown["metadata"] = self.metadata
+        return shown
 
 
 @dataclass(slots=True)
@@ -279,7 +283,7 @@ class Collab:
 
     # ---- locks --------------------------------------------------------------
 
-    def acquire(self, id: str, who: str, resource: str, kind: str, ttl: float) -> Lock:
+    def acquire(self, id: str, who: str, resource: str, kind: str, ttl: float, metadata: Any = None) -> Lock:
         if kind not in ("exclusive", "shared"):
             raise BridgeError(FORBIDDEN, f"lock kind must be 'exclusive' or 'shared', not {kind!r}")
         session = self.member(id, who, "edit")
@@ -294,10 +298,12 @@ class Collab:
                                       {"session": id, **lock.view(now)})
         held = session.locks.setdefault(resource, [])
         mine = next((lock for lock in held if lock.holder == who), None)
-        if mine is not None:  # renewing (or changing kind)
+        if mine is not None:  # renewing (or changing kind or metadata)
             mine.kind, mine.expires = kind, now + ttl
+            if metadata is not None:
+                mine.metadata = metadata
             return mine
-        lock = Lock(resource, doc, path, kind, who, now + ttl)
+        lock = Lock(resource, doc, path, kind, who, now + ttl, metadata)
         held.append(lock)
         self.emit("collab.lock_acquired", {"session": id, **lock.view(now)}, list(session.participants.values()))
         return lock

@@ -122,3 +122,24 @@ def test_refusals_grants_a_lock_ended_by_another_a_resolution_and_a_checkpoint_a
         # what an auditor needs, never the documents' values
         everything = h.call("system.audit", {"limit": 1000}, id="all")["result"]
         assert SECRET.encode() not in orjson.dumps(everything)
+
+
+def test_a_broadcast_to_one_participant_reaches_only_that_one(tmp_path: Path) -> None:
+    with host(tmp_path) as h:
+        alice, bob, carol = Caller(h, "alice"), Caller(h, "bob"), Caller(h, "carol")
+        alice.ok("collab.create_session", id="s", permissions={"bob": ["view"], "carol": ["view"]})
+        for who in (alice, bob, carol):
+            who.ok("collab.join", session="s")
+
+        def broadcast(id: str, **params: Any) -> tuple[Any, list[Any]]:
+            h.send({"jsonrpc": "2.0", "id": id, "method": "collab.broadcast", "$caller": "alice",
+                    "params": {"session": "s", **params}})
+            reply, before = h.recv_until(lambda m: m.get("id") == id)
+            return reply, [m["params"] for m in before if m.get("method") == "collab.broadcast"]
+
+        reply, told = broadcast("one", payload={"hi": 1}, to="carol")
+        assert reply["result"] == 1 and [t["$meta"]["to"] for t in told] == [["carol"]]
+        reply, told = broadcast("all", payload={"all": 1})
+        assert reply["result"] == 2 and [sorted(t["$meta"]["to"]) for t in told] == [["bob", "carol"]]
+        reply, told = broadcast("nobody", payload={}, to="dave")
+        assert reply["error"]["code"] == -32602 and reply["error"]["data"]["to"] == "dave" and told == []

@@ -269,3 +269,45 @@ async def test_the_lifespans_open_the_documents_once_and_leave_nothing_running(
         again = await Documents.open(tmp_path / "state.sqlite3", tasks.start_soon)
         assert again.docs["doc"].value == {"a": 1}
         await again.close()
+
+
+async def test_conflicts_carry_a_severity(tmp_path: Path, tasks: TaskGroup) -> None:
+    """high: one value must win; medium: both objects, a merge keeps both; low: both sides agree."""
+    h = await hub(tasks, tmp_path)
+    conns = await two_writers_one_viewer(h)
+    await conflict_on(h, "/title", "alice", "bob")
+    await conflict_on(h, "/meta", {"a": 2}, {"b": 3})
+    await conflict_on(h, "/title", "same", "same")
+    assert [e["severity"] for e in conns["bob"].events("collab.conflict")] == ["high", "medium", "low"]
+    await h.stop()
+    await h.docs.close()
+
+
+async def test_a_conflict_left_past_the_timeout_is_resolved_by_the_declared_default(tmp_path: Path,
+                                                                                     tasks: TaskGroup) -> None:
+    h = await hub(tasks, tmp_path, conflict_timeout=30, conflict_default="mine")
+    conns = await two_writers_one_viewer(h)
+    conflict_id = await conflict_on(h, "/title", "alice", "bob")
+    await h.sweep()
+    assert h.conflicts[conflict_id].resolved is None  # not yet 30 s old
+    h.conflicts[conflict_id].created -= 31  # as if 31 s had passed
+    await h.sweep()
+    told = conns["alice"].events("collab.conflict_resolved")[0]
+    assert told["strategy"] == "mine" and told["by"] == "host:conflict_timeout"
+    assert h.docs.docs["doc"].value["title"] == "bob"
+    await h.stop()
+    await h.docs.close()
+
+
+def test_lock_metadata_is_shown_with_the_lock_and_kept_on_renewal() -> None:
+    c, clock, _ = model()
+    c.create("s", "alice", {"bob": ["edit"]}, ["doc"])
+    c.join("s", "alice")
+    c.join("s", "bob")
+    lock = c.acquire("s", "alice", "doc#/title", "shared", 60, {"doing": "retitling"})
+    assert lock.view(clock())["metadata"] == {"doing": "retitling"}
+    c.acquire("s", "bob", "doc#/title", "shared", 60)  # shared: both may hold it
+    renewed = c.acquire("s", "alice", "doc#/title", "shared", 60)
+    assert renewed.view(clock())["metadata"] == {"doing": "retitling"}
+    with pytest.raises(BridgeError):
+        c.acquire("s", "bob", "doc#/title", "exclusive", 60)  # exclusive: not while alice shares it

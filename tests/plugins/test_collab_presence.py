@@ -113,7 +113,7 @@ def test_conflicts_show_details_to_the_involved_and_to_editors_a_summary_to_othe
             assert shown[0]["base"] == "secret draft"
         [summary] = carol.ok("collab.conflicts", session="s")  # a viewer, not involved
         assert summary == {"conflict_id": conflict_id, "session": "s", "doc": "notes", "path": "/title",
-                           "base_version": base, "current_version": base + 1, "redacted": True}
+                           "base_version": base, "current_version": base + 1, "redacted": True, "severity": "high"}
         assert "secret draft" not in str(summary)
 
         alice.ok("collab.resolve", conflict_id=conflict_id, strategy="theirs")
