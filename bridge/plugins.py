@@ -32,6 +32,7 @@ BUILTIN = {
     "services": "bridge.builtins.services.plugin:plugin",
     "state": "bridge.builtins.state.plugin:plugin",
     "collab": "bridge.builtins.collab.plugin:plugin",
+    "terminal": "bridge.builtins.terminal.plugin:plugin",
 }
 
 
@@ -63,6 +64,12 @@ class Plugin(Router):
     def add_method(self, func: Callable[..., Any], name: str | None = None, **options: Any) -> None:
         """Keep ``func`` to be mounted as ``<namespace>.<name>`` (default: the function's name)."""
         self.entries.append((func, name or func.__name__, options))
+
+    def audit(self, event: str, participant: str | None = None, **fields: Any) -> None:
+        """Write to the audit log of the app this plugin is mounted on (not mounted: nothing)."""
+        app = self.app
+        if app is not None:
+            app.audit.record(event, participant=participant, **fields)
 
     def __repr__(self) -> str:
         return f"Plugin({self.name!r}, {self.version!r})"

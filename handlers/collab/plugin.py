@@ -240,9 +240,7 @@ TIMEOUT_RESOLVER = "host:conflict_timeout"
 
 def audit(event: str, participant: str | None, **fields: Any) -> None:
     """Write to the audit log of the app the plugin is mounted on (none: nothing)."""
-    app = plugin.app
-    if app is not None:
-        app.audit.record(event, participant=participant, **fields)
+    plugin.audit(event, participant, **fields)
 
 
 def denied(exc: Denied, who: str, **about: Any) -> None:

@@ -13,8 +13,6 @@ the host stops) stops every service, then ends what is left.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from bridge import BridgeError, Context, Plugin, __version__
 
+from ..executables import allowed_paths, resolve as _resolve
 from .supervisor import Service, ServiceManager, TooMany
 
 #: Application error codes of this plugin.
@@ -83,10 +82,7 @@ plugin = Plugin("services", __version__, description="Supervised child processes
                 settings=ServicesSettings, lifespan=lifespan)
 
 
-def _audit(event: str, participant: str | None = None, **fields: Any) -> None:
-    app = plugin.app
-    if app is not None:
-        app.audit.record(event, participant=participant, **fields)
+_audit = plugin.audit
 
 
 def _state(name: str, state: str, info: dict[str, Any]) -> None:
@@ -215,8 +211,7 @@ def _vetted(definition: Service, participant: str, registered: int) -> Service:
     if registered >= settings.max_registered:
         raise refuse("too_many", f"at most {settings.max_registered} services may be registered "
                      "(setting max_registered)")
-    allowed = {os.path.realpath(found) for entry in settings.register_executables
-               if (found := shutil.which(os.path.expanduser(entry))) is not None}
+    allowed = allowed_paths(settings.register_executables)
     command = _resolve(definition.command, allowed)
     if command is None:
         raise refuse("executable", f"{definition.command!r} is not an allowed executable "
@@ -232,16 +227,6 @@ def _vetted(definition: Service, participant: str, registered: int) -> Service:
     if env:
         raise refuse("env", f"a registered service may not set {', '.join(env)} (setting register_env)", env=env)
     return definition.model_copy(update={"command": command, "health": health})
-
-
-def _resolve(command: str, allowed: set[str]) -> str | None:
-    """The absolute path ``command`` runs (looked up on the host's PATH) if, symlinks followed,
-    it is one of ``allowed``. The link itself is run: a venv's python or a multi-call binary
-    behaves by the name it is started as."""
-    found = shutil.which(command)
-    if found is None or os.path.realpath(found) not in allowed:
-        return None
-    return os.path.abspath(found)
 
 
 @plugin.method("logs", idempotent=True)

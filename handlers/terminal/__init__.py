@@ -1,0 +1,1 @@
+"""The built-in ``terminal`` plugin: programs on real pseudo-terminals, streamed to watchers."""
