@@ -222,7 +222,17 @@ export interface CallStream<T = any> extends AsyncIterableIterator<T[]> {
   /** Resolves with the closing reply; rejects with the error that ended the stream (CallCancelledError after `break`). */
   readonly result: Promise<StreamResult>;
   next(): Promise<IteratorResult<T[], StreamResult | undefined>>;
+  /**
+   * Like next(), but the chunk's credit is held until its `grant()` (RpcClient's and
+   * SidecarClient's streams; not the Supervisor's or `window.bridge`'s).
+   */
+  nextHeld?(): Promise<HeldChunk<T> | IteratorReturnResult<StreamResult | undefined>>;
   return(value?: any): Promise<IteratorResult<T[], any>>;
+}
+
+/** A chunk from CallStream.nextHeld(): `grant()` lets the host send one more. */
+export interface HeldChunk<T = any> extends IteratorYieldResult<T[]> {
+  grant(): void;
 }
 
 /** The progress value bridge's built-in handlers (e.g. `demo.count`) report. */
@@ -368,3 +378,4 @@ export { participantOf } from './identity.js';
 export type * from './api.js';
 export * from './state.js';
 export * from './supervisor.js';
+export * from './terminal.js';

@@ -7,3 +7,4 @@ export { CallCancelledError, CallTimeoutError, ConnectionClosedError, ErrorCodes
 export { participantOf } from './identity.js';
 export { CollabErrorCodes, StateErrorCodes, stateSubscription } from './state.js';
 export { HEALTH_DEFAULTS, QueueFullError, RESTART_DEFAULTS, SidecarCrashedError, Supervisor, restartDelay } from './supervisor.js';
+export { attachTerminal } from './terminal.js';

@@ -48,6 +48,18 @@ export class CallStream {
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
+  /**
+   * Like next(), but the chunk's credit is held: the host may send one more chunk only once
+   * `grant()` is called (e.g. when the consumer has finished with this one). Calling it more
+   * than once, or after the stream ended, does nothing.
+   */
+  nextHeld() {
+    if (this.#finished) return Promise.resolve({ done: true, value: undefined });
+    if (this.#buffer.length > 0) return Promise.resolve(this.#take(this.#buffer.shift(), true));
+    if (this.#outcome) return this.#finish();
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject, held: true }));
+  }
+
   /** Stop consuming (what `break` does): cancels the call on the host if it is still running. */
   return(value) {
     if (!this.#finished) {
@@ -68,7 +80,7 @@ export class CallStream {
   _chunk(chunk) {
     if (this.#finished || this.#outcome) return;
     const waiter = this.#waiters.shift();
-    if (waiter) waiter.resolve(this.#take(chunk));
+    if (waiter) waiter.resolve(this.#take(chunk, waiter.held));
     else this.#buffer.push(chunk);
   }
 
@@ -93,11 +105,19 @@ export class CallStream {
     return this;
   }
 
-  #take(chunk) {
+  #take(chunk, held = false) {
     const items = Array.isArray(chunk.items) ? chunk.items : [];
     this.progress = { seq: chunk.seq, done: chunk.done };
     if (chunk.total !== undefined) this.progress.total = chunk.total;
-    if (!this.#outcome) this.#link.credit();
+    let grant;
+    if (held) {
+      let granted = false;
+      grant = () => {
+        if (granted || this.#outcome || this.#finished) return;
+        granted = true;
+        this.#link.credit();
+      };
+    } else if (!this.#outcome) this.#link.credit();
     if (this.#onProgress) {
       try {
         this.#onProgress(this.progress);
@@ -105,7 +125,7 @@ export class CallStream {
         this.#link.report(error);
       }
     }
-    return { done: false, value: items };
+    return held ? { done: false, value: items, grant } : { done: false, value: items };
   }
 
   #finish() {

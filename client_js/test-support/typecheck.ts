@@ -27,6 +27,8 @@ import { exposeBridge, type RendererBridge } from '@bridge-rpc/client/electron/p
 import { createTauriSidecar, sidecarName, type TauriSidecarClient } from '@bridge-rpc/client/tauri';
 import { app, contextBridge, ipcMain, ipcRenderer } from 'electron';
 import { Command } from '@tauri-apps/plugin-shell';
+import { attachTerminal, type HeldChunk, type TerminalAttachment, type TerminalExit } from '@bridge-rpc/client';
+import { Terminal } from '@xterm/headless';
 
 declare global {
   interface Window {
@@ -239,4 +241,29 @@ export async function typed(transport: Transport, tauri: TauriSidecarClient<Demo
   // @ts-expect-error the page's call() has no meta option
   await page.call('demo.add', [1, 2], { meta: true });
   console.log(text);
+}
+
+export async function terminal(rpc: RpcClient, supervisor: Supervisor, page: RendererBridge): Promise<void> {
+  const term = new Terminal({ cols: 100, rows: 30, allowProposedApi: true });
+  const { id } = await rpc.call<{ id: string }>('terminal.create', { command: 'bash', rows: term.rows, cols: term.cols });
+  const attached: TerminalAttachment = attachTerminal(rpc, term, {
+    id,
+    window: 8,
+    onExit: (exit: TerminalExit) => console.log(exit.exit_code?.toFixed(), exit.signal),
+    onError: (error) => console.error(error),
+  });
+  attachTerminal(supervisor, term, { id }).dispose();
+  attachTerminal(page, term, { id, batchMs: 2 }).dispose();
+  await attached.closed;
+  attached.dispose();
+  const step = await rpc.stream<string>('data.export').nextHeld?.();
+  if (step && !step.done) {
+    const held: HeldChunk<string> = step;
+    held.value.map((item) => item.toUpperCase());
+    held.grant();
+  }
+  // @ts-expect-error the terminal's id is required
+  attachTerminal(rpc, term, {});
+  // @ts-expect-error a Terminal, not its element
+  attachTerminal(rpc, {}, { id });
 }
