@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import xterm from '@xterm/headless';
 import { attachTerminal, spawnSidecar } from '../src/node.js';
-import { supportAppOptions } from '../test-support/host.mjs';
+import { pythonCommand, supportAppOptions, supportDir } from '../test-support/host.mjs';
 
 const { Terminal } = xterm;
 
@@ -73,6 +73,33 @@ describe('attachTerminal with a real host and bash', () => {
     term.input('exit 3\r');
     assert.deepEqual(await exited, { id, exit_code: 3, signal: null });
     await attached.closed;
+    attached.dispose();
+  });
+
+  test('a full-screen curses program is drawn on the headless xterm where it put each line', async () => {
+    const term = new Terminal({ cols: 80, rows: 24, allowProposedApi: true });
+    const script = `${supportDir}curses_screen.py`;
+    const { id } = await client.call('terminal.create', {
+      command: 'bash',
+      args: ['--norc', '--noprofile', '-c', `exec '${pythonCommand()}' '${script}'`],
+      rows: term.rows,
+      cols: term.cols,
+      env: { TERM: 'xterm-256color' },
+    });
+    const attached = attachTerminal(client, term, { id });
+    await new Promise((resolve) => {
+      const check = () => lines(term).some((line) => line.includes('press q')) && (subscription?.dispose(), resolve(), true);
+      const subscription = check() ? null : term.onWriteParsed(check);
+    });
+    assert.equal(term.buffer.active.type, 'alternate'); // curses took the alternate screen
+    const screen = lines(term);
+    assert.equal(screen.length, 24);
+    assert.equal(screen[2].slice(4, 24), 'bridge terminal test');
+    assert.equal(screen[22].slice(4, 23), 'size 24x80: press q');
+    assert.match(screen[0], /^\S\S{78}\S$/); // the box's top edge across the whole width
+    term.input('q');
+    await lineShows(term, 'curses done');
+    assert.equal(term.buffer.active.type, 'normal'); // and gave it back
     attached.dispose();
   });
 
