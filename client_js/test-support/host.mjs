@@ -55,3 +55,14 @@ export function supportAppOptions(app, extra = {}) {
     ...extra,
   };
 }
+
+/** The spawnSidecar options of a host with the demo app and the state and collab plugins (in memory). */
+export function collabHostOptions() {
+  return {
+    command: pythonCommand(),
+    args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app', '--plugin', 'state', '--plugin', 'collab'],
+    cwd: repoRoot,
+    env: { BRIDGE_LOG_LEVEL: 'warning', BRIDGE_STATE_MEMORY: '1' },
+    readyTimeout: 20_000,
+  };
+}

@@ -10,7 +10,7 @@ import { exposeToRenderers } from '../src/electron-main.js';
 import { exposeBridge } from '../src/electron-preload.js';
 import { spawnSidecar } from '../src/node.js';
 import { installElectron } from '../test-support/electron.mjs';
-import { nextEvent, pythonCommand, repoRoot } from '../test-support/host.mjs';
+import { collabHostOptions, nextEvent } from '../test-support/host.mjs';
 
 register('../test-support/loader.mjs', import.meta.url);
 
@@ -49,13 +49,7 @@ describe('collab presence follows Electron windows', { timeout: 30_000 }, () => 
 
   before(async () => {
     electron = installElectron();
-    client = await spawnSidecar({
-      command: pythonCommand(),
-      args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app', '--plugin', 'state', '--plugin', 'collab'],
-      cwd: repoRoot,
-      env: { BRIDGE_LOG_LEVEL: 'warning', BRIDGE_STATE_MEMORY: '1' },
-      readyTimeout: 20_000,
-    });
+    client = await spawnSidecar(collabHostOptions());
     unexpose = exposeToRenderers(client, {
       ipcMain: electron.ipcMain,
       allow: ['state.*', 'collab.*'],
