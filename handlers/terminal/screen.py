@@ -94,17 +94,61 @@ class Screen(pyte.Screen):
 
 
 class Model:
-    """A screen and the stream that feeds it decoded text."""
+    """A screen and the stream that feeds it decoded text, kept off the hot path in a flood.
 
-    def __init__(self, rows: int, cols: int, scrollback_bytes: int) -> None:
-        self.screen = Screen(cols, rows, scrollback_bytes)
+    pyte parses about 1 MB/s. While a program prints at an interactive pace every piece is fed
+    at once. When more than ``flood_chars`` arrive between two restores faster than they can be
+    parsed (a ``cat`` of a big file, a build log), the screen is left behind ("stale") and only
+    the last ``scrollback_bytes`` of text are kept; the next restore (or resize) rebuilds the
+    screen from that tail, which for scrolling output is the same screen. Output to watchers is
+    never held up by the model."""
+
+    def __init__(self, rows: int, cols: int, scrollback_bytes: int, flood_chars: int = 256 * 1024) -> None:
+        self.rows, self.cols, self.scrollback_bytes = rows, cols, scrollback_bytes
+        self.flood_chars = flood_chars
+        self.tail: deque[str] = deque()  # the last text written, at most ~scrollback_bytes (or flood_chars)
+        self.tail_chars = 0
+        self.fed_since = 0.0  # when the current burst began (monotonic)
+        self.burst_chars = 0
+        self.stale = False
+        self.rebuilds = 0
+        self._new_screen()
+
+    def _new_screen(self) -> None:
+        self.screen = Screen(self.cols, self.rows, self.scrollback_bytes)
         self.stream = pyte.Stream(self.screen)
 
-    def feed(self, text: str) -> None:
+    def feed(self, text: str, now: float) -> None:
+        self.tail.append(text)
+        self.tail_chars += len(text)
+        keep = max(self.scrollback_bytes, self.rows * self.cols * 4)
+        while self.tail_chars - len(self.tail[0]) >= keep:
+            self.tail_chars -= len(self.tail.popleft())
+        if now - self.fed_since > 1.0:  # a new one-second window
+            self.fed_since, self.burst_chars = now, 0
+        self.burst_chars += len(text)
+        if self.stale:
+            return
+        if self.burst_chars > self.flood_chars:  # a flood: stop parsing, rebuild from the tail later
+            self.stale = True
+            return
         self.stream.feed(text)
 
+    def _current(self) -> None:
+        """Bring a stale screen up to date: a fresh one fed the kept tail."""
+        if self.stale:
+            self._new_screen()
+            self.stream.feed("".join(self.tail))
+            self.stale = False
+            self.burst_chars = 0
+            self.rebuilds += 1
+
     def resize(self, rows: int, cols: int) -> None:
+        self.rows, self.cols = rows, cols
+        if self.stale:
+            return  # rebuilt at the new size when needed
         self.screen.resize(rows, cols)
 
     def restore(self) -> dict[str, Any]:
+        self._current()
         return {"data": self.screen.restore(), "rows": self.screen.lines, "cols": self.screen.columns}

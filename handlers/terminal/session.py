@@ -243,7 +243,7 @@ class Terminal:
 
     def _deliver(self, data: bytes, text: str) -> None:
         if text:
-            self.model.feed(text)
+            self.model.feed(text, self._loop.time())
         limit = 4 * self.chunk_bytes if self.overflow == "drop" else None
         for w in self.watchers:
             before = w.dropped

@@ -339,3 +339,28 @@ async def test_pause_stops_reading_and_resume_restarts_it():
         with pytest.raises(BridgeError) as bad:
             await client.call("terminal.write", {"id": t["id"], "data": "x", "data_base64": "eA=="})
         assert bad.value.code == -32602
+
+
+SCROLL_FLOOD = "import sys\nfor i in range(20000): sys.stdout.write('line %05d ' % i + 'x' * 60 + '\\n')\nsys.stdout.flush()\ninput()"
+
+
+async def test_a_flood_streams_past_the_screen_model_and_a_restore_still_shows_the_screen():
+    """Over flood_chars in a second the screen model stops parsing (output is not held up by it)
+    and the next restore rebuilds it from the kept tail: the same screen as the full output's."""
+    async with AsyncTestClient(app(), timeout=60) as client:
+        t = await client.call("terminal.create", {"command": sys.executable, "args": ["-c", SCROLL_FLOOD], "rows": 10,
+                                                  "cols": 80})
+        async with client.stream("terminal.attach", {"id": t["id"]}, window=64) as first:
+            screen = Screen(first)
+            restore = (await first.__anext__())["restore"]
+            await screen.until("line 19999 " + "x" * 60 + "\r\n")  # the last line, whole
+            model = plugin.state.by_id[t["id"]].model
+            assert model.stale  # the flood went past the screen model
+            async with client.stream("terminal.attach", {"id": t["id"]}) as second:
+                late = (await second.__anext__())["restore"]
+            assert model.rebuilds == 1 and not model.stale
+        seen = rendered(restore["data"] + screen.text, 10, 80)
+        restored = rendered(late["data"], 10, 80)
+        assert restored.display == seen.display
+        assert restored.display[-2].startswith("line 19999 ")
+        assert len(screen.text) > 1_400_000  # 20,000 lines of 73 characters went through the stream
