@@ -81,6 +81,10 @@ def signal_session(sid: int, sig: int) -> None:
             pass
 
 
+#: Output smaller than this is sent at once, never held to coalesce (a keystroke's echo, a prompt).
+_SMALL = 1024
+
+
 class Watcher:
     """One attached stream's unread output: text (or bytes, raw) pieces and their size in bytes."""
 
@@ -90,6 +94,7 @@ class Watcher:
         self.pending = 0
         self.dropped = 0
         self.wake = asyncio.Event()
+        self.sent_at = float("-inf")  # when its last output item went out (loop time)
 
     def push(self, piece: Any, size: int, limit: int | None) -> None:
         self.pieces.append((piece, size))
@@ -271,9 +276,13 @@ class Terminal:
                     yield {"dropped": dropped}
                     continue
                 if watcher.pieces:
-                    if watcher.pending < self.chunk_bytes and not self.eof.is_set() and self.coalesce > 0:
+                    # A chatty program (output went out within the window, and more than an echo's
+                    # worth waits): coalesce. A keystroke's echo, or output after a pause: at once.
+                    busy = self._loop.time() - watcher.sent_at < self.coalesce and watcher.pending >= _SMALL
+                    if busy and watcher.pending < self.chunk_bytes and not self.eof.is_set():
                         await self._gather(watcher)
                     data = watcher.take(self.chunk_bytes)
+                    watcher.sent_at = self._loop.time()
                     self.update_reading()
                     if raw:
                         import base64

@@ -364,3 +364,18 @@ async def test_a_flood_streams_past_the_screen_model_and_a_restore_still_shows_t
         assert restored.display == seen.display
         assert restored.display[-2].startswith("line 19999 ")
         assert len(screen.text) > 1_400_000  # 20,000 lines of 73 characters went through the stream
+
+
+async def test_a_keystrokes_echo_is_sent_at_once_not_held_for_coalescing():
+    """Output under 1 KiB goes out at once even right after other output: with a 3 s coalescing
+    window, ten keystrokes typed back to back are all echoed well inside one window."""
+    async with AsyncTestClient(app(coalesce_ms=3000), timeout=30) as client:
+        t = await client.call("terminal.create", {"command": sys.executable, "args": ["-c", "input()"]})
+        async with client.stream("terminal.attach", {"id": t["id"]}, window=1000) as stream:
+            screen = Screen(stream)
+            await stream.__anext__()  # the restore
+            started = time.monotonic()
+            for ch in "abcdefghij":
+                await client.call("terminal.write", {"id": t["id"], "data": ch})
+                await screen.until(ch)  # the tty's echo
+            assert time.monotonic() - started < 1.5  # not one 3 s window, let alone ten
