@@ -25,6 +25,12 @@ def calls(method: str, n: int, params: Any = None, start: int = 0) -> bytes:
     ])
 
 
+async def call_once(app: Bridge, method: str, id: int) -> dict[str, Any]:
+    """One call of ``method`` (no params) through a fresh connection to ``app``: its reply."""
+    [reply] = await exchange(app, calls(method, 1, start=id))
+    return reply
+
+
 async def test_a_method_without_options_skips_the_chain() -> None:
     app = Bridge()
 
@@ -182,9 +188,8 @@ async def test_circuit_opens_fails_fast_then_half_opens_and_closes(monkeypatch) 
             raise RuntimeError("down")
         return "up"
 
-    async def one(id: int) -> dict[str, Any]:
-        [reply] = await exchange(app, calls("flaky", 1, start=id))
-        return reply
+    def one(id: int) -> Any:
+        return call_once(app, "flaky", id)
 
     for i in range(3):
         assert (await one(i))["error"]["code"] == -32603
@@ -217,9 +222,8 @@ async def test_a_success_threshold_needs_that_many_trials_in_a_row_to_close(monk
             raise RuntimeError("down")
         return "up"
 
-    async def one(id: int) -> dict[str, Any]:
-        [reply] = await exchange(app, calls("flaky", 1, start=id))
-        return reply
+    def one(id: int) -> Any:
+        return call_once(app, "flaky", id)
 
     assert (await one(0))["error"]["code"] == -32603 and breaker.state("flaky") == "open"
     clock.now += 10
