@@ -402,6 +402,8 @@ export function installElectron() {
       const base = this.url.startsWith('file:') ? dirname(fileURLToPath(this.url)) : null;
       for (const { src, type } of FakeDocument.scripts(this.html)) {
         if (!src || !base) continue;
+        // Module scripts (the example's xterm pane) run in real Chromium: test/electron-chromium.test.mjs.
+        if (type === 'module') continue;
         if (type !== 'classic' && type !== 'text/javascript') throw new Error(`the stand-in runs classic scripts only, not type="${type}"`);
         const file = resolvePath(base, src);
         this.run(readFileSync(file, 'utf8'), file);

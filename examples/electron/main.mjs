@@ -32,12 +32,18 @@ function hostCommand() {
   if (app.isPackaged) {
     const stem = `bridge-host-${TRIPLE}`;
     const exe = join(process.resourcesPath, stem, stem + (process.platform === 'win32' ? '.exe' : ''));
-    return { command: exe, args: [], cwd: process.resourcesPath };
+    return { command: exe, args: [...PLUGINS, '--config', join(process.resourcesPath, 'bridge.toml')], cwd: process.resourcesPath };
   }
   const venv = process.platform === 'win32' ? join(repoRoot, '.venv', 'Scripts', 'python.exe') : join(repoRoot, '.venv', 'bin', 'python');
   const python = process.env.BRIDGE_PYTHON || (existsSync(venv) ? venv : 'python3');
-  return { command: python, args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app'], cwd: repoRoot };
+  return { command: python, args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app', ...PLUGINS, '--config', join(here, 'bridge.toml')], cwd: repoRoot };
 }
+
+/** The terminal pane's plugin; bridge.toml says which programs it may start. */
+const PLUGINS = ['--plugin', 'terminal'];
+
+/** What the window may call and hear: the demo's methods and the terminal's. */
+export const ALLOW = { allow: ['system.ping', 'demo.*', 'terminal.*'], events: ['demo.tick', 'terminal.exited'] };
 
 /** The host starts while Electron does. Exported for other main-process modules. */
 export const sidecar = spawnSidecar(hostCommand());
@@ -65,11 +71,7 @@ app
   .whenReady()
   .then(async () => {
     const client = await sidecar;
-    unexpose = exposeToRenderers(client, {
-      ipcMain,
-      allow: ['system.ping', 'demo.*'],
-      events: ['demo.tick'],
-    });
+    unexpose = exposeToRenderers(client, { ipcMain, ...ALLOW });
     createWindow();
     app.on('activate', () => {
       if (BrowserWindow.getAllWindows().length === 0) createWindow();
