@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A tour of the JavaScript client against examples/app.py (a small note store): spawn the
 // Python host, call it, catch an error, receive an event, watch progress, stream the notes and
-// abandon a stream, cancel a slow call, close. Run from anywhere:
+// abandon a stream, share a document, run a command in a terminal, cancel a slow call, close.
+// Run from anywhere:
 //
 //     node examples/demo.mjs
 //
@@ -9,14 +10,19 @@
 // Exits 0 if everything behaved as expected, 1 otherwise.
 
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CallCancelledError, CallTimeoutError, RpcError, spawnSidecar } from '../client_js/src/node.js';
+import { attachTerminal, CallCancelledError, CallTimeoutError, RpcError, spawnSidecar } from '../client_js/src/node.js';
+
+// xterm.js without a screen (a devDependency of client_js): the terminal section draws on it.
+const { Terminal } = createRequire(new URL('../client_js/package.json', import.meta.url))('@xterm/headless');
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 // "module:attr" of the app to serve; without it the host serves its built-in demo.* handlers.
-// The built-in state and collab plugins join it for the shared-state part of the tour.
-const hostArgs = ['-m', 'bridge', 'serve', 'examples.app:app', '--plugin', 'state', '--plugin', 'collab'];
+// The built-in state and collab plugins join it for the shared-state part of the tour, and the
+// terminal plugin (allowed to start bash only: BRIDGE_TERMINAL_COMMANDS below) for the terminal.
+const hostArgs = ['-m', 'bridge', 'serve', 'examples.app:app', '--plugin', 'state', '--plugin', 'collab', '--plugin', 'terminal'];
 
 const color = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (code) => (text) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
@@ -64,7 +70,7 @@ async function main() {
     args: hostArgs,
     cwd: repoRoot,
     // Shared documents in memory: the tour leaves nothing behind in the user's data directory.
-    env: { BRIDGE_STATE_MEMORY: '1', BRIDGE_LOG_LEVEL: 'error' },
+    env: { BRIDGE_STATE_MEMORY: '1', BRIDGE_LOG_LEVEL: 'error', BRIDGE_TERMINAL_COMMANDS: '["bash"]' },
     // The host logs to stderr; stdout belongs to the protocol.
     onStderr: (line) => console.log(dim(`  host stderr │ ${line}`)),
   });
@@ -182,6 +188,24 @@ async function main() {
     offChanged();
     expect(final.value.title === 'Weekend, Saturday' && final.value.items[0] === 'oat milk' && seen.length === 3,
       `document ${JSON.stringify(final)} after ${seen.length} changes`);
+
+    section('Terminals: a command on a real pty, drawn by xterm.js (headless here, @xterm/xterm in a window)');
+    const term = new Terminal({ rows: 8, cols: 64, allowProposedApi: true });
+    const script = 'printf "stty size: %s\\n" "$(stty size)"; printf "\\033[1;32mgreen and bold\\033[0m, café, 日本語\\n"; ls examples | grep -v __pycache__ | head -4';
+    const created = await client.call('terminal.create', { command: 'bash', args: ['-c', script], cwd: repoRoot, rows: term.rows, cols: term.cols });
+    show('terminal.create', `${created.id}: bash, pid ${created.pid}, ${created.rows}x${created.cols}`);
+    let exitInfo = null;
+    const attached = attachTerminal(client, term, { id: created.id, onExit: (info) => (exitInfo = info) });
+    await attached.closed;
+    const screen = [];
+    for (let row = 0; row < term.rows; row++) screen.push(term.buffer.active.getLine(row)?.translateToString(true) ?? '');
+    while (screen.length && screen[screen.length - 1] === '') screen.pop();
+    for (const line of screen) console.log(`  ${dim('│')} ${line}`);
+    show('exited', exitInfo);
+    attached.dispose();
+    term.dispose();
+    expect(screen[0] === 'stty size: 8 64' && screen.includes('demo.mjs') && exitInfo?.exit_code === 0,
+      `the terminal showed ${JSON.stringify(screen)} and exited with ${JSON.stringify(exitInfo)}`);
 
     section('Cancellation: abort a slow call, or give it a timeout');
     const controller = new AbortController();
