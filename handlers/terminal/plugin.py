@@ -27,6 +27,7 @@ from bridge import INVALID_PARAMS, BridgeError, Context, Plugin, __version__
 from bridge.middleware.stream import Stream
 
 from ..executables import allowed_paths, resolve
+from .screen import ParseBudget
 from .session import Overflow, Terminal
 
 log = logging.getLogger("bridge.terminal")
@@ -52,6 +53,9 @@ class TerminalSettings(BaseModel):
                              "watcher holding this much unread stops the reading of the pty")
     env: list[str] = Field(default_factory=lambda: ["TERM", "LANG", "LC_ALL", "COLORTERM"],
                            description="environment variables a caller may set")
+    screen_chars_per_second: int = Field(default=256 * 1024, ge=0, description="characters the screen models "
+                                         "of all terminals parse in a second; past it a terminal's screen is "
+                                         "rebuilt from its scrollback tail at its next restore")
 
 
 class Terminals:
@@ -62,6 +66,7 @@ class Terminals:
         self.tasks = tasks
         self.by_id: dict[str, Terminal] = {}
         self.ids = itertools.count(1)
+        self.budget = ParseBudget(settings.screen_chars_per_second)
 
     def running(self) -> int:
         return sum(t.running for t in self.by_id.values())
@@ -133,8 +138,10 @@ def _get(id: str, *, running: bool = False) -> Terminal:
 async def create(ctx: Context, command: str, args: list[str] = Field(default_factory=list), cwd: str | None = None,
                  env: dict[str, str] = Field(default_factory=dict), rows: int = Field(24, ge=1, le=1000),
                  cols: int = Field(80, ge=1, le=1000), name: str | None = None,
-                 overflow: Literal["block", "drop"] = "block") -> dict[str, Any]:
-    """Start ``command`` on a new pty (only an allowed executable: else 4701); its id and pid."""
+                 overflow: Literal["block", "drop"] = "block", paused: bool = False) -> dict[str, Any]:
+    """Start ``command`` on a new pty (only an allowed executable: else 4701); its id and pid.
+    ``paused``: the pty is not read until ``terminal.resume``, so a watcher attached before it
+    gets every byte from the first (else output before the attach reaches it as the restore)."""
     state = _state()
     settings = state.settings
     argv = [command, *args]
@@ -158,7 +165,8 @@ async def create(ctx: Context, command: str, args: list[str] = Field(default_fac
     id = f"t{next(state.ids)}"
     t = Terminal(id, name or id, [path, *args], directory, rows, cols, overflow,
                  scrollback_bytes=settings.scrollback_bytes, coalesce_ms=settings.coalesce_ms,
-                 chunk_bytes=settings.chunk_bytes, on_exit=_exited)
+                 chunk_bytes=settings.chunk_bytes, on_exit=_exited, budget=state.budget)
+    t.paused = paused
     try:
         await t.spawn({**os.environ, "TERM": "xterm-256color", **env})
     except OSError as exc:

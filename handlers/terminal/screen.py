@@ -93,23 +93,40 @@ class Screen(pyte.Screen):
         return "".join(parts)
 
 
+class ParseBudget:
+    """How many characters the screen models of every terminal may parse in one second, together.
+
+    pyte parses about 1 MB/s on the event loop, so the budget is the host's, not a terminal's:
+    ten terminals printing at once must not spend ten times the loop's time on screens."""
+
+    def __init__(self, chars_per_second: int = 256 * 1024) -> None:
+        self.chars_per_second = chars_per_second
+        self.window_start = float("-inf")
+        self.spent = 0
+
+    def take(self, chars: int, now: float) -> bool:
+        """Charge ``chars`` to this second's budget; False once it is spent."""
+        if now - self.window_start >= 1.0:
+            self.window_start, self.spent = now, 0
+        self.spent += chars
+        return self.spent <= self.chars_per_second
+
+
 class Model:
     """A screen and the stream that feeds it decoded text, kept off the hot path in a flood.
 
-    pyte parses about 1 MB/s. While a program prints at an interactive pace every piece is fed
-    at once. When more than ``flood_chars`` arrive between two restores faster than they can be
-    parsed (a ``cat`` of a big file, a build log), the screen is left behind ("stale") and only
-    the last ``scrollback_bytes`` of text are kept; the next restore (or resize) rebuilds the
+    While programs print at an interactive pace every piece is parsed at once. When the host's
+    ``ParseBudget`` for this second is spent (a ``cat`` of a big file, a build log, many
+    terminals at once), the screen of the terminal that went over is left behind ("stale") and
+    only its last ``scrollback_bytes`` of text are kept; its next restore (or resize) rebuilds the
     screen from that tail, which for scrolling output is the same screen. Output to watchers is
     never held up by the model."""
 
-    def __init__(self, rows: int, cols: int, scrollback_bytes: int, flood_chars: int = 256 * 1024) -> None:
+    def __init__(self, rows: int, cols: int, scrollback_bytes: int, budget: ParseBudget | None = None) -> None:
         self.rows, self.cols, self.scrollback_bytes = rows, cols, scrollback_bytes
-        self.flood_chars = flood_chars
-        self.tail: deque[str] = deque()  # the last text written, at most ~scrollback_bytes (or flood_chars)
+        self.budget = budget or ParseBudget()
+        self.tail: deque[str] = deque()  # the last text written, at most ~scrollback_bytes
         self.tail_chars = 0
-        self.fed_since = 0.0  # when the current burst began (monotonic)
-        self.burst_chars = 0
         self.stale = False
         self.rebuilds = 0
         self._new_screen()
@@ -124,12 +141,9 @@ class Model:
         keep = max(self.scrollback_bytes, self.rows * self.cols * 4)
         while self.tail_chars - len(self.tail[0]) >= keep:
             self.tail_chars -= len(self.tail.popleft())
-        if now - self.fed_since > 1.0:  # a new one-second window
-            self.fed_since, self.burst_chars = now, 0
-        self.burst_chars += len(text)
         if self.stale:
             return
-        if self.burst_chars > self.flood_chars:  # a flood: stop parsing, rebuild from the tail later
+        if not self.budget.take(len(text), now):  # a flood: stop parsing, rebuild from the tail later
             self.stale = True
             return
         self.stream.feed(text)
@@ -140,7 +154,6 @@ class Model:
             self._new_screen()
             self.stream.feed("".join(self.tail))
             self.stale = False
-            self.burst_chars = 0
             self.rebuilds += 1
 
     def resize(self, rows: int, cols: int) -> None:

@@ -29,7 +29,7 @@ if os.name == "posix":
     import fcntl
     import termios
 
-from .screen import Model
+from .screen import Model, ParseBudget
 
 Overflow = Literal["block", "drop"]
 READ_SIZE = 16384  # one read is fed to pyte (~1 MB/s) on the event loop: keep each step short
@@ -123,12 +123,12 @@ class Terminal:
 
     def __init__(self, id: str, name: str, argv: list[str], cwd: str, rows: int, cols: int, overflow: Overflow,
                  *, scrollback_bytes: int, coalesce_ms: float, chunk_bytes: int,
-                 on_exit: Callable[[Terminal], None]) -> None:
+                 on_exit: Callable[[Terminal], None], budget: ParseBudget | None = None) -> None:
         self.id, self.name, self.argv, self.cwd = id, name, argv, cwd
         self.rows, self.cols, self.overflow = rows, cols, overflow
         self.coalesce = coalesce_ms / 1000
         self.chunk_bytes = chunk_bytes
-        self.model = Model(rows, cols, scrollback_bytes)
+        self.model = Model(rows, cols, scrollback_bytes, budget)
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.on_exit = on_exit
         self.proc: asyncio.subprocess.Process | None = None

@@ -16,6 +16,7 @@ from bridge import Bridge
 from bridge.errors import BridgeError
 from bridge.testing import AsyncTestClient
 from bridge.builtins.terminal.plugin import plugin
+from bridge.builtins.terminal.screen import Model, ParseBudget
 from harness import Host, gone
 
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(os.name != "posix", reason="POSIX ptys")]
@@ -341,11 +342,27 @@ async def test_pause_stops_reading_and_resume_restarts_it():
         assert bad.value.code == -32602
 
 
+async def test_created_paused_a_watcher_attached_before_resume_gets_every_byte():
+    """Output printed between create and attach reaches a watcher only as the restore; created
+    paused, the pty is not read until resume, so an attached watcher gets all of it as data."""
+    lines = 3000
+    program = f"import sys\nfor i in range({lines}): sys.stdout.write('%07d\\n' % i)\nsys.stdout.flush()"
+    async with AsyncTestClient(app(), timeout=60) as client:
+        t = await client.call("terminal.create", {"command": sys.executable, "args": ["-c", program], "paused": True})
+        [listed] = await client.call("terminal.list", {"ids": [t["id"]]})
+        assert listed["paused"] and listed["bytes_out"] == 0
+        async with client.stream("terminal.attach", {"id": t["id"]}) as stream:
+            assert "0000000" not in (await stream.__anext__())["restore"]["data"]  # nothing read yet
+            assert await client.call("terminal.resume", {"id": t["id"]})
+            text = "".join([item["data"] async for item in stream])
+        assert text == "".join("%07d\r\n" % i for i in range(lines))
+
+
 SCROLL_FLOOD = "import sys\nfor i in range(20000): sys.stdout.write('line %05d ' % i + 'x' * 60 + '\\n')\nsys.stdout.flush()\ninput()"
 
 
 async def test_a_flood_streams_past_the_screen_model_and_a_restore_still_shows_the_screen():
-    """Over flood_chars in a second the screen model stops parsing (output is not held up by it)
+    """Past the host's parse budget for a second the screen model stops parsing (output is not held up by it)
     and the next restore rebuilds it from the kept tail: the same screen as the full output's."""
     async with AsyncTestClient(app(), timeout=60) as client:
         t = await client.call("terminal.create", {"command": sys.executable, "args": ["-c", SCROLL_FLOOD], "rows": 10,
@@ -364,6 +381,21 @@ async def test_a_flood_streams_past_the_screen_model_and_a_restore_still_shows_t
         assert restored.display == seen.display
         assert restored.display[-2].startswith("line 19999 ")
         assert len(screen.text) > 1_400_000  # 20,000 lines of 73 characters went through the stream
+
+
+def test_the_parse_budget_is_the_hosts_not_each_terminals():
+    """Two screens each under the budget alone, over it together: the one that went over stops
+    parsing (and is rebuilt from its tail when asked), the other keeps its parsed screen; a new
+    second gives a new budget."""
+    budget = ParseBudget(1000)
+    first, second = Model(5, 40, 4096, budget), Model(5, 40, 4096, budget)
+    text = "\r\n".join(["y" * 39] * 15)  # 15 lines of 39 characters: 613 characters
+    first.feed(text, now=10.0)
+    second.feed(text, now=10.5)
+    assert not first.stale and second.stale
+    assert second.restore()["data"] == first.restore()["data"] and second.rebuilds == 1
+    second.feed("z", now=11.0)  # the next second
+    assert not second.stale
 
 
 async def test_a_keystrokes_echo_is_sent_at_once_not_held_for_coalescing():
