@@ -1,4 +1,20 @@
-// A stand-in for the parts of Electron the bridge helpers touch, faithful where it matters:
+// A stand-in for the parts of Electron the bridge helpers touch. examples/electron's page runs in
+// real Chromium in test/electron-chromium.test.mjs (test-support/chromium.mjs: a real DOM and
+// CSP, the module script and xterm.js terminal pane, the preload bundled with esbuild, IPC
+// through Playwright bindings), so this one is kept only for what a single Chromium page cannot
+// show, and to run where Chromium is not installed:
+// - contextBridge copying between the preload's isolated world and the page's own realm
+//   (Chromium's page has one world there): what electron-preload.js is built around;
+// - process isolation: each renderer with its own `electron` module and preload run, several
+//   windows side by side (events only to the windows that subscribed or that `$meta.to` names,
+//   a closed window cancelling only its own calls);
+// - the sender frame: senderFrame null once the page is gone, each window's $caller from its
+//   own webContents id and frame URL;
+// - Electron's own texts and rules: "An object could not be cloned." (Chromium's
+//   structuredClone says "Failed to execute 'structuredClone' on 'Window': ..."), "Error invoking
+//   remote method '<channel>': ...", ESM preloads refused in a sandboxed renderer.
+//
+// Faithful where it matters:
 //
 // - IPC (ipcRenderer.invoke/send, webContents.send) is asynchronous, keeps order, and
 //   structured-clones every message with the real structuredClone. Like Chromium it also

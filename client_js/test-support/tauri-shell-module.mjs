@@ -1,8 +1,4 @@
-// What `import '@tauri-apps/plugin-shell'` resolves to under loader.mjs.
+// What `import '@tauri-apps/plugin-shell'` resolves to under loader.mjs: the real plugin, the
+// same module instance tauri-shell.mjs hands out. Its commands need installTauriShell() first.
 
-import { SHELL } from './tauri-shell.mjs';
-
-const shell = globalThis[SHELL];
-if (!shell) throw new Error("the plugin-shell stand-in is not installed: call installTauriShell() before importing '@tauri-apps/plugin-shell'");
-
-export const { Command, Child, EventEmitter, open } = shell.module;
+export * from '../node_modules/@tauri-apps/plugin-shell/dist-js/index.js';

@@ -1,14 +1,17 @@
-// The Tauri transport (src/tauri.js) and examples/tauri, against the plugin-shell stand-in
-// (test-support/tauri-shell.mjs), which runs the real Python host under the example's own
-// tauri.conf.json and capability file.
+// The Tauri transport (src/tauri.js) and examples/tauri against the REAL
+// '@tauri-apps/plugin-shell' JS, its IPC answered through the official `mockIPC` by
+// test-support/tauri-shell.mjs (the plugin's Rust side over node:child_process, under the
+// example's own tauri.conf.json and capability file), which runs the real Python host.
+// tests/tauri/ runs the same in a real Tauri webview.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { register } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { FakeDocument } from '../test-support/fake-dom.mjs';
-import { nextEvent, processExists, pythonCommand, repoRoot } from '../test-support/host.mjs';
-import { installTauriShell } from '../test-support/tauri-shell.mjs';
+import { nextEvent, processExists, pythonCommand } from '../test-support/host.mjs';
+import { installTauriShell, scopedArgs } from '../test-support/tauri-shell.mjs';
 import { CallCancelledError, ConnectionClosedError, ErrorCodes, RpcError, createTauriSidecar, sidecarName } from '../src/tauri.js';
 
 register('../test-support/loader.mjs', import.meta.url);
@@ -17,11 +20,14 @@ const example = new URL('../../examples/tauri/', import.meta.url);
 const readJson = (path) => JSON.parse(readFileSync(new URL(path, example), 'utf8'));
 const tauriConf = readJson('src-tauri/tauri.conf.json');
 const capabilities = [readJson('src-tauri/capabilities/default.json')];
-/** What stands for the frozen sidecar binary: the entry script `bridge bundle bridge.builtins.demo:app` freezes. */
+/**
+ * What stands for the frozen sidecar binary: the entry script `bridge bundle` freezes, serving
+ * tests/tauri/sidecar_app.py (the demo app the example bundles, plus a stream).
+ */
 const bridgeHost = {
   command: pythonCommand(),
-  args: ['-c', "import sys; from bridge.bundle import frozen_main; sys.exit(frozen_main('bridge.builtins.demo:app'))"],
-  cwd: repoRoot,
+  args: ['-c', "import sys; from bridge.bundle import frozen_main; sys.exit(frozen_main('sidecar_app:app'))"],
+  cwd: fileURLToPath(new URL('../../tests/tauri/', import.meta.url)),
 };
 const quietHost = { BRIDGE_LOG_LEVEL: 'warning' };
 
@@ -61,14 +67,16 @@ describe('createTauriSidecar against the real host', { timeout: 20_000 }, () => 
     const [spawned] = shell.spawned;
     assert.equal(spawned.program, 'binaries/bridge-host');
     assert.deepEqual(spawned.args, ['serve']);
-    assert.deepEqual(spawned.options.env, { BRIDGE_LOG_LEVEL: 'warning', BRIDGE_FRAMING: 'ndjson' });
+    assert.deepEqual(spawned.ran, ['serve']);
+    assert.deepEqual(spawned.options, { env: { BRIDGE_LOG_LEVEL: 'warning', BRIDGE_FRAMING: 'ndjson' }, sidecar: true });
     assert.equal(client.ready.framing, 'ndjson');
     assert.equal(client.ready.pid, client.child.pid);
   });
 
-  test('calls, large multi-byte payloads and concurrent calls', async () => {
+  test('calls by name and by position, large multi-byte payloads and concurrent calls', async () => {
     assert.equal(await client.call('system.ping'), 'pong');
     assert.equal(await client.call('demo.add', [1, 2]), 3);
+    assert.equal(await client.call('demo.add', { a: 2, b: 5 }), 7);
     const big = '😀ab€ \u2028 "q" \\ \n'.repeat(40_000);
     assert.equal(await client.call('demo.echo', { value: big }), big);
     const results = await Promise.all(Array.from({ length: 30 }, (_, i) => client.call('demo.add', { a: i, b: 1 })));
@@ -93,6 +101,28 @@ describe('createTauriSidecar against the real host', { timeout: 20_000 }, () => 
     const values = [];
     assert.equal(await client.call('demo.count', { n: 3 }, { onProgress: (value) => values.push(value) }), 3);
     assert.deepEqual(values, [1, 2, 3].map((done) => ({ done, total: 3 })));
+  });
+
+  test('a stream is paced by credit: the host never runs more than the window ahead of the chunks taken', async () => {
+    const credit = 2;
+    let received = 0;
+    let credited = 0;
+    let ahead = 0;
+    const watch = (direction, message) => {
+      if (direction === 'receive' && message.method === '$/stream') ahead = Math.max(ahead, ++received - credited);
+      if (direction === 'send' && message.method === '$/stream/credit') credited += message.params.credit;
+    };
+    traceListeners.add(watch);
+    try {
+      const items = [];
+      for await (const chunk of client.stream('data.rows', { n: 95 }, { window: credit })) items.push(...chunk);
+      assert.deepEqual(items, Array.from({ length: 95 }, (_, i) => `row ${i}`));
+      assert.equal(received, 10);
+      assert.equal(credited, 10, 'one credit per chunk taken');
+      assert.ok(ahead <= credit, `${ahead} chunks arrived ahead of the credit`);
+    } finally {
+      traceListeners.delete(watch);
+    }
   });
 
   test('aborting a call sends $/cancelRequest and the host answers -32800', async () => {
@@ -132,12 +162,30 @@ describe('createTauriSidecar edge cases', { timeout: 20_000 }, () => {
     }
   });
 
-  test('what the capability does not allow is refused before anything runs', async () => {
+  test('a capability with fixed args runs those, whatever args the page passes (scope.rs)', async () => {
     const shell = installTauriShell({ tauriConf, capabilities, sidecars: { 'binaries/bridge-host': bridgeHost } });
     try {
+      const client = await createTauriSidecar({ Command: shell.module.Command, args: ['serve', 'other:app', '--debug'], env: quietHost });
+      assert.deepEqual(shell.spawned[0].args, ['serve', 'other:app', '--debug']);
+      assert.deepEqual(shell.spawned[0].ran, ['serve']);
+      assert.deepEqual(await client.call('sidecar.argv'), ['serve'], 'what the sidecar itself was given');
+      await client.close();
+    } finally {
+      shell.uninstall();
+    }
+  });
+
+  test('what the capability does not allow is refused before anything runs', async () => {
+    const other = { identifier: 'shell:allow-spawn', allow: [{ name: 'binaries/other', sidecar: true }] };
+    const shell = installTauriShell({
+      tauriConf: { bundle: { externalBin: ['binaries/bridge-host', 'binaries/other', 'binaries/unlisted'] } },
+      capabilities: [...capabilities, { windows: ['other-window'], permissions: [other] }],
+      sidecars: { 'binaries/bridge-host': bridgeHost },
+    });
+    try {
       const { Command } = shell.module;
-      await assert.rejects(createTauriSidecar({ Command, args: ['serve', 'other:app'] }), /could not spawn the bridge sidecar: .*failed regex validation/);
-      await assert.rejects(createTauriSidecar({ Command, program: 'binaries/other', args: ['serve'] }), /externalBin/);
+      await assert.rejects(createTauriSidecar({ Command, program: 'binaries/elsewhere' }), /could not spawn the bridge sidecar: sidecar not configured under `tauri.conf.json > bundle > externalBin`: binaries\/elsewhere/);
+      await assert.rejects(createTauriSidecar({ Command, program: 'binaries/other' }), /Scoped command binaries\/other not found/, 'granted to another window only');
       await assert.rejects(createTauriSidecar({ Command: {} }), /Command class/);
       assert.deepEqual(shell.running(), []);
     } finally {
@@ -163,7 +211,7 @@ test('examples/tauri: the page starts the sidecar, calls it, and stops it when t
   const shell = installTauriShell({ tauriConf, capabilities, sidecars: { 'binaries/bridge-host': bridgeHost } });
   const html = readFileSync(new URL('index.html', example), 'utf8');
   const document = new FakeDocument(html);
-  Object.assign(globalThis, { document, window: new EventTarget() });
+  globalThis.document = document; // `window` is the EventTarget installTauriShell() made
   process.env.BRIDGE_LOG_LEVEL = 'warning';
   try {
     const [script] = FakeDocument.scripts(html);
@@ -197,7 +245,6 @@ test('examples/tauri: the page starts the sidecar, calls it, and stops it when t
   } finally {
     shell.uninstall();
     delete globalThis.document;
-    delete globalThis.window;
   }
 });
 
@@ -231,5 +278,25 @@ describe('sidecarName: the externalBin entry Tauri knows the sidecar by', () => 
     } finally {
       shell.uninstall();
     }
+  });
+});
+
+describe('the shell scope of a spawn: the args run are built from the allow entry (scope.rs ShellScope::_prepare)', () => {
+  test('fixed args replace the caller\'s; validators take the caller\'s at their position; the rest is dropped', () => {
+    assert.deepEqual(scopedArgs('p', ['serve'], ['serve']), ['serve']);
+    assert.deepEqual(scopedArgs('p', ['serve'], ['other', '--debug']), ['serve']);
+    assert.deepEqual(scopedArgs('p', ['serve'], []), ['serve']);
+    assert.deepEqual(scopedArgs('p', ['serve'], undefined), ['serve']);
+    assert.deepEqual(scopedArgs('p', ['serve', { validator: '\\w+:app' }], ['x', 'my:app', 'extra']), ['serve', 'my:app']);
+    assert.deepEqual(scopedArgs('p', false, ['serve']), []);
+    assert.deepEqual(scopedArgs('p', true, ['a', 'b']), ['a', 'b']);
+  });
+
+  test('a validator is wrapped in ^...$ (not grouped) unless raw; a missing argument is refused', () => {
+    assert.throws(() => scopedArgs('p', [{ validator: 'a' }], ['ab']), /position 0 was found, but failed regex validation \^a\$/);
+    assert.deepEqual(scopedArgs('p', [{ validator: 'a|b' }], ['ax']), ['ax'], '^a|b$: an alternation is not anchored as a whole');
+    assert.deepEqual(scopedArgs('p', [{ validator: 'a', raw: true }], ['xay']), ['xay']);
+    assert.throws(() => scopedArgs('p', ['serve', { validator: '.+' }], ['serve']), /position 1 must match regex validation \^\.\+\$ but it was not found/);
+    assert.throws(() => scopedArgs('p', [{ validator: '.+' }], 'one'), /received arguments in an unexpected format/);
   });
 });
