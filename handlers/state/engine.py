@@ -39,6 +39,9 @@ HISTORY_GONE = 4504
 UNAVAILABLE = 4505
 TOO_MANY_SUBSCRIPTIONS = 4506
 
+#: Idempotency keys the embedded backend remembers (in memory: a restart forgets them).
+KEYS_KEPT = 10_000
+
 #: ``guard(participant, doc, action, paths)``: raise a BridgeError to refuse. action is "read" or "edit".
 Guard = Callable[[str, str, str, list[Path]], None]
 #: Called with a conflict's details before it is reported; what it returns joins the error's data.
@@ -72,6 +75,14 @@ class Doc:
     def recovered(cls, value: Any, version: int, history: list[Entry]) -> Doc:
         return cls(value, version, version, deque(history), len(dumps(value)))
 
+    def advance(self, entry: Entry, value: Any, bound: int, history: int) -> None:
+        """Become ``value`` at ``entry.version``, keeping at most ``history`` entries."""
+        self.value, self.version = value, entry.version
+        self.history.append(entry)
+        while len(self.history) > history:
+            self.history.popleft()
+        self.size = bound
+
     def since(self, version: int) -> list[Entry] | None:
         """The entries after ``version``, or None when they are no longer all kept."""
         if version == self.version:
@@ -80,6 +91,19 @@ class Doc:
         if version < oldest - 1:
             return None
         return list(itertools.islice(self.history, version - oldest + 1, None))
+
+
+@dataclass(slots=True)
+class Change:
+    """A patch checked against ``doc`` as it is now, ready to become its next version."""
+
+    doc: Doc
+    value: Any
+    ops: list[dict[str, Any]]
+    touched: list[Path]
+    blob: bytes | None  # the new value as JSON, when it had to be measured
+    bound: int  # the new value's size as JSON, or an upper bound of it
+    size: int  # the patch's size as JSON
 
 
 @dataclass(slots=True)
@@ -108,6 +132,8 @@ class Documents:
         self._writing: asyncio.Future[None] | None = None  # resolved when the running writer has nothing left
         self._broken: str | None = None
         self._reloading: asyncio.Event | None = None  # set while memory is being re-read from disk
+        # idempotency keys used, oldest first: the version, or the first try's outcome while it runs
+        self._keys: dict[tuple[str, str, str], int | asyncio.Future[int]] = {}
 
     # ---- life -------------------------------------------------------------
 
@@ -154,10 +180,24 @@ class Documents:
     def names(self) -> list[str]:
         return sorted(n for n, d in self.docs.items() if d.version)
 
+    async def refresh(self, name: str) -> None:
+        """Bring ``name`` up to date before a read (a shared backend catches up; here memory is)."""
+
+    async def listing(self) -> list[dict[str, Any]]:
+        """``[{doc, version}]`` of every document written."""
+        return [{"doc": name, "version": self.docs[name].version} for name in self.names()]
+
     # ---- writes -----------------------------------------------------------
 
-    async def patch(self, name: str, ops: Any, base: int | None, participant: str) -> int:
-        """Apply ``ops`` to ``name`` (from ``base``, or the current version if None); the new version."""
+    async def patch(self, name: str, ops: Any, base: int | None, participant: str, key: str | None = None) -> int:
+        """Apply ``ops`` to ``name`` (from ``base``, or the current version if None); the new version.
+
+        ``key``: the caller's idempotency key; a patch whose key ``participant`` already used on
+        ``name`` (among the last KEYS_KEPT, in this process) is not applied again: its version
+        is returned."""
+        if key is not None:
+            return await self._patch_once((name, participant, key), ops, base)
+
         while self._reloading is not None:
             await self._reloading.wait()
         self._check_usable()
@@ -169,7 +209,36 @@ class Documents:
                 del self.docs[name]  # a refused first patch leaves no empty document behind
             raise
 
+    async def _patch_once(self, k: tuple[str, str, str], ops: Any, base: int | None) -> int:
+        """``patch`` under idempotency key ``k``: a retry arriving while the first try is still
+        being written waits for its outcome (the same version, or the same error); a key whose
+        patch failed is forgotten, so it may be tried again."""
+        done = self._keys.get(k)
+        if done is not None:
+            return done if isinstance(done, int) else await asyncio.shield(done)
+        first: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        first.add_done_callback(lambda f: f.cancelled() or f.exception())  # a retry need not be waiting
+        self._keys[k] = first
+        try:
+            version = await self.patch(k[0], ops, base, k[1])
+        except BaseException as exc:
+            del self._keys[k]
+            first.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            raise
+        self._keys[k] = version
+        first.set_result(version)
+        while len(self._keys) > KEYS_KEPT:
+            del self._keys[next(iter(self._keys))]
+        return version
+
     async def _patch(self, name: str, ops: Any, base: int | None, participant: str) -> int:
+        c = await self._prepare(name, ops, base, participant)
+        return await self._commit(name, c.doc, c.value, c.ops, c.touched, participant, c.blob, c.bound, c.size)
+
+    async def _prepare(self, name: str, ops: Any, base: int | None, participant: str) -> Change:
+        """Check ``ops`` against ``name`` as it is now: the rebased change, or a BridgeError
+        (a conflict with what changed since ``base``, a patch that fails, a limit). Nothing
+        awaits unless it raises, so the change is still against the current version."""
         try:
             ops = parse(ops)
         except PatchError as exc:
@@ -207,18 +276,14 @@ class Documents:
             if bound > self.limits.max_doc_bytes:
                 raise BridgeError(TOO_LARGE, f"{name!r} would be {bound} bytes; at most {self.limits.max_doc_bytes}",
                                   {"limit": self.limits.max_doc_bytes, "size": bound})
-        return await self._commit(name, doc, value, ops, touched, participant, blob, bound, size)
+        return Change(doc, value, ops, touched, blob, bound, size)
 
     async def _commit(self, name: str, doc: Doc, value: Any, ops: list[dict[str, Any]], touched: list[Path],
                       participant: str, blob: bytes | None, bound: int, size: int) -> int:
         # Nothing awaits between reading ``doc`` in patch() and here: each patch is applied
         # atomically on the loop, on the version it was checked against.
         entry = Entry(name, doc.version + 1, ops, touched, participant, time.time(), size)
-        doc.value, doc.version = value, entry.version
-        doc.history.append(entry)
-        while len(doc.history) > self.limits.history:
-            doc.history.popleft()
-        doc.size = bound
+        doc.advance(entry, value, bound, self.limits.history)
         snapshot = None
         if entry.version % self.limits.snapshot_every == 0:
             snapshot = blob if blob is not None else dumps(value)

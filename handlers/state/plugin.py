@@ -1,6 +1,7 @@
 """The built-in ``state`` plugin: named JSON documents, changed by RFC 6902 patches.
 
-Every acknowledged patch is on disk (SQLite, WAL); ``state.changed`` tells subscribers.
+Every acknowledged patch is on disk (SQLite, WAL), or in a Redis shared by several hosts
+(setting ``backend``); ``state.changed`` tells subscribers.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from bridge import INTERNAL_ERROR, BridgeError, Context, Plugin, __version__
+from bridge import INTERNAL_ERROR, INVALID_PARAMS, BridgeError, Context, Plugin, __version__
 
 from .engine import Documents, Limits, StartSoon
 from .store import HistoryLost, StoreError
@@ -23,6 +24,17 @@ log = logging.getLogger("bridge.state")
 
 
 class StateSettings(BaseModel):
+    backend: str = Field(default="embedded", description="'embedded' (SQLite, one host), or a Redis URL shared by "
+                         "several hosts: redis://[user:password@]host:port/db, rediss:// (TLS), unix://, "
+                         "redis+sentinel://[user:password@]host:port[,host:port]/service[/db], "
+                         "redis+cluster://[user:password@]host:port[,host:port]")
+    redis_prefix: str = Field(default="bridge", min_length=1, description="the first part of every Redis key")
+    redis_timeout: float = Field(default=5.0, gt=0, description="seconds for a Redis connection or reply")
+    wait_replicas: int = Field(default=0, ge=0, description="acknowledge a patch only once this many replicas "
+                               "have it (Redis WAIT); 0: once the primary has it")
+    wait_timeout: float = Field(default=1.0, gt=0, description="seconds WAIT may take (then 4505)")
+    idempotency_ttl: float = Field(default=3600.0, gt=0, description="seconds Redis remembers a patch's "
+                                   "idempotency_key")
     path: str | None = Field(default=None, description="the SQLite file (default: state.sqlite3 in the app's data directory)")
     memory: bool = Field(default=False, description="keep documents in memory only: nothing survives the host")
     memory_if_unavailable: bool = Field(default=False, description="if the database cannot be opened or trusted, run "
@@ -37,6 +49,15 @@ class StateSettings(BaseModel):
     accept_loss: bool = Field(default=False, description="open a database that holds less than its marker says was "
                               "acknowledged (a lost or damaged -wal, an emptied file) as it is, recording the loss; "
                               "set it for one start, not for good")
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        from .redis_url import SCHEMES
+
+        if value != "embedded" and not value.startswith(SCHEMES):
+            raise ValueError(f"backend is 'embedded' or a URL starting with {', '.join(SCHEMES)}")
+        return value
 
 
 def default_path(app_name: str) -> Path:
@@ -80,6 +101,8 @@ async def _open(plugin: Plugin, start_soon: StartSoon) -> Documents:
     if settings.memory:
         log.warning("state: memory only (settings.memory): nothing survives the host")
         return await Documents.open(None, start_soon, limits)
+    if settings.backend != "embedded":
+        return await _open_redis(settings, start_soon, limits)
     path = Path(settings.path) if settings.path else default_path(plugin.app.name if plugin.app else "bridge")
     try:
         docs = await Documents.open(path, start_soon, limits, settings.synchronous, settings.accept_loss)
@@ -91,6 +114,22 @@ async def _open(plugin: Plugin, start_soon: StartSoon) -> Documents:
     if docs.store.loss is not None:
         _record_loss(path, docs.store.loss)
     return docs
+
+
+async def _open_redis(settings: StateSettings, start_soon: StartSoon, limits: Limits) -> Documents:
+    from .redis_backend import RedisDocuments
+    from .redis_url import RedisOptions
+
+    options = RedisOptions(settings.backend, settings.redis_prefix, settings.redis_timeout, settings.wait_replicas,
+                           settings.wait_timeout, settings.idempotency_ttl)
+    try:
+        return await RedisDocuments.open_redis(options, start_soon, limits)
+    except StoreError as exc:
+        if not settings.memory_if_unavailable:
+            raise
+        log.warning("state: %s; running in memory only (memory_if_unavailable): nothing survives the host "
+                    "and no other host sees these documents", exc)
+        return await Documents.open(None, start_soon, limits)
 
 
 def _record_loss(path: Path, loss: HistoryLost) -> None:
@@ -114,26 +153,34 @@ def _docs() -> Documents:
 @plugin.method("get", idempotent=True)
 async def get(doc: str, ctx: Context) -> dict[str, Any]:
     """``{doc, version, value}``: the document now (version 0 and ``{}`` if it was never written)."""
-    found = _docs().get(doc, ctx.participant)
+    docs = _docs()
+    await docs.refresh(doc)
+    found = docs.get(doc, ctx.participant)
     return {"doc": doc, "version": found.version, "value": found.value}
 
 
 @plugin.method("patch")
-async def patch(doc: str, ops: list[dict[str, Any]], ctx: Context, base_version: int | None = None) -> dict[str, Any]:
+async def patch(doc: str, ops: list[dict[str, Any]], ctx: Context, base_version: int | None = None,
+                idempotency_key: str | None = None) -> dict[str, Any]:
     """Apply an RFC 6902 patch atomically; ``{doc, version}`` once it is on disk.
 
     With ``base_version``, a patch whose paths someone else changed since is a conflict
     (4501, the current version in ``data``); one that touches only other paths is applied
-    on top. Without it, the patch applies to whatever the document is now.
+    on top. Without it, the patch applies to whatever the document is now. With an
+    ``idempotency_key`` (the caller's, per participant and document), a patch sent again
+    with the same key is not applied again: the reply has the version it got.
     """
-    version = await _docs().patch(doc, ops, base_version, ctx.participant)
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= 256:
+        raise BridgeError(INVALID_PARAMS, "idempotency_key is 1 to 256 characters")
+    version = await _docs().patch(doc, ops, base_version, ctx.participant, idempotency_key)
     return {"doc": doc, "version": version}
 
 
 @plugin.method("set")
-async def set_(doc: str, value: Any, ctx: Context, base_version: int | None = None) -> dict[str, Any]:
+async def set_(doc: str, value: Any, ctx: Context, base_version: int | None = None,
+               idempotency_key: str | None = None) -> dict[str, Any]:
     """Replace the whole document (a patch of one ``add`` at the root)."""
-    return await patch(doc, [{"op": "add", "path": "", "value": value}], ctx, base_version)
+    return await patch(doc, [{"op": "add", "path": "", "value": value}], ctx, base_version, idempotency_key)
 
 
 @plugin.method("subscribe")
@@ -142,7 +189,9 @@ async def subscribe(doc: str, ctx: Context, since_version: int | None = None, co
     full value (``full: true`` with the reason) when that version is no longer kept or, with
     ``compact``, when the value is smaller than the ops. Every later change arrives as
     ``state.changed {doc, from, to, ops, author}``."""
-    return _docs().subscribe(doc, since_version, ctx.participant, ctx.connection, compact)
+    docs = _docs()
+    await docs.refresh(doc)
+    return docs.subscribe(doc, since_version, ctx.participant, ctx.connection, compact)
 
 
 @plugin.method("unsubscribe")
@@ -154,8 +203,7 @@ async def unsubscribe(subscription: str, ctx: Context) -> bool:
 @plugin.method("list", idempotent=True)
 async def list_() -> list[dict[str, Any]]:
     """``[{doc, version}]`` of every document."""
-    docs = _docs()
-    return [{"doc": name, "version": docs.docs[name].version} for name in docs.names()]
+    return await _docs().listing()
 
 
 @plugin.method("delete")
