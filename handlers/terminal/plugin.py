@@ -73,7 +73,7 @@ class Terminals:
 
     def forget_exited(self) -> None:
         """Keep at most ``max_terminals`` exited terminals listed (the oldest go first)."""
-        exited = [t for t in self.by_id.values() if not t.running and t.fd < 0]
+        exited = [t for t in self.by_id.values() if not t.running and t.closed]
         for t in exited[:max(0, len(exited) - self.settings.max_terminals)]:
             del self.by_id[t.id]
 
@@ -81,8 +81,11 @@ class Terminals:
 @asynccontextmanager
 async def lifespan(plugin: Plugin) -> AsyncIterator[Terminals]:
     """Own the terminals: when the host stops, every terminal's session is killed and reaped."""
-    if os.name != "posix":
-        raise RuntimeError("the terminal plugin needs POSIX ptys (Windows, through pywinpty, is not implemented)")
+    if os.name == "nt":
+        try:
+            import winpty  # noqa: F401
+        except ImportError:
+            raise RuntimeError("the terminal plugin needs pywinpty on Windows (pip install pywinpty)") from None
     settings = plugin.settings or TerminalSettings()
     async with anyio.create_task_group() as tasks:
         state = Terminals(settings, tasks)
@@ -99,7 +102,7 @@ async def lifespan(plugin: Plugin) -> AsyncIterator[Terminals]:
                 log.info("terminal: killed %d terminal(s)", len(live))
             tasks.cancel_scope.cancel()
             for t in state.by_id.values():
-                if t.fd >= 0:
+                if not t.closed:
                     t.close()
 
 

@@ -1,84 +1,55 @@
-"""One program on a real pseudo-terminal (POSIX): spawned as the leader of its own session with
-the pty as its controlling terminal; its output read off the event loop's readers, decoded
-incrementally, fed to the screen model and to each watcher.
+"""One program on a pseudo-terminal: its output decoded incrementally, fed to the screen model
+and to each watcher. The OS's side is a ``Pty``: ``pty_posix.PosixPty`` (stdlib ``openpty``,
+read off the event loop's readers) or, on Windows, ``pty_windows.WindowsPty`` (pywinpty; untested
+here).
 
 Reading is paced by the watchers: while a watcher of a ``block`` terminal holds ``chunk_bytes``
-unread (its stream has no credit), or while the terminal is paused, the pty's fd is taken off
-the loop's readers, so the program blocks on its own writes and the host's memory stays flat.
-A ``drop`` terminal keeps reading: a watcher that falls behind loses its oldest unread output
-(up to four chunks are held), and its next item says how many bytes went.
+unread (its stream has no credit), or while the terminal is paused, the pty is left unread, so
+the program blocks on its own writes and the host's memory stays flat. A ``drop`` terminal keeps
+reading: a watcher that falls behind loses its oldest unread output (up to four chunks are
+held), and its next item says how many bytes went.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
-import errno
-import functools
 import os
-import signal
-import struct
-import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
-
-from bridge.builtins.services.supervisor import _pdeathsig
-
-if os.name == "posix":
-    import fcntl
-    import termios
+from typing import Any, Literal, Protocol
 
 from .screen import Model, ParseBudget
 
 Overflow = Literal["block", "drop"]
-READ_SIZE = 16384  # one read is fed to pyte (~1 MB/s) on the event loop: keep each step short
 
 
-def set_size(fd: int, rows: int, cols: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+class Pty(Protocol):
+    """A program on a pseudo-terminal, as ``Terminal`` drives it (see pty_posix.PosixPty)."""
+
+    pid: int
+    reading: bool
+
+    async def spawn(self, argv: list[str], cwd: str, env: dict[str, str], rows: int, cols: int) -> int: ...
+    def set_reading(self, want: bool) -> None: ...
+    async def write(self, data: bytes) -> int: ...
+    def resize(self, rows: int, cols: int) -> None: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...
+    def hang_up(self) -> None: ...
+    async def wait(self) -> tuple[int | None, str | None]: ...
+    def close(self) -> None: ...
 
 
-_DEATH: Callable[[], None] | None = None
+def new_pty(on_data: Callable[[bytes], None], on_eof: Callable[[], None], read_size: int) -> Pty:
+    """This OS's pty: POSIX, or Windows through pywinpty."""
+    if os.name == "nt":
+        from .pty_windows import WindowsPty
 
+        return WindowsPty(on_data, on_eof, read_size)
+    from .pty_posix import PosixPty
 
-def _preexec(slave: int) -> None:
-    """In the child: lead a new session with the pty as its controlling terminal, and on Linux
-    die with the host (PR_SET_PDEATHSIG, the services plugin's). asyncio has called setsid
-    already; uvloop calls this before it does (and before its dup2s), hence the slave's own fd."""
-    try:
-        os.setsid()
-    except OSError:
-        pass  # a session leader already
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-    if _DEATH is not None:
-        _DEATH()
-
-
-def session_groups(sid: int) -> set[int]:
-    """The process groups of session ``sid`` (Linux: every process in /proc; elsewhere the leader's)."""
-    groups = {sid}
-    if not sys.platform.startswith("linux"):
-        return groups
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:  # fields after the name: state, ppid, pgrp, session
-            groups.add(int(fields[2]))
-    return groups
-
-
-def signal_session(sid: int, sig: int) -> None:
-    for group in session_groups(sid):
-        try:
-            os.killpg(group, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+    return PosixPty(on_data, on_eof, read_size)
 
 
 #: Output smaller than this is sent at once, never held to coalesce (a keystroke's echo, a prompt).
@@ -131,15 +102,14 @@ class Terminal:
         self.model = Model(rows, cols, scrollback_bytes, budget)
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.on_exit = on_exit
-        self.proc: asyncio.subprocess.Process | None = None
-        self.fd = -1
+        self.pty = new_pty(self._read, self._ended, chunk_bytes)
+        self.closed = False
         self.pid = 0
         self.exit_code: int | None = None
         self.signal: str | None = None
         self.bytes_in = self.bytes_out = self.dropped = 0
         self.paused = False
         self.watchers: set[Watcher] = set()
-        self.reading = False
         self.eof = asyncio.Event()
         self.exited = asyncio.Event()
         self._write_lock = asyncio.Lock()
@@ -148,42 +118,23 @@ class Terminal:
     # -- life --------------------------------------------------------------------------------
 
     async def spawn(self, env: dict[str, str]) -> None:
-        global _DEATH
-        if _DEATH is None:
-            _DEATH = _pdeathsig() or (lambda: None)
-        master, slave = os.openpty()
-        try:
-            set_size(slave, self.rows, self.cols)
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.argv, stdin=slave, stdout=slave, stderr=slave, cwd=self.cwd, env=env,
-                start_new_session=True, preexec_fn=functools.partial(_preexec, slave))
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)
-        os.set_blocking(master, False)
-        self.fd, self.pid = master, self.proc.pid
+        self.pid = await self.pty.spawn(self.argv, self.cwd, env, self.rows, self.cols)
         self.update_reading()
 
     @property
     def running(self) -> bool:
         return not self.exited.is_set()
 
+    @property
+    def reading(self) -> bool:
+        return self.pty.reading
+
     async def watch_exit(self) -> None:
         """Wait for the program; then hang up the rest of its session (SIGHUP, as a closed
         terminal does; SIGKILL if its output has not ended 2 s later), and say it exited."""
-        assert self.proc is not None
-        code = await self.proc.wait()
-        if code < 0:
-            try:
-                self.signal = signal.Signals(-code).name
-            except ValueError:
-                self.signal = f"SIG{-code}"
-        else:
-            self.exit_code = code
+        self.exit_code, self.signal = await self.pty.wait()
         self.exited.set()
-        signal_session(self.pid, signal.SIGHUP)
+        self.pty.hang_up()
         self.on_exit(self)
         self._wake_all()
         if self.paused:  # what is left is read out, so that the watchers' streams end
@@ -192,23 +143,19 @@ class Terminal:
         try:
             await asyncio.wait_for(self.eof.wait(), 2)
         except asyncio.TimeoutError:
-            signal_session(self.pid, signal.SIGKILL)
+            self.pty.kill()
         await self.eof.wait()  # a block watcher without credit holds it (detaching lets it go)
         self.close()
 
     def kill(self) -> None:
-        """SIGKILL every process group of the terminal's session."""
+        """End the program and everything else in its session (POSIX: SIGKILL to every group)."""
         if self.pid:
-            signal_session(self.pid, signal.SIGKILL)
+            self.pty.kill()
 
     def close(self) -> None:
         """Stop reading and close the pty (after the program is gone)."""
-        if self.reading:
-            self._loop.remove_reader(self.fd)
-            self.reading = False
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.closed = True
+        self.pty.close()
         self.eof.set()
         self._wake_all()
 
@@ -216,35 +163,23 @@ class Terminal:
 
     def update_reading(self) -> None:
         """Read the pty unless paused, ended, or a block watcher holds a chunk unread."""
-        want = (self.fd >= 0 and not self.eof.is_set() and not self.paused
-                and not (self.overflow == "block" and any(w.pending >= self.chunk_bytes for w in self.watchers)))
-        if want and not self.reading:
-            self._loop.add_reader(self.fd, self._readable)
-        elif not want and self.reading:
-            self._loop.remove_reader(self.fd)
-        self.reading = want
+        self.pty.set_reading(not self.closed and not self.eof.is_set() and not self.paused
+                             and not (self.overflow == "block"
+                                      and any(w.pending >= self.chunk_bytes for w in self.watchers)))
 
-    def _readable(self) -> None:
-        try:
-            data = os.read(self.fd, min(READ_SIZE, self.chunk_bytes))
-        except BlockingIOError:
-            return
-        except OSError as exc:  # EIO: every slave end is closed
-            if exc.errno not in (errno.EIO, errno.EBADF):
-                raise
-            data = b""
-        if not data:
-            tail = self.decoder.decode(b"", final=True)
-            if tail:
-                self._deliver(b"", tail)
-            self._loop.remove_reader(self.fd)
-            self.reading = False
-            self.eof.set()
-            self._wake_all()
-            return
+    def _read(self, data: bytes) -> None:
+        """The pty's output: counted, decoded (a split character waits for its end), delivered."""
         self.bytes_out += len(data)
         self._deliver(data, self.decoder.decode(data))
         self.update_reading()
+
+    def _ended(self) -> None:
+        """The pty's output has ended (every slave end closed)."""
+        tail = self.decoder.decode(b"", final=True)
+        if tail:
+            self._deliver(b"", tail)
+        self.eof.set()
+        self._wake_all()
 
     def _deliver(self, data: bytes, text: str) -> None:
         if text:
@@ -291,13 +226,13 @@ class Terminal:
                     else:
                         yield {"data": data}
                     continue
-                if self.eof.is_set() and (self.exited.is_set() or self.fd < 0):
+                if self.eof.is_set() and (self.exited.is_set() or self.closed):
                     return
                 watcher.wake.clear()
                 await watcher.wake.wait()
         finally:
             self.watchers.discard(watcher)
-            if self.fd >= 0:
+            if not self.closed:
                 self.update_reading()
 
     async def _gather(self, watcher: Watcher) -> None:
@@ -318,37 +253,16 @@ class Terminal:
     async def write(self, data: bytes) -> None:
         """Write ``data`` to the pty, waiting while its input buffer is full."""
         async with self._write_lock:
-            view = memoryview(data)
-            while view:
-                try:
-                    n = os.write(self.fd, view)
-                except BlockingIOError:
-                    writable = self._loop.create_future()
-                    self._loop.add_writer(self.fd, lambda: writable.done() or writable.set_result(None))
-                    try:
-                        await writable
-                    finally:
-                        self._loop.remove_writer(self.fd)
-                    continue
-                self.bytes_in += n
-                view = view[n:]
+            self.bytes_in += await self.pty.write(data)
 
     def resize(self, rows: int, cols: int) -> None:
-        set_size(self.fd, rows, cols)  # the kernel sends SIGWINCH to the foreground group
+        self.pty.resize(rows, cols)  # the program gets SIGWINCH (POSIX)
         self.rows, self.cols = rows, cols
         self.model.resize(rows, cols)
 
     def send_signal(self, sig: int) -> None:
-        """``sig`` to the terminal's foreground process group (as the keyboard would), or to the
-        program's group when that cannot be told."""
-        try:
-            group = os.tcgetpgrp(self.fd)
-        except OSError:
-            group = self.pid
-        try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            pass
+        """``sig`` to the terminal's foreground process group, as the keyboard would."""
+        self.pty.send_signal(sig)
 
     def info(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "pid": self.pid, "command": self.argv[0], "args": self.argv[1:],

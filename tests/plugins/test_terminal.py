@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import asyncio
 import os
 import shutil
 import sys
@@ -17,6 +18,8 @@ from bridge.errors import BridgeError
 from bridge.testing import AsyncTestClient
 from bridge.builtins.terminal.plugin import plugin
 from bridge.builtins.terminal.screen import Model, ParseBudget
+
+import winpty_on_posix
 from harness import Host, gone
 
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(os.name != "posix", reason="POSIX ptys")]
@@ -131,9 +134,12 @@ sys.stdin.readline()
 
 async def test_a_character_split_across_reads_arrives_whole():
     async with AsyncTestClient(app(coalesce_ms=0)) as client:
-        t = await client.call("terminal.create", {"command": sys.executable, "args": ["-c", SPLIT]})
+        # paused until attached: else "A" may be printed before the attach and come as the restore
+        t = await client.call("terminal.create", {"command": sys.executable, "args": ["-c", SPLIT], "paused": True})
         async with client.stream("terminal.attach", {"id": t["id"]}) as stream:
             screen = Screen(stream)
+            await stream.__anext__()  # the restore: attached
+            await client.call("terminal.resume", {"id": t["id"]})
             await screen.until("A")
             await poll(lambda: plugin.state.by_id[t["id"]].bytes_out >= 2)
             assert "\ufffd" not in screen.text  # the lone first byte is held, not replaced
@@ -301,9 +307,11 @@ FLOOD = "import sys\nfor i in range(2000): sys.stdout.write(f'{i:07d}' + 'y' * 1
 
 async def test_a_drop_terminal_keeps_reading_and_says_what_a_slow_watcher_lost():
     async with AsyncTestClient(app(chunk_bytes=4096)) as client:
-        t = await client.call("terminal.create", {"command": sys.executable, "args": ["-c", FLOOD], "overflow": "drop"})
+        t = await client.call("terminal.create", {"command": sys.executable, "args": ["-c", FLOOD], "overflow": "drop",
+                                                  "paused": True})
         async with client.stream("terminal.attach", {"id": t["id"]}, window=1) as stream:
             assert "restore" in await stream.__anext__()
+            await client.call("terminal.resume", {"id": t["id"]})  # all of it goes past this watcher
             # no credit now: the host keeps reading all 2000 lines (2 MB), holding at most 4 chunks
             await poll(lambda: plugin.state.by_id[t["id"]].bytes_out >= 2000 * 1025)
             items = []
@@ -356,6 +364,31 @@ async def test_created_paused_a_watcher_attached_before_resume_gets_every_byte()
             assert await client.call("terminal.resume", {"id": t["id"]})
             text = "".join([item["data"] async for item in stream])
         assert text == "".join("%07d\r\n" % i for i in range(lines))
+
+
+async def test_the_windows_pty_reads_in_a_thread_paced_by_the_terminal_and_ends_with_the_exit_code(monkeypatch):
+    """pty_windows.WindowsPty cannot run on Windows here: it runs over pywinpty's PTY API backed by
+    a real POSIX pty (winpty_on_posix.py), so its reader thread, pacing, writes and exit are real."""
+    monkeypatch.setitem(sys.modules, "winpty", winpty_on_posix)
+    from bridge.builtins.terminal.pty_windows import WindowsPty
+
+    chunks: list[bytes] = []
+    ended = asyncio.Event()
+    pty = WindowsPty(chunks.append, ended.set, 4096)
+    program = ("import sys\nprint(input().upper())\nfor i in range(2000): sys.stdout.write('%079d\\n' % i)\n"
+               "sys.stdout.flush()\nsys.exit(3)")
+    assert await pty.spawn([sys.executable, "-c", program], os.getcwd(), dict(os.environ), 24, 80) > 0
+    await pty.write("héllo\r".encode())
+    window = time.monotonic() + 0.5  # an observation window, not a synchronisation: nothing may arrive
+    while time.monotonic() < window:
+        await asyncio.sleep(0.05)
+        assert chunks == [] and pty._pty.isalive()  # not reading: the output waits, the program blocks
+    pty.set_reading(True)
+    await asyncio.wait_for(ended.wait(), 20)
+    text = b"".join(chunks).decode()
+    assert "HÉLLO\r\n" in text and text.endswith("%079d\r\n" % 1999)
+    assert await asyncio.wait_for(pty.wait(), 10) == (3, None)
+    pty.close()
 
 
 SCROLL_FLOOD = "import sys\nfor i in range(20000): sys.stdout.write('line %05d ' % i + 'x' * 60 + '\\n')\nsys.stdout.flush()\ninput()"
