@@ -1,19 +1,30 @@
-"""Where cached replies live: a small memory tier in front of diskcache.
+"""Where cached replies live: a small memory tier in front of diskcache, or of a Redis every host
+shares (``cache_redis``, ``bridge.cache_redis``).
 
 The disk tier persists across restarts in a per-app directory, with a size limit and
 least-recently-used eviction. Hits on hot keys never touch SQLite. If the directory
 cannot be opened or turns out corrupt, the store carries on with memory alone after one
 warning: a call never fails because of its cache.
+
+With a shared tier, replies go to memory and Redis, not to this host's disk (an entry there
+would outlive the host's run and miss the invalidations other hosts make meanwhile); a hit in
+memory is still a lookup on the loop, a miss asks Redis (``fetch``). The key/value entries
+(``ctx.cache``) stay on this host's disk either way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from .app import Bridge
+    from .cache_redis import SharedTier
 
 log = logging.getLogger("bridge.cache")
 
@@ -46,6 +57,15 @@ class CacheStore:
         self._writes: Any = None  # one worker thread: disk writes in order, off the event loop
         self.sweeps = 0
         self.expired = {"memory": 0, "disk": 0}  # entries the sweeps dropped
+        self.shared: SharedTier | None = None  # the Redis tier, while the app serves with cache_redis set
+        self._app: Bridge | None = None  # whose replies: its name and, once it serves, its settings
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._invalidating: set[asyncio.Task[None]] = set()
+
+    def attach(self, app: Bridge) -> None:
+        """Keep ``app``'s replies (told by the middleware that use this store): its name
+        namespaces them in a shared tier, its settings say whether there is one."""
+        self._app = app
 
     def get(self, key: str, persist: bool = True) -> bytes | None:
         """The body cached under ``key``; with ``persist`` False, only from memory."""
@@ -54,8 +74,11 @@ class CacheStore:
             if hit[1] > time.monotonic():
                 return hit[0]
             self._memory.pop(key, None)
-        if not persist:
+        if not persist or self.shared is not None:
             return None
+        return self._disk_get(key)
+
+    def _disk_get(self, key: str) -> bytes | None:
         disk = self._open()
         if disk is None:
             return None
@@ -70,21 +93,49 @@ class CacheStore:
             self._memory[key] = (body, time.monotonic() + ttl if ttl else float("inf"))
         return body
 
-    def set(self, key: str, body: bytes, ttl: float | None, method: str, persist: bool = True) -> None:
+    async def fetch(self, key: str) -> tuple[bytes | None, int | None]:
+        """After a miss in ``get``: the body the shared tier holds under ``key`` (kept in memory
+        too), and the counter to give ``set`` for a reply computed now (None: Redis was not
+        asked or did not answer in time; such a reply stays on this host)."""
+        shared = self.shared
+        if shared is None:
+            return None, None
+        found = await shared.get(key)
+        if found is None:
+            return None, None
+        body, ttl, counter = found
+        if body is not None and shared.counter(key.partition("\x00")[0]) == counter:  # not invalidated meanwhile
+            self._memory[key] = (body, time.monotonic() + ttl if ttl else float("inf"))
+        return body, counter
+
+    def set(self, key: str, body: bytes, ttl: float | None, method: str, persist: bool = True,
+            seen: int | None = None) -> None:
         """Cache ``body``; with ``persist`` False in memory only (a per-caller reply: caller ids
-        such as ``window:3`` are numbered afresh each run, and private replies stay off disk)."""
+        such as ``window:3`` are numbered afresh each run, and private replies stay off disk).
+        With a shared tier, a persisted reply goes to Redis if ``fetch`` gave a counter (``seen``)."""
+        shared = self.shared
+        if shared is not None and seen is not None and shared.counter(method) != seen:
+            return  # computed from before an invalidation another host made meanwhile: keep nowhere
         self._memory[key] = (body, time.monotonic() + ttl if ttl else float("inf"))
-        if persist:
-            self._write("set", key, body, expire=ttl, tag=method)
+        if not persist:
+            return
+        if shared is not None and not key.startswith(KV_PREFIX):
+            if seen is not None:
+                shared.put(key, body, ttl, seen)
+            return
+        self._write("set", key, body, expire=ttl, tag=method)
 
     def get_value(self, key: str) -> bytes | None:
         """A key/value entry (``bridge.kv``): what ``set_value`` stored under ``key``, if unexpired.
         Unlike a reply, a read right after a write sees it even if memory dropped it."""
         kv_key = KV_PREFIX + key
         hit = self._memory.get(kv_key)
-        if hit is None:
-            self.flush()
-        return self.get(kv_key)
+        if hit is not None:
+            if hit[1] > time.monotonic():
+                return hit[0]  # type: ignore[no-any-return]
+            self._memory.pop(kv_key, None)
+        self.flush()
+        return self._disk_get(kv_key)
 
     def set_value(self, key: str, body: bytes, ttl: float | None) -> None:
         """Store a key/value entry, in memory and (in order, off the loop) on disk."""
@@ -140,20 +191,59 @@ class CacheStore:
 
     async def sweep_every(self, interval: float | None = None) -> None:
         """Sweep every ``interval`` seconds (default ``SWEEP_INTERVAL``) until cancelled (a
-        task the connection owns)."""
+        task the connection owns). With ``cache_redis`` set, the shared tier's connection runs
+        beside it, for as long."""
         import anyio
 
-        while True:
-            await anyio.sleep(SWEEP_INTERVAL if interval is None else interval)
-            await self.sweep()
+        self._loop = asyncio.get_running_loop()
+        app = self._app
+        url = getattr(getattr(app.connection, "settings", None), "cache_redis", "") if app is not None else ""
+        if not url:
+            while True:
+                await anyio.sleep(SWEEP_INTERVAL if interval is None else interval)
+                await self.sweep()
+        from .cache_redis import SharedTier
 
-    def invalidate(self, method: str) -> None:
+        self.shared = SharedTier(url, app.name, self._drop_replies, self._methods_held)  # type: ignore[union-attr]
+        self._write("purge_replies")  # see the module's docstring: none on disk stays to be served later
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self.shared.run)
+                while True:
+                    await anyio.sleep(SWEEP_INTERVAL if interval is None else interval)
+                    await self.sweep()
+        finally:
+            self.shared = None
+
+    def invalidate(self, method: str) -> Awaitable[None] | None:
         """Drop every cached reply of ``method``, now: a read right after must not find one
-        on disk (so this waits for the writes queued before it)."""
-        prefix = method + "\x00"
-        for key in [k for k in self._memory.keys() if k.startswith(prefix)]:
+        on disk (so this waits for the writes queued before it). With a shared tier, Redis
+        and every host follow; awaiting what this returns waits until Redis has done it."""
+        self._drop_replies(method)
+        if self.shared is None:
+            self._now("evict", method)
+            return None
+        done = self.shared.invalidate([method])
+        try:
+            task = asyncio.get_running_loop().create_task(done)
+        except RuntimeError:  # a worker thread (a sync handler's app.invalidate): the loop does it
+            asyncio.run_coroutine_threadsafe(done, self._loop)  # type: ignore[arg-type]
+            return None
+        self._invalidating.add(task)
+        task.add_done_callback(self._invalidating.discard)
+        return task
+
+    def _drop_replies(self, method: str | None) -> int:
+        """Drop ``method``'s replies from memory (None: every reply, no key/value entry); how many."""
+        prefix = "" if method is None else method + "\x00"
+        keys = [k for k in self._memory.keys() if k.startswith(prefix) and not k.startswith(KV_PREFIX)]
+        for key in keys:
             self._memory.pop(key, None)
-        self._now("evict", method)
+        return len(keys)
+
+    def _methods_held(self) -> set[str]:
+        """The methods with replies in memory."""
+        return {k.partition("\x00")[0] for k in list(self._memory.keys()) if not k.startswith(KV_PREFIX)}
 
     def stats(self) -> dict[str, Any]:
         """Entries and bytes of reply bodies held, in memory and on disk (counted on read; the
@@ -167,6 +257,8 @@ class CacheStore:
             "diskEntries": None, "diskBytes": None,
         }
         report.update(sweeps=self.sweeps, expiredMemory=self.expired["memory"], expiredDisk=self.expired["disk"])
+        if self.shared is not None:
+            report["shared"] = self.shared.stats()
         disk = self._disk
         if disk is not None:
             try:
@@ -225,7 +317,10 @@ class CacheStore:
             disk = self._open()
             if disk is not None:
                 try:
-                    getattr(disk, operation)(*args, **kwargs)
+                    if operation == "purge_replies":
+                        _purge_replies(disk)
+                    else:
+                        getattr(disk, operation)(*args, **kwargs)
                 except Exception as exc:
                     self._give_up(exc)
 
@@ -259,6 +354,13 @@ class CacheStore:
                 disk.close()
             except Exception:
                 pass
+
+
+def _purge_replies(disk: Any) -> None:
+    """Delete every reply from a diskcache, keeping the key/value entries."""
+    for key in list(disk.iterkeys()):
+        if not (isinstance(key, str) and key.startswith(KV_PREFIX)):
+            disk.delete(key)
 
 
 def default_directory(app_name: str) -> Path:

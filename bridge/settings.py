@@ -16,6 +16,9 @@ from typing import Any, Literal
 FramingOption = Literal["auto", "ndjson", "lsp"]
 LoopOption = Literal["auto", "asyncio", "uvloop"]
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+#: What ``cache_redis`` may start with (``bridge.redis_url.SCHEMES``, not imported: settings load first)
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://", "redis+cluster://",
+                  "rediss+cluster://")
 
 
 def _setting(default: Any, env: str, help: str, *, flag: str | None = None, default_text: str | None = None,
@@ -78,6 +81,10 @@ class Settings:
                               default_text="the user cache directory, bridge/<app name>")
     cache_size: int = _setting(256 * 1024 * 1024, "BRIDGE_CACHE_SIZE", "bytes of cached replies kept on disk",
                                default_text="256 MiB", size=True)
+    cache_redis: str = _setting("", "BRIDGE_CACHE_REDIS", "a redis:// or rediss:// URL (Sentinel: redis+sentinel://) "
+                                "whose Redis every host shares cached replies through, below each host's memory; "
+                                "if it is unreachable, replies are cached on this host until it is back",
+                                default_text="none: replies cached on this host only")
     loop_block_warning: float = _setting(0.25, "BRIDGE_LOOP_BLOCK_WARNING",
                                          "warn (and count in rpc.metrics) when the event loop is blocked this many "
                                          "seconds; 0 is off")
@@ -109,6 +116,9 @@ class Settings:
         if self.audit_max_bytes < 1 or self.audit_backups < 0 or self.audit_max_entry_bytes < 256:
             raise ValueError("audit_max_bytes must be at least 1, audit_backups not negative, "
                              "audit_max_entry_bytes at least 256")
+        if self.cache_redis and not self.cache_redis.startswith(_REDIS_SCHEMES):
+            given = self.cache_redis.split("://")[0] + "://..." if "://" in self.cache_redis else "no scheme"
+            raise ValueError(f"cache_redis must be a URL starting with {', '.join(_REDIS_SCHEMES)}, not {given}")
         if self.metrics_interval < 0:
             raise ValueError("metrics_interval must not be negative")
         if self.shutdown_grace < 0:

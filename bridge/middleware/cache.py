@@ -16,7 +16,7 @@ import orjson
 
 from ..codec import dumps, to_jsonable
 from ..errors import INVALID_PARAMS, BridgeError
-from . import Build, Next, Request, Step
+from . import Build, Next, Request
 
 if TYPE_CHECKING:
     from ..app import Bridge
@@ -120,6 +120,8 @@ class Cache:
         """Keep replies in the host's store (without one, calls pass through), keyed by the
         app's version and this handler's code."""
         self.store = build.cache
+        if build.cache is not None:
+            build.cache.attach(build.app)
         self.generations[build.method.name] = code_generation(build.app.version, build.method.func)
         self.app = build.app
         for target, _ in self.warm:
@@ -165,8 +167,18 @@ class Cache:
             if flight.error is not None:
                 raise flight.error
             # the leader was cancelled: this caller runs the handler itself
-        self.misses[request.name] = self.misses.get(request.name, 0) + 1
         with self._flying(key) as flight:
+            seen = None
+            if store.shared is not None and not per_caller:  # a miss in memory: the hosts' shared tier
+                flight.body, seen = await store.fetch(key)
+                if flight.body is not None:
+                    self.hits[request.name] = self.hits.get(request.name, 0) + 1
+                    request.annotate(cached=True)
+                    if logs:
+                        debug.debug("cache %s id=%r: hit in Redis, %d bytes, %.3f ms", request.name, request.id,
+                                    len(flight.body), (perf_counter() - started) * 1e3)
+                    return orjson.Fragment(flight.body)
+            self.misses[request.name] = self.misses.get(request.name, 0) + 1
             result = await call_next(request)
             request.annotate(cached=False)
             try:
@@ -176,7 +188,7 @@ class Cache:
                     debug.debug("cache %s id=%r: miss, not stored (not JSON), %.3f ms", request.name, request.id,
                                 (perf_counter() - started) * 1e3)
                 return result  # not JSON: the reply will say so; nothing to cache
-            store.set(key, flight.body, self.ttl, request.name, not per_caller)
+            store.set(key, flight.body, self.ttl, request.name, not per_caller, seen)
             if self.warm:
                 self._start_warming(request, result)
             if logs:
@@ -211,9 +223,12 @@ class Cache:
         if key in self._flights or store.get(key) is not None:
             return False
         with self._flying(key) as flight:  # a call arriving meanwhile shares this run
+            flight.body, seen = await store.fetch(key)
+            if flight.body is not None:  # another host's, in the shared tier
+                return False
             result = await method.invoke(kwargs)
             flight.body = dumps(method.shape(result) if method.shapes_result else result)
-            store.set(key, flight.body, self.ttl, method.name)
+            store.set(key, flight.body, self.ttl, method.name, True, seen)
             return True
 
     def _start_warming(self, request: Request, result: Any) -> None:
@@ -281,8 +296,11 @@ def invalidation_method(app: Bridge) -> Callable[[list[str]], Awaitable[list[str
         if unknown:
             raise BridgeError(INVALID_PARAMS, f"not a cached method or cache tag: {', '.join(unknown)}",
                               {"unknown": unknown})
-        app.invalidate(*targets)
-        return methods_for(app, targets)
+        methods = methods_for(app, targets)
+        store = app.connection.cache if app.connection is not None else None
+        if store is not None:
+            await _invalidated(store, methods)
+        return methods
 
     return invalidate
 
@@ -296,9 +314,27 @@ class _Flight:
         self.error: Exception | None = None
 
 
-class Invalidate(Step):
+async def _invalidated(store: CacheStore, methods: Sequence[str], request: Request | None = None) -> None:
+    """Drop ``methods``' cached replies; with a shared tier, return once Redis has (every host's
+    next call then misses), or at once if Redis is away (the host does it on reconnection)."""
+    logs = request is not None and _debugging(request)
+    pending = []
+    for method in methods:
+        started = perf_counter()
+        done = store.invalidate(method)
+        if done is not None:
+            pending.append(done)
+        if logs:
+            debug.debug("cache %s: invalidated by %s id=%r, %.3f ms", method, request.name,  # type: ignore[union-attr]
+                        request.id, (perf_counter() - started) * 1e3)  # type: ignore[union-attr]
+    if pending:
+        await asyncio.wait(pending)  # each bounded by the shared tier's write timeout; never cancelled from here
+
+
+class Invalidate:
     """After a successful call, drop the cached replies of the methods in ``targets``
-    (method names, or tags given to ``Cache``)."""
+    (method names, or tags given to ``Cache``); with a shared tier, the reply waits until
+    Redis has dropped them too (a middleware of its own, not a ``Step``: it awaits)."""
 
     uses_cache_store = True
 
@@ -313,17 +349,14 @@ class Invalidate(Step):
             return None
         self.methods = methods_for(build.app, self.targets)
         self.store = build.cache
+        build.cache.attach(build.app)
         return self
 
-    def after(self, request: Request, error: BaseException | None) -> None:
-        if error is None and self.store is not None:
-            logs = _debugging(request)
-            for method in self.methods:
-                started = perf_counter()
-                self.store.invalidate(method)
-                if logs:
-                    debug.debug("cache %s: invalidated by %s id=%r, %.3f ms", method, request.name, request.id,
-                                (perf_counter() - started) * 1e3)
+    async def __call__(self, request: Request, call_next: Next) -> Any:
+        result = await call_next(request)
+        if self.store is not None:
+            await _invalidated(self.store, self.methods, request)
+        return result
 
 
 def methods_for(app: Bridge, targets: Sequence[str]) -> list[str]:
