@@ -1,6 +1,8 @@
 """The built-in ``collab`` plugin: sessions over ``state`` documents, with participants and
 their permissions, presence, locks and conflicts. Sessions, members, conflicts and comments are
-kept in the state database; presence and locks live in the host's memory. Refusals for want of
+kept in the state database; presence and locks live in the host's memory. On the Redis state
+backend, all of it is kept in Redis and shared by every host (``redis_sessions.SharedHub``,
+in place of ``Hub``). Refusals for want of
 membership or permission, permission changes, locks released by others and conflict
 resolutions go to the app's audit log."""
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -15,7 +18,7 @@ from typing import Any, Literal
 
 import anyio
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from bridge import INVALID_PARAMS, BridgeError, Context, Plugin, __version__
 from bridge.identity import participant_id
@@ -51,12 +54,27 @@ class CollabSettings(BaseModel):
                                     "the host resolves it with conflict_default (0: never)")
     conflict_default: Literal["mine", "theirs", "merge"] = Field(default="theirs", description="how a conflict "
                                                                 "left past conflict_timeout is resolved")
+    user: str | None = Field(default=None, description="on the Redis state backend (required there): this host's "
+                             "user identity, one per host (e.g. alice@laptop); every participant id of this host is "
+                             "qualified by it (alice@laptop/window:3). Set by whoever runs the host, never by a caller")
+    host_ttl: float = Field(default=15.0, gt=0, description="on the Redis state backend: seconds after a host's last "
+                            "sign of life before its participants leave the sessions (reason disconnected) on the others")
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        if value is not None and (not 0 < len(value) <= 128 or "/" in value or not value.isprintable()
+                                  or value.strip() != value or value == "*"):
+            raise ValueError("user is 1 to 128 printable characters, without '/' or surrounding spaces, not '*'")
+        return value
 
 
 class Hub:
     """What the plugin holds while the host runs (``plugin.state``): the collab model wired to the
     state documents, the store and the connection; its sweeper runs in the task group of
     ``start_soon``."""
+
+    shared = False  # SharedHub (Redis) says True
 
     def __init__(self, docs: Documents, settings: CollabSettings, start_soon: StartSoon) -> None:
         self.docs = docs
@@ -268,13 +286,33 @@ async def audit_denials(request: Request, call_next: Next) -> Any:
 
 
 @asynccontextmanager
-async def lifespan(plugin: Plugin) -> AsyncIterator[Hub]:
+async def lifespan(plugin: Plugin) -> AsyncIterator[Any]:
     """Load the sessions and conflicts from the state documents, guard those documents and sweep
     expiries in a task group of this lifetime; at the end stop both, before the documents close."""
     async with AsyncExitStack() as stack:
         docs = await _documents(plugin, stack)
+        settings = plugin.settings or CollabSettings()
         tasks = anyio.create_task_group()
-        started = Hub(docs, plugin.settings or CollabSettings(), tasks.start_soon)
+        if _shared(docs):
+            from .redis_sessions import SharedHub
+
+            if settings.host_ttl <= 2 * settings.sweep_interval:
+                raise RuntimeError("host_ttl must be more than twice sweep_interval (a host says it is alive "
+                                   "once a sweep)")
+            shared = SharedHub(docs, settings, tasks.start_soon, lambda: plugin.app)
+            await shared.open()  # before the group: its error is what the plugin failed of
+            async with tasks:
+                shared.start()
+                with anyio.move_on_after(settings.host_ttl):  # events from the first call on (else: logged)
+                    await shared.listening.wait()
+                try:
+                    yield shared
+                finally:
+                    await shared.stop()
+                tasks.cancel_scope.cancel()
+            log.info("collab: stopped")
+            return
+        started = Hub(docs, settings, tasks.start_soon)
         await started.load()  # before the group: its error is what the plugin failed of
         async with tasks:
             started.start_sweeping()
@@ -284,6 +322,12 @@ async def lifespan(plugin: Plugin) -> AsyncIterator[Hub]:
                 await started.stop()
             tasks.cancel_scope.cancel()
         log.info("collab: stopped")
+
+
+def _shared(docs: Documents) -> bool:
+    """Whether the documents are on Redis (its module is imported only where they are)."""
+    backend = sys.modules.get("bridge.builtins.state.redis_backend")
+    return backend is not None and isinstance(docs, backend.RedisDocuments)
 
 
 async def _documents(plugin: Plugin, stack: AsyncExitStack) -> Documents:
@@ -308,11 +352,17 @@ plugin = Plugin("collab", __version__, description="Sessions, participants, pres
                 settings=CollabSettings, lifespan=lifespan)
 
 
-def hub() -> Hub:
-    started: Hub | None = plugin.state
+def hub() -> Any:
+    """The running ``Hub`` (embedded) or ``SharedHub`` (Redis: it has ``shared``)."""
+    started = plugin.state
     if started is None:
         raise BridgeError(UNAVAILABLE, "the collab plugin has not started")
     return started
+
+
+def me(h: Any, ctx: Context) -> str:
+    """The caller's participant id as every host knows it (qualified by ``user`` on Redis)."""
+    return h.qualify(ctx.participant) if getattr(h, "shared", False) else ctx.participant
 
 
 @plugin.method("create_session")
@@ -321,6 +371,11 @@ async def create_session(id: str, ctx: Context, permissions: dict[str, list[str]
     """Create session ``id`` governing state ``docs``; ``permissions`` maps participants (``*``:
     anyone else) to ``edit``, ``view``, ``comment``, ``share``. The creator holds all four and joins."""
     h = hub()
+    if h.shared:
+        who = me(h, ctx)
+        view = await h.create_session(id, who, ctx.connection, permissions or {}, docs or [])
+        audit("collab.permission", who, session=id, action="create", docs=view["docs"], members=view["members"])
+        return view
     created = h.model.create(id, ctx.participant, permissions or {}, docs or [])
     audit("collab.permission", ctx.participant, session=id, action="create", docs=created.docs,
           members=created.members)
@@ -334,6 +389,8 @@ async def create_session(id: str, ctx: Context, permissions: dict[str, list[str]
 async def join(session: str, ctx: Context) -> dict[str, Any]:
     """Join a session the caller has permissions in; the others get ``collab.participant_joined``."""
     h = hub()
+    if h.shared:
+        return await h.join(session, me(h, ctx), ctx.connection)
     was_empty = not h.model.get(session).participants
     joined = h.model.join(session, ctx.participant, ctx.connection)
     if was_empty:
@@ -345,6 +402,8 @@ async def join(session: str, ctx: Context) -> dict[str, Any]:
 async def leave(session: str, ctx: Context) -> bool:
     """Leave a session (the caller's locks are released); false if the caller was not in it."""
     h = hub()
+    if h.shared:
+        return await h.leave(session, me(h, ctx))
     left = h.model.leave(session, ctx.participant)
     if left and not h.model.get(session).participants:
         await h.save(session)
@@ -362,6 +421,8 @@ async def departed(participant: str, ctx: Context) -> list[str]:
                      f"it declares ({ctx.participant})", {"participant": participant},
                      reason="forbidden", needs="connection", held=[])
     h = hub()
+    if h.shared:
+        return await h.departed(h.qualify(participant), ctx.connection)
     left = h.model.depart(participant, ctx.connection)
     for id in left:
         if not h.model.get(id).participants:
@@ -372,13 +433,18 @@ async def departed(participant: str, ctx: Context) -> list[str]:
 @plugin.method("sessions", idempotent=True)
 async def sessions(ctx: Context) -> list[dict[str, Any]]:
     """The sessions the caller may join: ``[{id, docs, participants, created_by}]``."""
-    return hub().model.visible(ctx.participant)
+    h = hub()
+    if h.shared:
+        return await h.sessions(me(h, ctx))
+    return h.model.visible(ctx.participant)
 
 
 @plugin.method("session", idempotent=True, middleware=[audit_denials])
 async def session(session: str, ctx: Context) -> dict[str, Any]:
     """One session as its participants see it: members, who is here, locks."""
     h = hub()
+    if h.shared:
+        return await h.session(session, me(h, ctx))
     return h.model.view(h.model.member(session, ctx.participant))
 
 
@@ -386,6 +452,8 @@ async def session(session: str, ctx: Context) -> dict[str, Any]:
 async def share(session: str, participant: str, permissions: list[str], ctx: Context) -> dict[str, Any]:
     """Give ``participant`` these permissions (``[]`` takes them away); needs ``share``."""
     h = hub()
+    if h.shared:
+        return await h.share(session, me(h, ctx), participant, permissions)
     found = h.model.get(session)
     previous = found.members.get(participant, [])
     holds = [lock for held in found.locks.values() for lock in held if lock.holder == participant]
@@ -404,7 +472,10 @@ async def share(session: str, participant: str, permissions: list[str], ctx: Con
 async def heartbeat(session: str, ctx: Context, presence: Any = None) -> bool:
     """I am here (any call in the session counts too); ``presence`` (a cursor, a selection) is
     passed on to the others as ``collab.presence`` when it changes."""
-    hub().model.heartbeat(session, ctx.participant, presence)
+    h = hub()
+    if h.shared:
+        return await h.heartbeat(session, me(h, ctx), presence)
+    h.model.heartbeat(session, ctx.participant, presence)
     return True
 
 
@@ -414,6 +485,8 @@ async def broadcast(session: str, payload: Any, ctx: Context, event: str | None 
     """Send ``collab.broadcast {session, from, event, payload}`` to everyone else in the session,
     or with ``to`` to that participant alone (it must be in the session); how many were told."""
     h = hub()
+    if h.shared:
+        return await h.broadcast(session, me(h, ctx), payload, event, to)
     found = h.model.member(session, ctx.participant)
     others = h.model.others(found, ctx.participant)
     if to is not None:
@@ -429,6 +502,8 @@ async def broadcast(session: str, payload: Any, ctx: Context, event: str | None 
 async def comment(session: str, text: str, ctx: Context, anchor: Any = None) -> dict[str, Any]:
     """Add a comment (needs ``comment``); kept with the session and sent as ``collab.comment``."""
     h = hub()
+    if h.shared:
+        return await h.comment(session, me(h, ctx), text, anchor)
     found = h.model.member(session, ctx.participant, "comment")
     if len(text) > h.settings.max_comment_chars:
         raise BridgeError(INVALID_PARAMS, f"a comment is at most {h.settings.max_comment_chars} characters")
@@ -451,6 +526,8 @@ async def comment(session: str, text: str, ctx: Context, anchor: Any = None) -> 
 async def comments(session: str, ctx: Context) -> list[dict[str, Any]]:
     """The session's comments, oldest first."""
     h = hub()
+    if h.shared:
+        return await h.comments(session, me(h, ctx))
     h.model.member(session, ctx.participant, "view")
     rows = await h.docs.run(lambda: h.docs.store.db.execute(
         "SELECT seq, author, text, anchor, at FROM collab_comments WHERE session = ? ORDER BY seq",
@@ -468,6 +545,8 @@ async def acquire_lock(session: str, resource: str, ctx: Context,
     every other lock on it, ``shared`` only exclusive ones. ``metadata`` (any JSON: what the
     holder is doing) is shown with the lock. Needs ``edit``."""
     h = hub()
+    if h.shared:
+        return await h.acquire(session, me(h, ctx), resource, kind, ttl, metadata)
     lock = h.model.acquire(session, ctx.participant, resource, kind, ttl, metadata)
     return lock.view(h.model.clock())
 
@@ -475,13 +554,18 @@ async def acquire_lock(session: str, resource: str, ctx: Context,
 @plugin.method("release_lock", middleware=[audit_denials])
 async def release_lock(session: str, resource: str, ctx: Context) -> bool:
     """Release the caller's lock on ``resource``; false if it held none."""
-    return hub().model.release(session, ctx.participant, resource)
+    h = hub()
+    if h.shared:
+        return await h.release(session, me(h, ctx), resource)
+    return h.model.release(session, ctx.participant, resource)
 
 
 @plugin.method("locks", idempotent=True, middleware=[audit_denials])
 async def locks(session: str, ctx: Context) -> list[dict[str, Any]]:
     """The locks held in the session now."""
     h = hub()
+    if h.shared:
+        return await h.locks(session, me(h, ctx))
     return h.model.view(h.model.member(session, ctx.participant))["locks"]
 
 
@@ -490,6 +574,8 @@ async def conflicts(session: str, ctx: Context, include_resolved: bool = False) 
     """The session's conflicts (open ones, unless ``include_resolved``): in full to the session's
     editors and to the participants involved, as a summary (no values, operations or authors) to others."""
     h = hub()
+    if h.shared:
+        return await h.conflicts(session, me(h, ctx), include_resolved)
     found = h.model.member(session, ctx.participant, "view")
     editor = "edit" in found.permissions(ctx.participant)
     return [c.view() if editor or ctx.participant in c.involved else c.summary() for c in h.conflicts.values()
@@ -502,4 +588,5 @@ async def resolve(conflict_id: str, strategy: Literal["mine", "theirs", "merge",
     """Resolve a conflict: ``mine`` (the refused patch wins), ``theirs`` (the document stays),
     ``merge`` (objects, key by key), ``manual`` (``value`` at the path; null if not given).
     Everyone involved is told."""
-    return await hub().resolve(conflict_id, strategy, value, ctx.participant)
+    h = hub()
+    return await h.resolve(conflict_id, strategy, value, me(h, ctx))

@@ -122,11 +122,11 @@ def _entry(name: str, entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[int,
 
 
 class NoStore:
-    """In place of the SQLite store: what needs it (collab's tables) fails saying why."""
+    """In place of the SQLite store: nothing on the Redis backend uses one (collab keeps its
+    sessions in Redis too: ``collab/redis_sessions.py``); a use is a bug, and says so."""
 
     def __getattr__(self, name: str) -> Any:
-        raise RuntimeError("collab does not run on the Redis state backend yet (its sessions are kept in the "
-                           "embedded SQLite store); use backend = \"embedded\" with collab")
+        raise RuntimeError(f"the Redis state backend has no SQLite store (asked for {name!r})")
 
 
 class RedisDocuments(Documents):
