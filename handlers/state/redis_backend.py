@@ -227,8 +227,8 @@ class RedisDocuments(Documents):
                     except ValueError:
                         continue  # not one of ours: the log, not the hint, is what counts
                     doc = self.docs.get(name)
-                    if doc is not None and (hint[0] != self._epochs.get(name) or hint[1] > doc.version):
-                        await self._follow(name)
+                    if doc is not None and self._behind(name, hint):
+                        await self._follow(name, hint)
             except Exception as exc:  # whatever it is, the listener carries on: the host must not stop
                 if self._closing:
                     return
@@ -247,12 +247,19 @@ class RedisDocuments(Documents):
                     except (RedisError, OSError):
                         pass
 
-    async def _follow(self, name: str) -> None:
+    def _behind(self, name: str, hint: tuple[int, int]) -> bool:
+        """Whether the mirror of ``name`` is behind a hint ``(epoch, version)``."""
+        doc = self.docs.get(name)
+        return doc is not None and (hint[0] != self._epochs.get(name) or hint[1] > doc.version)
+
+    async def _follow(self, name: str, hint: tuple[int, int] | None = None) -> None:
         """Catch ``name`` up for the listener; a document that cannot be rebuilt is logged, not fatal
-        (Redis errors are the listener's: it reconnects)."""
+        (Redis errors are the listener's: it reconnects). A hint this host's own patch already
+        answered (its reply came while the hint waited for the lock) costs no read."""
         try:
             async with self._lock(name):
-                await self._catch_up(name)
+                if hint is None or self._behind(name, hint):
+                    await self._catch_up(name)
         except (RedisError, OSError):
             raise
         except Exception:
@@ -417,14 +424,21 @@ class RedisDocuments(Documents):
             if done is not None:
                 await self._confirm(name, int(done), idem, ttl)
                 return int(done)
-        while True:
-            doc = await self._catch_up(name)
+        fresh = name not in self.docs  # a mirror this host already has is tried as it is: the
+        while True:                    # append refuses it ("moved") if another host got further
+            doc = await self._catch_up(name) if fresh else self.docs[name]
+            if not fresh and base is not None and base > doc.version:
+                fresh = True  # the caller saw a version this mirror has not: read it first
+                continue
             if doc.version == 0:
                 # named before its first version: state.list skips it until then, and never misses it
                 await self.client.sadd(self.index, name)
             try:
                 change = await self._prepare(name, ops, base, participant)
             except BridgeError:
+                if not fresh:  # decided against a mirror that may be behind: decide again on Redis's top
+                    fresh = True
+                    continue
                 if doc.version == 0 and not any(s.doc == name for s in self.subscriptions.values()):
                     self.docs.pop(name, None)  # a refused first patch leaves no empty mirror behind
                     self._epochs.pop(name, None)
@@ -447,7 +461,7 @@ class RedisDocuments(Documents):
             if kind in ("dup", "ok"):
                 self._check_replicas(name, version, replicas)
                 return version
-            # "moved": another host appended first; catch up and decide again
+            fresh = True  # "moved": another host appended first; catch up and decide again
 
     async def _append_entry(self, keys: Keys, idem: str, ttl: int, entry: Entry, snapshot: bytes
                             ) -> tuple[list[bytes], int | None]:
