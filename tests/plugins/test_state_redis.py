@@ -79,6 +79,30 @@ async def test_conflicts_across_two_engines_carry_the_data_of_one_host(redis: Re
         await docs.close()
 
 
+@pytest.mark.anyio
+async def test_a_patch_decided_on_a_mirror_that_is_behind_is_decided_again_on_redis(redis: RedisServer,
+                                                                                  tasks: TaskGroup) -> None:
+    """A host tries a patch on its mirror as it is; when another host got further (its hint not
+    yet here: this host's listener is kept from starting), the append is refused and the patch is
+    decided again on Redis's top: ops that only apply there, or a base the mirror has not seen."""
+    a, b = await engines(tasks, redis.url, prefix())
+    a._listening = True  # a's listener never starts (as if every hint were late): its mirror
+    a._tried.set()  # moves only with its own patches
+    assert await a.patch("d", [{"op": "add", "path": "", "value": {"x": 1}}], None, "p") == 1
+    assert await b.patch("d", [{"op": "add", "path": "/y", "value": 2}], None, "q") == 2
+    assert a.docs["d"].version == 1  # behind
+    assert await a.patch("d", [{"op": "replace", "path": "/y", "value": 3}], None, "p") == 3  # /y: only on top
+    assert await b.patch("d", [{"op": "add", "path": "/z", "value": 4}], None, "q") == 4
+    assert await a.patch("d", [{"op": "add", "path": "/w", "value": 5}], 4, "p") == 5  # base 4: unseen by a
+    with pytest.raises(BridgeError) as refused:  # a real conflict is still one, with Redis's version
+        await a.patch("d", [{"op": "replace", "path": "/z", "value": 0}], 3, "p")
+    assert refused.value.code == CONFLICT and refused.value.data["current_version"] == 5
+    await b.refresh("d")
+    assert a.docs["d"].value == b.docs["d"].value == {"x": 1, "y": 3, "z": 4, "w": 5}
+    for docs in (a, b):
+        await docs.close()
+
+
 def interleaving() -> st.SearchStrategy[list[tuple[int, str, bool]]]:
     """Patches as (host, key they set, with a base_version from the host's last read)."""
     return st.lists(st.tuples(st.integers(0, 1), st.sampled_from(["a", "b", "c"]), st.booleans()),
