@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from .audit import AuditLog
@@ -97,15 +97,17 @@ class Bridge(Router):
             raise RuntimeError("the app is not serving a connection")
         self.connection.notify(method, params)
 
-    def invalidate(self, *targets: str) -> None:
-        """Drop cached replies of these methods, or of every method with these cache tags."""
+    def invalidate(self, *targets: str) -> Invalidation:
+        """Drop cached replies of these methods, or of every method with these cache tags, now.
+        With a cache shared by several hosts (``cache_redis``), ``await`` what it returns to wait
+        until every host has dropped them too (from an async handler; not awaiting is fine)."""
         cache = self.connection.cache if self.connection is not None else None
         if cache is None:
-            return
+            return Invalidation([])
         from .middleware.cache import methods_for
 
-        for method in methods_for(self, targets):
-            cache.invalidate(method)
+        pending = [cache.invalidate(method) for method in methods_for(self, targets)]
+        return Invalidation([p for p in pending if p is not None])
 
     def serve(self, settings: Settings | None = None, **overrides: Any) -> int:
         """Serve this app on stdin/stdout until EOF or a signal; returns the exit code."""
@@ -113,6 +115,19 @@ class Bridge(Router):
         from .settings import Settings
 
         return run(self, settings or Settings.from_env(**overrides))
+
+
+class Invalidation:
+    """What ``Bridge.invalidate`` returns: awaiting it waits for the hosts sharing the cache."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self, pending: list[Awaitable[None]]) -> None:
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, None, None]:
+        for step in self._pending:
+            yield from step.__await__()
 
 
 async def run_hooks(hooks: list[Hook]) -> None:

@@ -66,6 +66,12 @@ async def restock() -> bool:
     return True
 
 
+@app.method("reprice")
+async def reprice() -> bool:
+    await app.invalidate("prices")  # waits until every host sharing the cache has dropped them
+    return True
+
+
 app.add_method(invalidation_method(app), "cache.invalidate")
 '''
 
@@ -187,6 +193,13 @@ def test_an_invalidation_on_one_host_is_seen_by_the_next_call_on_another(hosts: 
     assert call(b, "prices", {"item": "tea"})["host"] == "b"
     assert call(b, "lookup", {"item": "tea"})["host"] == "b"
     assert call(b, "runs") == {"lookup": 2, "prices": 1}
+
+    # a handler's `await app.invalidate(...)` returns once every host has dropped the replies
+    before = call(b, "runs")["prices"]
+    for i in range(1, 6):
+        assert call(a, "reprice") is True
+        call(b, "prices", {"item": "tea"})
+        assert call(b, "runs")["prices"] == before + i  # B ran it again: nothing old was served
 
     # a client's cache.invalidate (by tag) on B reaches A's memory tier
     # B's three replies are written, or refused: its first lookup may reach Redis after restock
