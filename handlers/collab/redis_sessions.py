@@ -19,7 +19,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -151,7 +152,6 @@ class SharedHub:
         self.cache: dict[str, Snapshot] = {}  # sessions read by ``sync``, for the guard
         self.governed: dict[str, str] = {}  # doc -> session, as ``sync`` last read it
         self._stopping = False
-        self._originals: dict[str, Any] = {}
         self.listening = asyncio.Event()
 
     # ---- identity -------------------------------------------------------------
@@ -184,9 +184,7 @@ class SharedHub:
         """Guard the documents, listen for events and sweep, in the owner's task group."""
         self.docs.guards.append(self.guard)
         self.docs.conflict_hooks.append(self.record_conflict)
-        for name in ("refresh", "patch", "delete"):  # read the session before the sync guard runs
-            self._originals[name] = getattr(self.docs, name)
-            setattr(self.docs, name, self._synced(name, self._originals[name]))
+        self.docs.around.append(self._around)  # read the session before the sync guard runs
         self._start_soon(self._listen)
         self._start_soon(self._sweep_forever)
         log.info("collab: sessions in Redis at %s (prefix %r) as user %r", redact(self.options.url), self.prefix,
@@ -201,9 +199,8 @@ class SharedHub:
         except (BridgeError, TimeoutError) as exc:
             log.warning("collab: this host's participants could not leave their sessions (%s); the other hosts "
                         "remove them after host_ttl", exc)
-        for name in self._originals:
-            delattr(self.docs, name)
-        self._originals.clear()
+        if self._around in self.docs.around:
+            self.docs.around.remove(self._around)
         if self.guard in self.docs.guards:
             self.docs.guards.remove(self.guard)
         if self.record_conflict in self.docs.conflict_hooks:
@@ -225,28 +222,20 @@ class SharedHub:
                 if exc.code != NO_SUCH_SESSION:
                     raise
 
-    def _synced(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        """``original`` (a state call on a document) after ``sync``; a patch is made as the
-        qualified participant, so its author in the log and its idempotency key are the same
-        participant on every host."""
-        if name != "patch":
-            async def call(doc: str, *args: Any) -> Any:
-                await self.sync(doc)
-                return await original(doc, *args)
-
-            return call
-
-        async def patch(doc: str, ops: Any, base: int | None, participant: str, key: str | None = None) -> int:
-            await self.sync(doc)
-            if not _QUALIFIED.get():
-                participant = self.qualify(participant)
-            token = _QUALIFIED.set(True)
-            try:
-                return int(await original(doc, ops, base, participant, key))
-            finally:
-                _QUALIFIED.reset(token)
-
-        return patch
+    @asynccontextmanager
+    async def _around(self, doc: str, participant: str, action: str) -> AsyncIterator[str]:
+        """Around a state call on ``doc`` (``Documents.around``): the session read first (the guard
+        is synchronous); a patch is made as the qualified participant, so its author in the log
+        and its idempotency key are the same participant on every host."""
+        await self.sync(doc)
+        if action != "patch" or _QUALIFIED.get():
+            yield participant
+            return
+        token = _QUALIFIED.set(True)
+        try:
+            yield self.qualify(participant)
+        finally:
+            _QUALIFIED.reset(token)
 
     # ---- reading and writing a session ------------------------------------------
 

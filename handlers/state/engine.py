@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,6 +45,11 @@ KEYS_KEPT = 10_000
 
 #: ``guard(participant, doc, action, paths)``: raise a BridgeError to refuse. action is "read" or "edit".
 Guard = Callable[[str, str, str, list[Path]], None]
+#: ``around(doc, participant, action)``: an async context manager entered before a state call on
+#: ``doc`` (action "read", "patch" or "delete"), giving the participant the call acts as, and left
+#: after it (collab on Redis reads the document's session there, before the synchronous guards,
+#: and makes a patch as the participant qualified by its host).
+Around = Callable[[str, str, str], AbstractAsyncContextManager[str]]
 #: Called with a conflict's details before it is reported; what it returns joins the error's data.
 ConflictHook = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 #: A task group's ``start_soon``: where the group-commit writer runs (the owner's lifetime).
@@ -124,6 +130,7 @@ class Documents:
         self.limits = limits or Limits()
         self.docs: dict[str, Doc] = {}
         self.guards: list[Guard] = []
+        self.around: list[Around] = []
         self.conflict_hooks: list[ConflictHook] = []
         self.subscriptions: dict[str, Subscription] = {}
         self._ids = itertools.count(1)
@@ -180,8 +187,22 @@ class Documents:
     def names(self) -> list[str]:
         return sorted(n for n, d in self.docs.items() if d.version)
 
+    async def _around_call(self, name: str, participant: str, action: str,
+                           call: Callable[[str], Awaitable[T]]) -> T:
+        """``call(participant)`` inside every ``around`` hook (the participant as they give it)."""
+        async with AsyncExitStack() as stack:
+            for hook in self.around:
+                participant = await stack.enter_async_context(hook(name, participant, action))
+            return await call(participant)
+
     async def refresh(self, name: str) -> None:
         """Bring ``name`` up to date before a read (a shared backend catches up; here memory is)."""
+        if self.around:
+            return await self._around_call(name, "", "read", lambda _: self._refresh(name))
+        await self._refresh(name)
+
+    async def _refresh(self, name: str) -> None:
+        """Memory is up to date: nothing to do here."""
 
     async def listing(self) -> list[dict[str, Any]]:
         """``[{doc, version}]`` of every document written."""
@@ -195,6 +216,13 @@ class Documents:
         ``key``: the caller's idempotency key; a patch whose key ``participant`` already used on
         ``name`` (among the last KEYS_KEPT, in this process) is not applied again: its version
         is returned."""
+        if self.around:
+            return await self._around_call(name, participant, "patch",
+                                           lambda who: self._patch_as(name, ops, base, who, key))
+        return await self._patch_as(name, ops, base, participant, key)
+
+    async def _patch_as(self, name: str, ops: Any, base: int | None, participant: str, key: str | None) -> int:
+        """``patch``, the hooks run: the backend's own."""
         if key is not None:
             return await self._patch_once((name, participant, key), ops, base)
 
@@ -220,7 +248,7 @@ class Documents:
         first.add_done_callback(lambda f: f.cancelled() or f.exception())  # a retry need not be waiting
         self._keys[k] = first
         try:
-            version = await self.patch(k[0], ops, base, k[1])
+            version = await self._patch_as(k[0], ops, base, k[1], None)
         except BaseException as exc:
             del self._keys[k]
             first.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
@@ -480,6 +508,11 @@ class Documents:
 
     async def delete(self, name: str, participant: str) -> bool:
         """Delete ``name`` and its history. Patches wait meanwhile, so none lands in between."""
+        if self.around:
+            return await self._around_call(name, participant, "delete", lambda who: self._delete(name, who))
+        return await self._delete(name, participant)
+
+    async def _delete(self, name: str, participant: str) -> bool:
         self._check_usable()
         self._guard(participant, name, "edit", [()])
         if name not in self.docs:

@@ -143,7 +143,7 @@ class RedisDocuments(Documents):
         # does, so that it catches up after every reconnection
         self._listener = connect(options, retries=0)
         self._append = client.register_script(APPEND)
-        self._delete = client.register_script(DELETE)
+        self._delete_script = client.register_script(DELETE)
         self._snapshot = client.register_script(SNAPSHOT)
         self._listening = False
         self._tried = asyncio.Event()  # the listener's first attempt has ended, either way
@@ -355,7 +355,7 @@ class RedisDocuments(Documents):
 
     # ---- reads ---------------------------------------------------------------
 
-    async def refresh(self, name: str) -> None:
+    async def _refresh(self, name: str) -> None:
         await self._ready()
         try:
             async with self._lock(name):
@@ -398,7 +398,7 @@ class RedisDocuments(Documents):
 
     # ---- writes --------------------------------------------------------------
 
-    async def patch(self, name: str, ops: Any, base: int | None, participant: str, key: str | None = None) -> int:
+    async def _patch_as(self, name: str, ops: Any, base: int | None, participant: str, key: str | None) -> int:
         """Check against the caught-up mirror, then compare-and-append; on a race, catch up and
         check again. ``key`` (the caller's idempotency key, per participant and document) or,
         without one, a key of this call's own makes a retried append apply once."""
@@ -497,7 +497,7 @@ class RedisDocuments(Documents):
                               f"idempotency_key", {"backend": "redis", "doc": name, "version": version,
                                                    "replicas": got, "retry_after": self.options.wait_timeout})
 
-    async def delete(self, name: str, participant: str) -> bool:
+    async def _delete(self, name: str, participant: str) -> bool:
         await self._ready()
         self._guard(participant, name, "edit", [()])
         keys = Keys.of(self.options.prefix, name)
@@ -505,7 +505,7 @@ class RedisDocuments(Documents):
             async with self._lock(name):
                 # the name stays in the index (state.list skips version 0): removing it could race
                 # with another host writing the name again, and the head stays for its epoch anyway
-                deleted = await self._delete(keys=[keys.head, keys.log, keys.snap], args=[name, self.channel])
+                deleted = await self._delete_script(keys=[keys.head, keys.log, keys.snap], args=[name, self.channel])
                 if name in self.docs:
                     await self._catch_up(name)  # the new epoch: subscribers get the reset
         except (RedisError, OSError) as exc:
