@@ -27,6 +27,7 @@ from bridge.middleware import Next, Request
 from ..state import plugin as state
 from ..state.engine import UNAVAILABLE, Documents, StartSoon
 from ..state.patches import MISSING, Path, PatchError, apply, common_ancestor, pointer, value_at
+from . import events
 from .conflicts import Conflict, resolution
 from .sessions import FORBIDDEN, NO_SUCH_CONFLICT, Collab, Denied, Participant
 
@@ -132,18 +133,8 @@ class Hub:
     def emit(self, event: str, params: dict[str, Any], to: list[Participant] | None) -> None:
         """Send ``event`` once per connection, naming its recipients in ``$meta.to`` (None: everyone)."""
         app = plugin.app
-        default = app.connection if app is not None else None
-        if to is None:
-            if default is not None and not default.closed:
-                default.notify(event, params)
-            return
-        by_conn: dict[int, tuple[Any, list[str]]] = {}
-        for participant in to:
-            conn = participant.connection or default
-            if conn is not None and not conn.closed:
-                by_conn.setdefault(id(conn), (conn, []))[1].append(participant.id)
-        for conn, ids in by_conn.values():
-            conn.notify(event, {**params, "$meta": {"to": ids}})
+        events.send(event, params, None if to is None else [(p.connection, p.id) for p in to],
+                    app.connection if app is not None else None)
 
     async def _sweep_forever(self) -> None:
         with self._sweeping:

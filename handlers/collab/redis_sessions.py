@@ -19,7 +19,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -33,6 +33,7 @@ from bridge.redis_url import connect, redact
 
 from ..state.engine import UNAVAILABLE, Documents, StartSoon
 from ..state.patches import MISSING, PatchError, apply, common_ancestor, pointer, value_at
+from . import events
 from . import redis_scripts as lua
 from .conflicts import Conflict, resolution
 from .plugin import TIMEOUT_RESOLVER, audit, denied
@@ -385,23 +386,16 @@ class SharedHub:
         """Pass an event on to this host's participants among ``to`` (None: to this host's client),
         once per connection, ``$meta.to`` naming them as that connection knows them."""
         app = self._app()
-        default = app.connection if app is not None else None
-        if to is None:
-            if default is not None and not default.closed:
-                default.notify(event, params)
-            return
-        by_conn: dict[int, tuple[Any, list[str]]] = {}
         session = params.get("session")
-        for participant in to:
-            local = self.local(participant)
-            if local is None:
-                continue
-            mine = self.mine.get((session, participant)) if session is not None else None
-            conn = mine.connection if mine is not None and mine.connection is not None else default
-            if conn is not None and not conn.closed:
-                by_conn.setdefault(id(conn), (conn, []))[1].append(local)
-        for conn, ids in by_conn.values():
-            conn.notify(event, {**params, "$meta": {"to": ids}})
+
+        def mine() -> Iterable[tuple[Any, str]]:
+            for participant in to or ():
+                local = self.local(participant)
+                if local is not None:
+                    held = self.mine.get((session, participant)) if session is not None else None
+                    yield (held.connection if held is not None else None), local
+
+        events.send(event, params, None if to is None else mine(), app.connection if app is not None else None)
 
     async def _listen(self) -> None:
         """Follow the event channel, reconnecting with backoff and jitter (events sent while it is
