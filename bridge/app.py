@@ -54,6 +54,8 @@ class Bridge(Router):
                                          if part is not None}
         self.middleware: list[Middleware] = []
         self.plugins: dict[str, PluginStatus] = {}
+        #: Mounted plugins' ``metrics`` callables by prefix: ``rpc.metrics`` reports them under ``plugins``.
+        self.plugin_metrics: dict[str, Callable[[], dict[str, Any] | None]] = {}
         self.method_owners: dict[str, str] = {}  # method name -> the plugin that mounted it
         self.lifespans: list[tuple[Router, PluginStatus | None]] = [(self, None)]  # entered in order
         self.methods: dict[str, Method] = {}

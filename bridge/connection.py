@@ -294,7 +294,21 @@ class Connection:
         snapshot["badInput"] = dict(self.bad_input.counts)
         if self.watchdog is not None:
             snapshot["loop"] = self.watchdog.stats()
+        if self.app.plugin_metrics:
+            snapshot["plugins"] = self._plugin_metrics()
         return snapshot
+
+    def _plugin_metrics(self) -> dict[str, Any]:
+        found = {}
+        for name, read in self.app.plugin_metrics.items():
+            try:
+                value = read()
+            except Exception:  # a plugin's bug must not cost the host its metrics
+                log.exception("plugin %s: its metrics failed", name)
+                continue
+            if value is not None:
+                found[name] = value
+        return found
 
     async def _push_metrics(self, interval: float) -> None:
         while True:

@@ -46,10 +46,13 @@ class Plugin(Router):
     ``settings`` is a pydantic model; the mounted plugin's ``plugin.settings`` is filled
     from the model's defaults, then ``BRIDGE_<NAME>_<FIELD>`` environment variables, then a
     config file's ``[plugins.<name>]`` table, then what the app passes to ``include``.
+    ``metrics``, if given, is called for ``rpc.metrics``: its dict (None: nothing to say yet)
+    appears under ``plugins.<name>``.
     """
 
     def __init__(self, name: str, version: str = "0.0.0", *, description: str | None = None,
-                 settings: type[Any] | None = None, lifespan: Lifespan | None = None) -> None:
+                 settings: type[Any] | None = None, lifespan: Lifespan | None = None,
+                 metrics: Callable[[], dict[str, Any] | None] | None = None) -> None:
         if not name or "." in name or name.startswith(("rpc", "$")):
             raise ValueError(f"plugin name {name!r} must be a non-empty word, not 'rpc' or '$...'")
         super().__init__(lifespan)
@@ -57,6 +60,7 @@ class Plugin(Router):
         self.version = version
         self.description = description
         self.settings_model = settings
+        self.metrics = metrics
         self.settings: Any = None
         self.app: Bridge | None = None  # the app it is mounted on (for events outside a call)
         self.entries: list[tuple[Callable[..., Any], str, dict[str, Any]]] = []
@@ -98,6 +102,8 @@ def include(app: Bridge, plugin: Plugin, prefix: str | None = None, settings: An
         raise PluginConflict(f"a plugin is already mounted as {prefix!r} ({app.plugins[prefix].source})")
     plugin.settings = _settings(plugin, settings, config)
     plugin.app = app
+    if plugin.metrics is not None:
+        app.plugin_metrics[prefix] = plugin.metrics
     status = PluginStatus(prefix, plugin.version, source=source)
     names = [f"{prefix}.{name}" if prefix else name for _, name, _ in plugin.entries]
     for full in names:

@@ -67,6 +67,7 @@ class Terminals:
         self.by_id: dict[str, Terminal] = {}
         self.ids = itertools.count(1)
         self.budget = ParseBudget(settings.screen_chars_per_second)
+        self.created = 0  # terminals started since the host did
 
     def running(self) -> int:
         return sum(t.running for t in self.by_id.values())
@@ -106,8 +107,26 @@ async def lifespan(plugin: Plugin) -> AsyncIterator[Terminals]:
                     t.close()
 
 
+def metrics() -> dict[str, Any] | None:
+    """For ``rpc.metrics`` (``plugins.terminal``): the terminals kept now (running, and exited
+    ones still listed), their watchers and counters, and the screen models' parse budget."""
+    state: Terminals | None = plugin.state
+    if state is None:
+        return None
+    kept = list(state.by_id.values())
+    return {
+        "running": sum(t.running for t in kept), "exited": sum(not t.running for t in kept),
+        "created": state.created, "watchers": sum(len(t.watchers) for t in kept),
+        "paused": sum(t.paused for t in kept), "reading": sum(t.reading for t in kept),
+        "bytesIn": sum(t.bytes_in for t in kept), "bytesOut": sum(t.bytes_out for t in kept),
+        "dropped": sum(t.dropped for t in kept), "staleScreens": sum(t.model.stale for t in kept),
+        "screenRebuilds": sum(t.model.rebuilds for t in kept),
+        "parseBudget": {"charsPerSecond": state.budget.chars_per_second, "spent": state.budget.spent},
+    }
+
+
 plugin = Plugin("terminal", __version__, description="Programs on pseudo-terminals, streamed to watchers.",
-                settings=TerminalSettings, lifespan=lifespan)
+                settings=TerminalSettings, lifespan=lifespan, metrics=metrics)
 
 
 _audit = plugin.audit
@@ -176,6 +195,7 @@ async def create(ctx: Context, command: str, args: list[str] = Field(default_fac
         raise BridgeError(INVALID_PARAMS, f"could not start {command!r}: {exc}", {"command": command}) from None
     state.forget_exited()
     state.by_id[id] = t
+    state.created += 1
     state.tasks.start_soon(t.watch_exit, name=f"terminal {id}")
     _audit("terminal.created", ctx.participant, id=id, pid=t.pid, command=t.argv, cwd=directory, env=sorted(env))
     return {"id": id, "pid": t.pid, "command": path, "rows": rows, "cols": cols, "name": t.name}

@@ -139,3 +139,19 @@ def test_bridge_plugins_lists_what_is_installed(installed) -> None:
     out = subprocess.run([python(), "-m", "bridge", "plugins"], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, **_env(installed)}, check=True).stdout
     assert "hello 1.2.0" in out and "hello.greet" in out
+
+
+@pytest.mark.anyio
+async def test_a_plugins_metrics_appear_in_rpc_metrics_and_a_failing_one_costs_nothing_else():
+    from bridge.testing import AsyncTestClient
+
+    counted = Plugin("counted", metrics=lambda: {"things": 3})
+    quiet = Plugin("quiet", metrics=lambda: None)  # nothing to say yet: left out
+    broken = Plugin("broken", metrics=lambda: 1 / 0)
+    app = Bridge("metrics-app")
+    for plugin in (counted, quiet, broken):
+        app.include(plugin)
+    async with AsyncTestClient(app) as client:
+        metrics = await client.call("rpc.metrics")
+    assert metrics["plugins"] == {"counted": {"things": 3}}
+    assert "methods" in metrics

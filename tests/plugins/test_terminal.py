@@ -237,6 +237,23 @@ def test_a_stalled_reader_blocks_the_program_and_the_host_stays_flat(tmp_path):
         until(lambda: listed(host, t["id"])["bytes_out"] > stalled, what="reading did not resume")
 
 
+async def test_rpc_metrics_reports_the_terminals():
+    async with AsyncTestClient(app()) as client:
+        assert (await client.call("rpc.metrics"))["plugins"]["terminal"]["running"] == 0
+        t = await client.call("terminal.create", {"command": sys.executable, "args": ["-c", "input()"]})
+        async with client.stream("terminal.attach", {"id": t["id"]}) as stream:
+            await stream.__anext__()  # the restore: attached
+            await client.call("terminal.write", {"id": t["id"], "data": "x"})
+            await client.call("terminal.pause", {"id": t["id"]})
+            seen = (await client.call("rpc.metrics"))["plugins"]["terminal"]
+            assert seen["running"] == 1 and seen["created"] == 1 and seen["watchers"] == 1 and seen["paused"] == 1
+            assert seen["bytesIn"] == 1 and seen["reading"] == 0
+            await client.call("terminal.kill", {"id": t["id"]})
+            await client.wait_for_event("terminal.exited")
+        seen = (await client.call("rpc.metrics"))["plugins"]["terminal"]
+        assert seen["running"] == 0 and seen["exited"] == 1 and seen["watchers"] == 0
+
+
 async def test_fifty_terminals_at_once_written_in_a_batch_all_exit():
     async with AsyncTestClient(app(), timeout=30) as client:
         ids = [(await client.call("terminal.create", {"command": "bash", "args": [*QUIET_BASH, "-c", "read x"]}))["id"]
