@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .app import Bridge
     from .cache_redis import SharedTier
 
 log = logging.getLogger("bridge.cache")
@@ -58,14 +57,8 @@ class CacheStore:
         self.sweeps = 0
         self.expired = {"memory": 0, "disk": 0}  # entries the sweeps dropped
         self.shared: SharedTier | None = None  # the Redis tier, while the app serves with cache_redis set
-        self._app: Bridge | None = None  # whose replies: its name and, once it serves, its settings
         self._loop: asyncio.AbstractEventLoop | None = None
         self._invalidating: set[asyncio.Task[None]] = set()
-
-    def attach(self, app: Bridge) -> None:
-        """Keep ``app``'s replies (told by the middleware that use this store): its name
-        namespaces them in a shared tier, its settings say whether there is one."""
-        self._app = app
 
     def get(self, key: str, persist: bool = True) -> bytes | None:
         """The body cached under ``key``; with ``persist`` False, only from memory."""
@@ -189,22 +182,21 @@ class CacheStore:
         self.sweeps += 1
         return count
 
-    async def sweep_every(self, interval: float | None = None) -> None:
-        """Sweep every ``interval`` seconds (default ``SWEEP_INTERVAL``) until cancelled (a
-        task the connection owns). With ``cache_redis`` set, the shared tier's connection runs
-        beside it, for as long."""
+    async def maintain(self, app_name: str = "", shared: str = "", interval: float | None = None) -> None:
+        """The store's life while a connection serves (a task it owns, cancelled at the end):
+        a sweep every ``interval`` seconds (default ``SWEEP_INTERVAL``) and, with ``shared`` (the
+        ``cache_redis`` URL), the shared tier of ``app_name``'s replies beside it."""
         import anyio
 
         self._loop = asyncio.get_running_loop()
-        app = self._app
-        url = getattr(getattr(app.connection, "settings", None), "cache_redis", "") if app is not None else ""
+        url = shared
         if not url:
             while True:
                 await anyio.sleep(SWEEP_INTERVAL if interval is None else interval)
                 await self.sweep()
         from .cache_redis import SharedTier
 
-        self.shared = SharedTier(url, app.name, self._drop_replies, self._methods_held)  # type: ignore[union-attr]
+        self.shared = SharedTier(url, app_name, self._drop_replies, self._methods_held)
         self._write("purge_replies")  # see the module's docstring: none on disk stays to be served later
         try:
             async with anyio.create_task_group() as tasks:

@@ -196,7 +196,7 @@ class Connection:
             self.watchdog.start(self._loop)
         self.app.connection = self  # app.notify, app.invalidate: while this connection serves
         if self.cache is not None:
-            self.start_soon(self.cache.sweep_every())
+            self.start_soon(self.cache.maintain(self.app.name, self.settings.cache_redis))
         try:
             async with anyio.create_task_group() as tg:
                 self.task_group = tg
@@ -561,7 +561,7 @@ class Connection:
 
             self.cache = CacheStore(self.settings.cache_dir or default_directory(self.app.name), self.settings.cache_size)
             if self._loop is not None:
-                self._loop.call_soon_threadsafe(self.start_soon, self.cache.sweep_every())
+                self._loop.call_soon_threadsafe(self.start_soon, self.cache.maintain())  # key/value: local
         return self.cache
 
     def start_soon(self, coro: Any) -> None:

@@ -120,8 +120,6 @@ class Cache:
         """Keep replies in the host's store (without one, calls pass through), keyed by the
         app's version and this handler's code."""
         self.store = build.cache
-        if build.cache is not None:
-            build.cache.attach(build.app)
         self.generations[build.method.name] = code_generation(build.app.version, build.method.func)
         self.app = build.app
         for target, _ in self.warm:
@@ -349,7 +347,6 @@ class Invalidate:
             return None
         self.methods = methods_for(build.app, self.targets)
         self.store = build.cache
-        build.cache.attach(build.app)
         return self
 
     async def __call__(self, request: Request, call_next: Next) -> Any:
