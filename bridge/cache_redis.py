@@ -78,6 +78,41 @@ def method_of(key: str) -> str:
     return key.partition("\x00")[0]
 
 
+def namespace(app_name: str, prefix: str = "bridge") -> str:
+    """Where ``app_name``'s shared replies live: every key starts with it (braces escaped: the only
+    hash tag in a key is its method's)."""
+    app = app_name.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+    return f"{prefix}:cache:{app}"
+
+
+async def clear(url: str, app_name: str, prefix: str = "bridge") -> int:
+    """Delete every key of ``app_name``'s shared replies at ``url`` (replies, counters, the dataset
+    token); how many. Hosts serving meanwhile keep their memory tiers until TTL or invalidation."""
+    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in namespace(app_name, prefix)) + "[:#]*"
+    client = connect(RedisOptions(url, prefix))
+    deleted = 0
+    try:
+        batch: list[Any] = []
+        async for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += await _delete(client, batch)
+                batch = []
+        if batch:
+            deleted += await _delete(client, batch)
+    finally:
+        await client.aclose()
+    return deleted
+
+
+async def _delete(client: Any, keys: list[Any]) -> int:
+    """One DEL per key, pipelined (keys of several hash slots: a cluster client routes each)."""
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.delete(key)
+    return sum(await pipe.execute())
+
+
 class SharedTier:
     """Cached replies in the Redis at ``url``, shared by every host serving ``app_name``.
 
@@ -90,9 +125,7 @@ class SharedTier:
                  *, prefix: str = "bridge",
                  read_timeout: float = READ_TIMEOUT, reconnect_max: float = 5.0) -> None:
         self.url = url
-        # braces escaped: the only hash tag in a key is its method's
-        app = app_name.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
-        self.namespace = f"{prefix}:cache:{app}"
+        self.namespace = namespace(app_name, prefix)
         self.channel = f"{self.namespace}#invalidate"
         self.host = secrets.token_hex(6)  # this host's acknowledgements come to namespace#ack:<host>
         self.ack_channel = f"{self.namespace}#ack:{self.host}"

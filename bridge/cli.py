@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="module:attribute of the Bridge app whose cache it is (env BRIDGE_APP)")
     cache.add_argument("--cache-dir", help="the cache directory, if the app is served with one "
                        "(env BRIDGE_CACHE_DIR; default: the user cache directory, bridge/<app name>)")
+    cache.add_argument("--cache-redis", metavar="URL", help="the Redis the app's hosts share replies through, "
+                       "if any (env BRIDGE_CACHE_REDIS): clear empties the app's part of it too")
     cache.set_defaults(parser=cache)
 
     bundle = sub.add_parser("bundle", help="freeze an app into one executable (PyInstaller) for Tauri or Electron",
@@ -169,21 +171,41 @@ def _list_plugins() -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    """``bridge cache clear|where APP``: the directory ``serve`` would keep APP's replies in."""
+    """``bridge cache clear|where APP``: the directory ``serve`` would keep APP's replies in (and,
+    with ``--cache-redis``, the app's part of the shared Redis)."""
     from .cache import CacheStore, default_directory
 
     directory = args.cache_dir or os.environ.get("BRIDGE_CACHE_DIR")
-    if not directory:
+    shared = args.cache_redis or os.environ.get("BRIDGE_CACHE_REDIS")
+    name = None
+    if not directory or shared:
         spec = args.app or os.environ.get("BRIDGE_APP")
         if not spec:
-            args.parser.error("name the app (its name picks the directory), or give --cache-dir")
+            args.parser.error("name the app (its name picks the directory and its Redis keys), or give --cache-dir")
         try:
-            directory = str(default_directory(load_app(spec).name))
+            name = load_app(spec).name
         except AppLoadError as exc:
             raise SystemExit(f"bridge: {exc}") from None
+        directory = directory or str(default_directory(name))
     if args.action == "where":
         print(directory)
+        if shared and name is not None:
+            from .cache_redis import namespace
+            from .redis_url import redact
+
+            print(f"{redact(shared)} {namespace(name)}:*")
         return 0
+    if shared and name is not None:
+        import asyncio
+
+        from .cache_redis import clear
+        from .redis_url import redact
+
+        try:
+            keys = asyncio.run(clear(shared, name))
+        except Exception as exc:  # redis-py's errors, a bad URL: said plainly, no traceback
+            raise SystemExit(f"bridge: cannot clear the shared cache at {redact(shared)}: {exc}") from None
+        print(f"cleared {keys} shared cache key{'' if keys == 1 else 's'} of {name} from {redact(shared)}")
     if not os.path.isdir(directory):
         print(f"nothing cached in {directory}")
         return 0

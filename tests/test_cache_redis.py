@@ -10,6 +10,7 @@ against a real Redis too."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,6 +262,32 @@ def test_redis_down_at_start_is_local_caching_until_it_comes(hosts: Hosts, redis
     stored(a, 1)
     assert call(b, "lookup", {"item": "tea"})["host"] == "a"
     assert len(warnings(a)) == 1
+
+
+def test_bridge_cache_clear_empties_the_apps_part_of_the_shared_redis_and_nothing_else(
+        hosts: Hosts, redis: RedisServer, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    a = hosts.start("a")
+    call(a, "lookup", {"item": "tea"})
+    call(a, "prices", {"item": "tea"})
+    stored(a, 2)
+    direct = Redis.from_url(redis.url)
+    direct.set("bridge:cache:another-app:{x}:kept", b"1")  # another app's, and not a cache key at all
+    direct.set("unrelated", b"1")
+    ours = [k for k in direct.scan_iter("bridge:cache:shared-cache-test*")]
+    assert len(ours) >= 3  # two replies, counters, the dataset token
+    done = subprocess.run([sys.executable, "-m", "bridge", "cache", "clear", "shared_cache_app:app", "--cache-redis",
+                           redis.url, "--cache-dir", str(tmp_path / "cache-cli")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path), "TEST_HOST": "cli"}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"cleared {len(ours)} shared cache keys of shared-cache-test" in done.stdout
+    assert list(direct.scan_iter("bridge:cache:shared-cache-test*")) == []
+    assert direct.get("bridge:cache:another-app:{x}:kept") == b"1" and direct.get("unrelated") == b"1"
+    b = hosts.start("b")
+    assert call(b, "lookup", {"item": "tea"})["host"] == "b"  # computed again: nothing shared is left
+    direct.close()
 
 
 def test_a_url_that_is_not_redis_is_refused_with_a_clear_error(tmp_path: Path) -> None:
