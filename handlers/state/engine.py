@@ -263,10 +263,12 @@ class Documents:
         c = await self._prepare(name, ops, base, participant)
         return await self._commit(name, c.doc, c.value, c.ops, c.touched, participant, c.blob, c.bound, c.size)
 
-    async def _prepare(self, name: str, ops: Any, base: int | None, participant: str) -> Change:
-        """Check ``ops`` against ``name`` as it is now: the rebased change, or a BridgeError
-        (a conflict with what changed since ``base``, a patch that fails, a limit). Nothing
-        awaits unless it raises, so the change is still against the current version."""
+    async def _prepare(self, name: str, ops: Any, base: int | None, participant: str,
+                       doc: Doc | None = None) -> Change:
+        """Check ``ops`` against ``name`` as it is now (or as ``doc`` has it: a batch decided one
+        patch after another): the rebased change, or a BridgeError (a conflict with what changed
+        since ``base``, a patch that fails, a limit). Nothing awaits unless it raises, so the
+        change is still against the current version."""
         try:
             ops = parse(ops)
         except PatchError as exc:
@@ -275,7 +277,8 @@ class Documents:
         if size > self.limits.max_patch_bytes:
             raise BridgeError(TOO_LARGE, f"the patch is {size} bytes; at most {self.limits.max_patch_bytes}",
                               {"limit": self.limits.max_patch_bytes, "size": size})
-        doc = self.docs.setdefault(name, Doc())
+        if doc is None:
+            doc = self.docs.setdefault(name, Doc())
         if base is not None and base > doc.version:
             raise BridgeError(INVALID_PARAMS, f"base_version {base} is ahead of {name!r} (version {doc.version})",
                               {"doc": name, "version": doc.version})

@@ -2,18 +2,24 @@
 of one host (global versions, the same rebase-or-conflict rule, gap-free ``state.changed``).
 
 Each host keeps a mirror of the documents it has read (``Documents.docs``), advanced only one
-version at a time from the document's log in Redis. A patch is checked against the mirror by
-the embedded engine's own code (``Documents._prepare``), then appended by a Lua script only if
-the document's top version is still the one the mirror had (compare-and-append); if another
-host got there first, this host catches up from the log and checks again, so of two racing
-patches with overlapping paths exactly one is applied and the other is refused with 4501.
+version at a time from the document's log in Redis (or from a hint carrying the next entry). A
+patch is checked against the mirror by the embedded engine's own code (``Documents._prepare``),
+then appended by a Lua script only if the document's top version is still the one the mirror had
+(compare-and-append); if another host got there first, this host catches up from the log and
+checks again, so of two racing patches with overlapping paths exactly one is applied and the
+other is refused with 4501. Group commit: the patches to one document that queue while its
+previous batch is being appended are decided one after another (each on the mirror as the ones
+before it left it) and appended by one script call, all or none.
 
 Keys of one document share one hash tag (a digest of its name), so Redis Cluster keeps them in
 one slot: ``<prefix>:state:{<tag>}:head`` (hash: version, epoch, name), ``:log`` (a stream whose
 entry IDs are ``<epoch>-<version>``), ``:snap`` (the newest snapshot), ``:idem:<digest>``
 (idempotency keys, with a TTL). ``<prefix>:state:docs`` lists the names and
-``<prefix>:state:changed`` carries a hint ``<epoch> <version> <name>`` after every change: hosts
-then read the log from their mirror's version, so a lost hint (a reconnection) loses nothing.
+``<prefix>:state:changed`` carries a hint after every version: ``E <epoch> <version> ...`` with the
+entry itself when its ops are at most 64 KiB (``parse_hint``), else ``<epoch> <version> <name>``
+(the only form of earlier releases, still understood). A host whose mirror is exactly one version
+behind applies the entry; otherwise it reads the log from its mirror's version, so a lost hint (a
+reconnection) loses nothing.
 A document's epoch (from Redis's clock when its head is created, plus one at each delete) is in
 every hint and log entry, so a mirror of a deleted document, or of one Redis lost, is never taken
 for the document now under that name.
@@ -27,6 +33,7 @@ import logging
 import random
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,32 +54,75 @@ log = logging.getLogger("bridge.state")
 # Epochs are decimal strings (a Lua number would be printed as 1.7e+15): a document's head gets
 # one from the server's clock when it is created, and a delete adds one, so a host's mirror of
 # an earlier document by that name (deleted, or lost with Redis's data) never passes for it.
+# One call appends a batch of entries (the patches queued for the document, decided one after
+# another on the host's mirror): all or none, only if the head is still the version they were
+# decided on, none whose idempotency key is already used. KEYS: head, log, snap, then each
+# entry's idempotency key; ARGV: version, epoch, name, log kept, channel, then 8 per entry.
 APPEND = """
+local n = (#ARGV - 5) / 8
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[3 + i]) == 1 then return {'dup', tostring(i)} end
+end
 local head = redis.call('HMGET', KEYS[1], 'version', 'epoch')
 local version = tonumber(head[1]) or 0
 local epoch = head[2] or '0'
-local done = redis.call('GET', KEYS[4])
-if done then
-  redis.call('PEXPIRE', KEYS[4], ARGV[11])  -- a write, so that a WAIT after it covers the original too
-  return {'dup', done, epoch}
-end
 if version ~= tonumber(ARGV[1]) or epoch ~= ARGV[2] then return {'moved', tostring(version), epoch} end
 if not head[2] then
   local now = redis.call('TIME')
   epoch = now[1] .. string.format('%06d', tonumber(now[2]))
 end
-local v = tostring(version + 1)
-redis.call('XADD', KEYS[2], epoch .. '-' .. v, 'ops', ARGV[4], 'touched', ARGV[5], 'author', ARGV[6],
-           'at', ARGV[7], 'size', ARGV[8])
-redis.call('HSET', KEYS[1], 'version', v, 'epoch', epoch, 'name', ARGV[3])
-if ARGV[9] ~= '' then redis.call('HSET', KEYS[3], 'version', v, 'epoch', epoch, 'value', ARGV[9]) end
+local name, v = ARGV[3], version
+for i = 1, n do
+  local a = 5 + (i - 1) * 8  -- ops, touched, author, at, size, snapshot, idempotency TTL, whole hint
+  v = v + 1
+  local sv = tostring(v)
+  redis.call('XADD', KEYS[2], epoch .. '-' .. sv, 'ops', ARGV[a + 1], 'touched', ARGV[a + 2],
+             'author', ARGV[a + 3], 'at', ARGV[a + 4], 'size', ARGV[a + 5])
+  if ARGV[a + 6] ~= '' then redis.call('HSET', KEYS[3], 'version', sv, 'epoch', epoch, 'value', ARGV[a + 6]) end
+  redis.call('SET', KEYS[3 + i], sv, 'PX', ARGV[a + 7])
+  if ARGV[a + 8] ~= '' then  -- the entry itself: a host one version behind needs no read
+    redis.call('PUBLISH', ARGV[5], 'E ' .. epoch .. ' ' .. sv .. ' ' .. ARGV[a + 4] .. ' ' .. ARGV[a + 5] .. ' '
+               .. #name .. ' ' .. #ARGV[a + 3] .. ' ' .. #ARGV[a + 2] .. '\\n' .. name .. ARGV[a + 3] .. ARGV[a + 2]
+               .. ARGV[a + 1])
+  else
+    redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. sv .. ' ' .. name)
+  end
+end
+redis.call('HSET', KEYS[1], 'version', tostring(v), 'epoch', epoch, 'name', name)
 local snap = tonumber(redis.call('HGET', KEYS[3], 'version') or '0') or 0
-local keep = math.min(snap + 1, version + 2 - tonumber(ARGV[10]))
+local keep = math.min(snap + 1, v + 1 - tonumber(ARGV[4]))
 if keep > 1 then redis.call('XTRIM', KEYS[2], 'MINID', epoch .. '-' .. tostring(keep)) end
-redis.call('SET', KEYS[4], v, 'PX', ARGV[11])
-redis.call('PUBLISH', ARGV[12], epoch .. ' ' .. v .. ' ' .. ARGV[3])
-return {'ok', v, epoch}
+return {'ok', tostring(version + 1), epoch}
 """
+
+#: A hint carries its entry when the ops are at most this many bytes (else the host reads the log).
+HINT_OPS_MAX = 64 * 1024
+
+
+def parse_hint(data: bytes) -> tuple[str, int, int]:
+    """``(name, epoch, version)`` of a change hint: ``<epoch> <version> <name>``, or ``E <epoch>
+    <version> <at> <size> <name bytes> <author bytes> <touched bytes>\\n`` then the name, author,
+    touched and ops (``hint_entry``). ValueError if it is neither."""
+    if data.startswith(b"E "):
+        header, _, body = data.partition(b"\n")
+        _, epoch, version, _, _, n_name, _, _ = header.split(b" ")
+        return body[:int(n_name)].decode(), int(epoch), int(version)
+    epoch, version, name = data.decode().split(" ", 2)
+    return name, int(epoch), int(version)
+
+
+def hint_entry(data: bytes) -> Entry | None:
+    """The entry a hint carries (None for a hint without one); only for a hint ``parse_hint`` read."""
+    if not data.startswith(b"E "):
+        return None
+    header, _, body = data.partition(b"\n")
+    _, _, version, at, size, n_name, n_author, n_touched = header.split(b" ")
+    a = int(n_name)
+    b = a + int(n_author)
+    c = b + int(n_touched)
+    return Entry(body[:a].decode(), int(version), orjson.loads(body[c:]), [tuple(p) for p in orjson.loads(body[b:c])],
+                 body[a:b].decode() or None, float(at), int(size))
+
 
 DELETE = """
 local head = redis.call('HMGET', KEYS[1], 'version', 'epoch')
@@ -121,6 +171,19 @@ def _entry(name: str, entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[int,
                              float(fields[b"at"]), int(fields[b"size"]))
 
 
+@dataclass(slots=True, eq=False)
+class Queued:
+    """A patch waiting for its document's writer, and its caller's answer."""
+
+    ops: Any
+    base: int | None
+    participant: str
+    keyed: bool  # the caller's idempotency key (else one of this call's own)
+    idem: str  # that key in Redis
+    ttl: int  # its life, ms
+    answer: asyncio.Future[int]
+
+
 class NoStore:
     """In place of the SQLite store: nothing on the Redis backend uses one (collab keeps its
     sessions in Redis too: ``collab/redis_sessions.py``); a use is a bug, and says so."""
@@ -139,6 +202,8 @@ class RedisDocuments(Documents):
         self.index, self.channel = f"{options.prefix}:state:docs", f"{options.prefix}:state:changed"
         self._epochs: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._queues: dict[str, list[Queued]] = {}  # patches waiting for their document's writer
+        self._writers: set[asyncio.Task[None]] = set()
         # hints come on a connection of their own that never reconnects by itself: the listener
         # does, so that it catches up after every reconnection
         self._listener = connect(options, retries=0)
@@ -221,14 +286,7 @@ class RedisDocuments(Documents):
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
                     if message is None or message["type"] != "message":
                         continue
-                    try:
-                        epoch, version, name = message["data"].decode().split(" ", 2)
-                        hint = int(epoch), int(version)
-                    except ValueError:
-                        continue  # not one of ours: the log, not the hint, is what counts
-                    doc = self.docs.get(name)
-                    if doc is not None and self._behind(name, hint):
-                        await self._follow(name, hint)
+                    await self._hint(message["data"])
             except Exception as exc:  # whatever it is, the listener carries on: the host must not stop
                 if self._closing:
                     return
@@ -247,19 +305,41 @@ class RedisDocuments(Documents):
                     except (RedisError, OSError):
                         pass
 
+    async def _hint(self, data: bytes) -> None:
+        """Act on one change hint: a mirror behind it catches up (from the hint's entry when it is
+        exactly the next version, else from the log)."""
+        try:
+            name, epoch, version = parse_hint(data)
+        except ValueError:  # UnicodeDecodeError too
+            return  # not one of ours: the log, not the hint, is what counts
+        if not self._behind(name, (epoch, version)):
+            return  # the usual case for this host's own patches: not even the entry is decoded
+        try:
+            entry = hint_entry(data)
+        except (ValueError, TypeError):  # orjson's JSONDecodeError is a ValueError
+            entry = None  # the log has it
+        await self._follow(name, (epoch, version), entry)
+
     def _behind(self, name: str, hint: tuple[int, int]) -> bool:
         """Whether the mirror of ``name`` is behind a hint ``(epoch, version)``."""
         doc = self.docs.get(name)
         return doc is not None and (hint[0] != self._epochs.get(name) or hint[1] > doc.version)
 
-    async def _follow(self, name: str, hint: tuple[int, int] | None = None) -> None:
+    async def _follow(self, name: str, hint: tuple[int, int] | None = None, entry: Entry | None = None) -> None:
         """Catch ``name`` up for the listener; a document that cannot be rebuilt is logged, not fatal
         (Redis errors are the listener's: it reconnects). A hint this host's own patch already
-        answered (its reply came while the hint waited for the lock) costs no read."""
+        answered (its reply came while the hint waited for the lock) costs no read, nor does one
+        carrying the ``entry`` that is the mirror's next version (same epoch, version + 1)."""
         try:
             async with self._lock(name):
                 if hint is None or self._behind(name, hint):
-                    await self._catch_up(name)
+                    doc = self.docs.get(name)
+                    if (entry is not None and doc is not None and hint is not None
+                            and hint[0] == self._epochs.get(name) and entry.version == doc.version + 1):
+                        if not self._advance(name, doc, entry):
+                            await self._load(name, reset=True)
+                    else:
+                        await self._catch_up(name)
         except (RedisError, OSError):
             raise
         except Exception:
@@ -308,19 +388,26 @@ class RedisDocuments(Documents):
                                   or entries[-1].version != top):
             return await self._load(name, reset=True)  # fell behind the kept log
         for entry in entries:
-            try:
-                value, _ = apply(doc.value, entry.ops)
-            except PatchError as exc:
-                log.error("state: version %d of %r does not apply to this host's copy (%s); reloading",
-                          entry.version, name, exc)
+            if not self._advance(name, doc, entry):
                 return await self._load(name, reset=True)
-            bound = doc.size + entry.size
-            if any(op.get("op") == "copy" for op in entry.ops):
-                bound = len(dumps(value))
-            doc.advance(entry, value, bound, self.limits.history)
-            doc.durable = entry.version
-            self._tell(entry)
         return doc
+
+    def _advance(self, name: str, doc: Doc, entry: Entry) -> bool:
+        """Apply another host's ``entry`` (the mirror's next version) and tell subscribers; False
+        if it does not apply to this mirror (then it is reloaded)."""
+        try:
+            value, _ = apply(doc.value, entry.ops)
+        except PatchError as exc:
+            log.error("state: version %d of %r does not apply to this host's copy (%s); reloading",
+                      entry.version, name, exc)
+            return False
+        bound = doc.size + entry.size
+        if any(op.get("op") == "copy" for op in entry.ops):
+            bound = len(dumps(value))
+        doc.advance(entry, value, bound, self.limits.history)
+        doc.durable = entry.version
+        self._tell(entry)
+        return True
 
     def _lost(self, name: str, saw: int, top: int) -> None:
         log.error("state: Redis no longer has the %r this host saw at version %d (it has %s): acknowledged "
@@ -399,81 +486,197 @@ class RedisDocuments(Documents):
     # ---- writes --------------------------------------------------------------
 
     async def _patch_as(self, name: str, ops: Any, base: int | None, participant: str, key: str | None) -> int:
-        """Check against the caught-up mirror, then compare-and-append; on a race, catch up and
-        check again. ``key`` (the caller's idempotency key, per participant and document) or,
-        without one, a key of this call's own makes a retried append apply once."""
+        """Queue the patch for the document's writer (``_write``): the patches queued while the
+        previous batch was being appended are decided one after another on the mirror and
+        appended by one script call (group commit). ``key`` (the caller's idempotency key, per
+        participant and document) or, without one, a key of this call's own makes a retried
+        append apply once."""
         await self._ready()
         keys = Keys.of(self.options.prefix, name)
         if key is not None:
             idem, ttl = keys.idem(participant, key), int(self.options.idempotency_ttl * 1000)
         else:  # only the client's immediate retry of a dropped connection can repeat it: a short life
             idem, ttl = keys.idem_prefix + "h" + uuid.uuid4().hex, int(max(10.0, 2 * self.options.timeout) * 1000)
+        loop = asyncio.get_running_loop()
+        q = Queued(ops, base, participant, key is not None, idem, ttl, loop.create_future())
+        queue = self._queues.get(name)
+        if queue is None:  # the writer of the batch before (if any) took its queue: this one needs its own
+            queue = self._queues[name] = []
+            # a task of its own, not the owner's task group: anyio's start_soon costs ~30 us a call, and a
+            # writer never raises (every caller is answered), so nothing would reach the group anyway
+            writer = loop.create_task(self._write(name))
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
+        queue.append(q)
+        return await q.answer  # a cancelled caller's patch is dropped if its batch has not started yet
+
+    def _unknown(self, exc: BaseException, keyed: bool) -> BridgeError:
+        return self._unavailable(exc, "; whether the patch was applied is unknown: " + (
+            "retry it with the same idempotency_key" if keyed else "give an idempotency_key to retry safely"))
+
+    async def _write(self, name: str) -> None:
+        """Take the patches queued for ``name`` once its lock is free, and commit them as one batch;
+        every caller is answered (it raises nothing but its own cancellation)."""
+        batch: list[Queued] = []
         try:
             async with self._lock(name):
-                version = await self._patch_locked(name, keys, idem, ttl, ops, base, participant, key is not None)
-        except (RedisError, OSError) as exc:
-            raise self._unavailable(exc, "; whether the patch was applied is unknown: " + (
-                "retry it with the same idempotency_key" if key is not None
-                else "give an idempotency_key to retry safely")) from None
-        return version
+                batch = [q for q in self._queues.pop(name, []) if not q.answer.done()]
+                if batch:
+                    await self._commit(name, batch)
+        except BaseException as exc:
+            if not batch:  # stopped while waiting for the lock: this queue has no other writer
+                batch = self._queues.pop(name, [])
+            error: BaseException = exc
+            if not isinstance(exc, Exception):
+                error = BridgeError(UNAVAILABLE, "the state writer was stopped (the host is closing)")
+            elif not isinstance(exc, (RedisError, OSError, BridgeError)):
+                log.exception("state: committing %d patch(es) to %r failed", len(batch), name)
+            for q in batch:
+                self._settle(q, error)
+            if not isinstance(exc, Exception):
+                raise
 
-    async def _patch_locked(self, name: str, keys: Keys, idem: str, ttl: int, ops: Any, base: int | None,
-                            participant: str, keyed: bool) -> int:
-        if keyed:
-            done = await self.client.get(idem)
-            if done is not None:
-                await self._confirm(name, int(done), idem, ttl)
-                return int(done)
+    async def _commit(self, name: str, batch: list[Queued]) -> None:
+        """Decide ``batch`` (under the lock) on the mirror, one after another, and append what is
+        accepted with one compare-and-append; on a race, catch up and decide them all again."""
+        keys = Keys.of(self.options.prefix, name)
         fresh = name not in self.docs  # a mirror this host already has is tried as it is: the
-        while True:                    # append refuses it ("moved") if another host got further
+        todo = batch                   # append refuses it ("moved") if another host got further
+        while todo:
+            todo = await self._answer_applied(name, todo)
+            if not todo:
+                return
             doc = await self._catch_up(name) if fresh else self.docs[name]
-            if not fresh and base is not None and base > doc.version:
-                fresh = True  # the caller saw a version this mirror has not: read it first
+            if not fresh and any(q.base is not None and q.base > doc.version for q in todo):
+                fresh = True  # a caller saw a version this mirror has not: read it first
                 continue
             if doc.version == 0:
                 # named before its first version: state.list skips it until then, and never misses it
                 await self.client.sadd(self.index, name)
-            try:
-                change = await self._prepare(name, ops, base, participant)
-            except BridgeError:
-                if not fresh:  # decided against a mirror that may be behind: decide again on Redis's top
-                    fresh = True
-                    continue
+            accepted, outcomes = await self._decide(name, doc, todo)
+            kept = []
+            for q, o in zip(todo, outcomes):
+                if isinstance(o, Exception) and not isinstance(o, BridgeError):
+                    self._settle(q, o)  # not a refusal but a failure (a hook's Redis error): final
+                else:
+                    kept.append((q, o))
+            todo, outcomes = [q for q, _ in kept], [o for _, o in kept]
+            stale = not fresh and any(isinstance(o, BridgeError) for o in outcomes)
+            if not accepted:
+                if stale:  # refused on a mirror that may be behind: refused for good if it was not
+                    before = (doc.version, self._epochs.get(name))
+                    after = await self._catch_up(name)
+                    if (after.version, self._epochs.get(name)) != before or after is not doc:
+                        fresh = True
+                        continue
+                for q, o in zip(todo, outcomes):
+                    self._settle(q, o)
+                doc = self.docs.get(name) or doc
                 if doc.version == 0 and not any(s.doc == name for s in self.subscriptions.values()):
                     self.docs.pop(name, None)  # a refused first patch leaves no empty mirror behind
                     self._epochs.pop(name, None)
-                raise
-            version = doc.version + 1
-            entry = Entry(name, version, change.ops, change.touched, participant, time.time(), change.size)
+                return
+            outcome, replicas = await self._append_batch(keys, name, accepted)
+            kind = outcome[0].decode()
+            if kind != "ok":  # "moved": another host appended first; "dup": applied meanwhile (elsewhere)
+                fresh = True
+                continue
+            self._epochs[name] = int(outcome[2])  # a new document's, from Redis's clock
+            for entry, _, value, bound, _ in accepted:
+                doc.advance(entry, value, bound, self.limits.history)
+                doc.durable = entry.version
+                self._tell(entry)
+            for q, o in zip(todo, outcomes):
+                if isinstance(o, int):
+                    version = accepted[o][0].version
+                    try:
+                        self._check_replicas(name, version, replicas)
+                    except BridgeError as exc:
+                        o = exc
+                    else:
+                        o = version
+                self._settle(q, o)
+            return
+
+    async def _answer_applied(self, name: str, todo: list[Queued]) -> list[Queued]:
+        """Answer the patches whose idempotency key was already used (their version); the others."""
+        keyed = [q for q in todo if q.keyed]
+        if not keyed:
+            return todo
+        done = {q.idem: int(v) for q, v in zip(keyed, await self.client.mget([q.idem for q in keyed])) if v is not None}
+        rest = []
+        for q in todo:
+            if q.idem not in done:
+                rest.append(q)
+                continue
+            try:
+                await self._confirm(name, done[q.idem], q.idem, q.ttl)
+            except BridgeError as exc:
+                self._settle(q, exc)
+            else:
+                self._settle(q, done[q.idem])
+        return rest
+
+    async def _decide(self, name: str, doc: Doc, todo: list[Queued]
+                      ) -> tuple[list[tuple[Entry, Queued, Any, int, bytes]], list[int | Exception]]:
+        """Check each queued patch on the mirror as the ones before it left it (as if they came one
+        at a time): the accepted entries (entry, patch, value, size bound, snapshot) and, for each
+        patch, the index of its entry (a key used earlier in the batch: that entry's) or its error.
+        The mirror itself is not changed: a copy is advanced, and the next patch decided on it."""
+        accepted: list[tuple[Entry, Queued, Any, int, bytes]] = []
+        outcomes: list[int | Exception] = []
+        seen: dict[str, int] = {}
+        work = doc
+        for i, q in enumerate(todo):
+            if q.keyed and q.idem in seen:
+                outcomes.append(seen[q.idem])
+                continue
+            try:
+                change = await self._prepare(name, q.ops, q.base, q.participant, work)
+            except Exception as exc:
+                outcomes.append(exc)
+                continue
+            version = work.version + 1
+            entry = Entry(name, version, change.ops, change.touched, q.participant, time.time(), change.size)
             snapshot = b""
             if version % self.limits.snapshot_every == 0:
                 snapshot = change.blob if change.blob is not None else dumps(change.value)
-            outcome, replicas = await self._append_entry(keys, idem, ttl, entry, snapshot)
-            kind = outcome[0].decode()
-            if kind == "dup":
-                await self._catch_up(name)
-                version = int(outcome[1])
-            elif kind == "ok":
-                self._epochs[name] = int(outcome[2])  # a new document's, from Redis's clock
-                doc.advance(entry, change.value, len(snapshot) if snapshot else change.bound, self.limits.history)
-                doc.durable = version
-                self._tell(entry)
-            if kind in ("dup", "ok"):
-                self._check_replicas(name, version, replicas)
-                return version
-            fresh = True  # "moved": another host appended first; catch up and decide again
+            bound = len(snapshot) if snapshot else change.bound
+            seen[q.idem] = len(accepted)
+            outcomes.append(len(accepted))
+            accepted.append((entry, q, change.value, bound, snapshot))
+            if i + 1 < len(todo):  # the next is decided after this one
+                if work is doc:
+                    work = Doc(doc.value, doc.version, doc.durable, deque(doc.history), doc.size)
+                work.advance(entry, change.value, bound, self.limits.history)
+        return accepted, outcomes
 
-    async def _append_entry(self, keys: Keys, idem: str, ttl: int, entry: Entry, snapshot: bytes
+    def _settle(self, q: Queued, outcome: int | BaseException) -> None:
+        """Answer one caller (unless it stopped waiting)."""
+        if q.answer.done():
+            return
+        if isinstance(outcome, int):
+            q.answer.set_result(outcome)
+        else:
+            q.answer.set_exception(self._unknown(outcome, q.keyed) if isinstance(outcome, (RedisError, OSError))
+                                   else outcome)
+
+    async def _append_batch(self, keys: Keys, name: str, accepted: list[tuple[Entry, Queued, Any, int, bytes]]
                             ) -> tuple[list[bytes], int | None]:
-        """Run the compare-and-append; with ``wait_replicas``, WAIT on the same connection (WAIT
-        counts the replicas that have that connection's writes). The outcome and the replicas."""
-        args = [entry.version - 1, self._epochs[entry.doc], entry.doc, orjson.dumps(entry.ops),
-                orjson.dumps(entry.touched), entry.author or "", repr(entry.at), entry.size, snapshot,
-                max(self.limits.history, self.options.log_kept), ttl, self.channel]
+        """Run the compare-and-append of the batch; with ``wait_replicas``, one WAIT after it on the
+        same connection (WAIT counts the replicas that have that connection's writes). The
+        outcome and the replicas."""
+        args: list[Any] = [accepted[0][0].version - 1, self._epochs[name], name,
+                           max(self.limits.history, self.options.log_kept), self.channel]
+        for entry, q, _, _, snapshot in accepted:
+            ops = orjson.dumps(entry.ops)
+            args += [ops, orjson.dumps(entry.touched), entry.author or "", repr(entry.at), entry.size, snapshot,
+                     q.ttl, b"1" if len(ops) <= HINT_OPS_MAX else b""]
+        script_keys = [keys.head, keys.log, keys.snap, *(q.idem for _, q, _, _, _ in accepted)]
         if not self.options.wait_replicas:
-            return await self._append(keys=[keys.head, keys.log, keys.snap, idem], args=args), None
+            return await self._append(keys=script_keys, args=args), None
         async with self.client.pipeline(transaction=False) as pipe:
-            await self._append(keys=[keys.head, keys.log, keys.snap, idem], args=args, client=pipe)
+            await self._append(keys=script_keys, args=args, client=pipe)
             pipe.execute_command("WAIT", self.options.wait_replicas, int(self.options.wait_timeout * 1000))
             outcome, replicas = await pipe.execute()
         return outcome, replicas

@@ -684,3 +684,208 @@ async def test_hints_lost_with_the_subscription_are_caught_up_on_reconnection(
     direct.close()
     for docs in (a, b):
         await docs.close()
+
+
+# ---- group commit and hints carrying the entry ---------------------------------------------------
+
+def calls(direct: Redis, command: str) -> int:
+    """How many times Redis ran ``command`` since the last CONFIG RESETSTAT (scripts' commands too)."""
+    return int(direct.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+@pytest.mark.anyio
+async def test_a_burst_on_one_document_is_one_script_call_acknowledged_in_order_seen_once_everywhere(
+        redis: RedisServer, tasks: TaskGroup) -> None:
+    a, b = await engines(tasks, redis.url, prefix())
+    watcher = Watch()
+    await a.patch("d", [{"op": "add", "path": "/k0", "value": 0}], None, "p")  # the script is loaded
+    await b.refresh("d")
+    b.subscribe("d", 1, "w", watcher)  # type: ignore[arg-type]
+    direct = Redis.from_url(redis.url)
+    direct.config_resetstat()
+    n = 40
+    acked = await asyncio.gather(*(a.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, "p")
+                                   for i in range(1, n + 1)))
+    assert acked == list(range(2, n + 2))  # in the order sent, each once
+    assert calls(direct, "evalsha") == 1 and calls(direct, "xadd") == n and calls(direct, "publish") == n
+    await watcher.reaches(n + 1)
+    assert [(c["from"], c["to"]) for c in watcher.events("state.changed")] == [(v - 1, v) for v in acked]
+    assert a.docs["d"].value == b.docs["d"].value == {f"k{i}": i for i in range(n + 1)}
+    direct.close()
+    for docs in (a, b):
+        await docs.close()
+
+
+@pytest.mark.anyio
+async def test_a_burst_across_snapshots_trims_as_one_at_a_time_and_a_new_host_reads_it_exactly(
+        redis: RedisServer, tasks: TaskGroup) -> None:
+    pre = prefix()
+    [a] = await engines(tasks, redis.url, pre, 1, history=5, snapshot_every=10, log_kept=0)
+    await a.patch("d", [{"op": "add", "path": "/k0", "value": 0}], None, "p")
+    acked = await asyncio.gather(*(a.patch("d", [{"op": "add", "path": f"/k{i % 7}", "value": i}], None, "p")
+                                   for i in range(1, 95)))
+    assert acked == list(range(2, 96))
+    keys, direct = Keys.of(pre, "d"), Redis.from_url(redis.url)
+    assert int(direct.hget(keys.snap, "version")) == 90  # snapshots inside the batch, the newest kept
+    assert direct.xlen(keys.log) <= 5 + 10
+    [b] = await engines(tasks, redis.url, pre, 1, history=5, snapshot_every=10, log_kept=0)
+    await b.refresh("d")
+    assert (b.docs["d"].version, b.docs["d"].value) == (95, a.docs["d"].value)
+    assert [e.version for e in b.docs["d"].history] == [e.version for e in a.docs["d"].history] == [91, 92, 93, 94, 95]
+    direct.close()
+    for docs in (a, b):
+        await docs.close()
+
+
+async def one_batch(docs: Documents) -> list[Any]:
+    """A batch with a conflict inside it and an idempotency key used twice, sent all at once."""
+    await docs.patch("d", [{"op": "add", "path": "", "value": {"title": "t", "body": "b", "items": []}}], None, "s")
+    sent = [(["add", "/n", 0], None, "dave", None),
+            (["replace", "/title", "alice"], 1, "alice", None),
+            (["replace", "/title", "bob"], 1, "bob", None),  # clashes with alice's, just before it
+            (["replace", "/body", "bob"], 1, "bob", None),  # rebased on top of alice's
+            (["add", "/items/-", "x"], None, "carol", "k"),
+            (["add", "/items/-", "x"], None, "carol", "k")]  # the same key: applied once
+    results = await asyncio.gather(*(docs.patch("d", [{"op": op, "path": path, "value": value}], base, who, key)
+                                     for (op, path, value), base, who, key in sent), return_exceptions=True)
+    return [r.data if isinstance(r, BridgeError) and r.code == CONFLICT else r for r in results]
+
+
+@pytest.mark.anyio
+async def test_a_conflict_and_a_repeated_key_inside_one_batch_are_decided_as_one_at_a_time(
+        redis: RedisServer, tasks: TaskGroup) -> None:
+    embedded = await Documents.open(None, tasks.start_soon)
+    one_host = await one_batch(embedded)
+    a, b = await engines(tasks, redis.url, prefix())
+    await a.refresh("d")
+    direct = Redis.from_url(redis.url)
+    direct.config_resetstat()
+    on_redis = await one_batch(a)
+    assert on_redis == one_host == [2, 3, {"doc": "d", "base_version": 1, "current_version": 3, "paths": ["/title"],
+                                           "authors": ["alice"]}, 4, 5, 5]
+    assert calls(direct, "evalsha") == 2  # the setup, then the other six in one call
+    await b.refresh("d")
+    assert a.docs["d"].value == b.docs["d"].value == embedded.docs["d"].value == {
+        "title": "alice", "body": "bob", "items": ["x"], "n": 0}
+    direct.close()
+    for docs in (embedded, a, b):
+        await docs.close()
+
+
+@pytest.mark.anyio
+async def test_a_batch_refused_as_moved_is_decided_again_on_redis_each_patch_once(
+        redis: RedisServer, tasks: TaskGroup) -> None:
+    """A's mirror is behind (its listener kept from starting): its batch, decided there, is refused
+    by the script; a catches up and decides each patch again: one now conflicts, none is applied twice."""
+    pre = prefix()
+    a, b = await engines(tasks, redis.url, pre)
+    a._listening = True
+    a._tried.set()
+    assert await a.patch("d", [{"op": "add", "path": "", "value": {"x": 0}}], None, "p") == 1
+    assert await b.patch("d", [{"op": "replace", "path": "/x", "value": 1}], None, "q") == 2
+    direct = Redis.from_url(redis.url)
+    direct.config_resetstat()
+    sent = [([{"op": "replace", "path": "/x", "value": 2}], 1, None),  # fine on a's mirror, not on Redis's
+            ([{"op": "add", "path": "/y", "value": 1}], None, None),
+            ([{"op": "add", "path": "/z", "value": 1}], None, "k"),
+            ([{"op": "add", "path": "/z", "value": 1}], None, "k")]
+    lock = a._lock("d")
+    await lock.acquire()  # held, so that all four queue for one batch
+    burst = asyncio.gather(*(a.patch("d", ops, base, "p", key) for ops, base, key in sent), return_exceptions=True)
+    while len(a._queues.get("d", [])) < len(sent):
+        await asyncio.sleep(0)  # until each has queued
+    lock.release()
+    results = await burst
+    refused = results[0]
+    assert isinstance(refused, BridgeError) and refused.code == CONFLICT
+    assert refused.data == {"doc": "d", "base_version": 1, "current_version": 2, "paths": ["/x"], "authors": ["q"]}
+    assert results[1:] == [3, 4, 4]
+    assert calls(direct, "evalsha") == 2  # "moved", then the batch decided again
+    assert direct.xlen(Keys.of(pre, "d").log) == 4
+    await b.refresh("d")
+    assert a.docs["d"].value == b.docs["d"].value == {"x": 1, "y": 1, "z": 1}
+    direct.close()
+    for docs in (a, b):
+        await docs.close()
+
+
+@pytest.mark.anyio
+async def test_a_hint_carrying_the_entry_is_applied_without_reading_the_log(redis: RedisServer,
+                                                                           tasks: TaskGroup) -> None:
+    a, b = await engines(tasks, redis.url, prefix())
+    name = "notes ü 1"  # a name with spaces and more than ASCII in the hint
+    watcher = Watch()
+    await a.patch(name, [{"op": "add", "path": "/k0", "value": 0}], None, "p")
+    await b.refresh(name)
+    b.subscribe(name, 1, "w", watcher)  # type: ignore[arg-type]
+    direct = Redis.from_url(redis.url)
+    direct.config_resetstat()
+    for i in range(1, 4):
+        await a.patch(name, [{"op": "add", "path": f"/k{i}", "value": [i, "ü"]}], None, "p")
+        await watcher.reaches(i + 1)
+    assert calls(direct, "xrange") == 0  # neither a (its mirror current) nor b (the hints) read the log
+    big = "x" * (64 * 1024)
+    await a.patch(name, [{"op": "add", "path": "/big", "value": big}], None, "p")  # its hint has no entry
+    await watcher.reaches(5)
+    assert calls(direct, "xrange") == 1  # b read it from the log
+    assert [(c["from"], c["to"], c["author"]) for c in watcher.events("state.changed")] == [
+        (v - 1, v, "p") for v in range(2, 6)]
+    assert b.docs[name].value == a.docs[name].value == {"k0": 0, "k1": [1, "ü"], "k2": [2, "ü"], "k3": [3, "ü"],
+                                                        "big": big}
+    assert list(b.docs[name].history) == list(a.docs[name].history)  # the same entries, from the hint or the log
+    direct.close()
+    for docs in (a, b):
+        await docs.close()
+
+
+@pytest.mark.anyio
+async def test_a_hint_after_a_gap_or_in_the_old_format_falls_back_to_the_log(redis: RedisServer,
+                                                                            tasks: TaskGroup) -> None:
+    """Hints taken from Redis's pub/sub by the test, given to b one at a time (its listener kept from starting)."""
+    pre = prefix()
+    a, b = await engines(tasks, redis.url, pre)
+    b._listening = True
+    b._tried.set()
+    watcher = Watch()
+    direct = Redis.from_url(redis.url)
+    hints = direct.pubsub(ignore_subscribe_messages=True)
+    hints.subscribe(f"{pre}:state:changed")
+
+    def next_hint() -> bytes:  # published before the patch's reply: already on its way
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            message = hints.get_message(timeout=1.0)  # None for the subscription's confirmation
+            if message is not None:
+                return message["data"]
+        raise AssertionError("no hint")
+
+    await a.patch("d", [{"op": "add", "path": "/k1", "value": 1}], None, "p")
+    next_hint()
+    await b.refresh("d")
+    b.subscribe("d", 1, "w", watcher)  # type: ignore[arg-type]
+    direct.config_resetstat()
+    for i in (2, 3):
+        await a.patch("d", [{"op": "add", "path": f"/k{i}", "value": i}], None, "p")
+    skipped, third = next_hint(), next_hint()
+    assert skipped.startswith(b"E ") and third.startswith(b"E ")
+    await b._hint(third)  # b is at 1: a gap, so the log
+    assert calls(direct, "xrange") == 1 and b.docs["d"].version == 3
+    await b._hint(skipped)  # already there: nothing read
+    await a.patch("d", [{"op": "add", "path": "/k4", "value": 4}], None, "p")
+    await b._hint(next_hint())  # exactly the next: from the hint
+    assert calls(direct, "xrange") == 1 and b.docs["d"].version == 4
+    await a.patch("d", [{"op": "add", "path": "/k5", "value": 5}], None, "p")
+    next_hint()
+    await b._hint(f"{b._epochs['d']} 5 d".encode())  # the format of earlier hosts: the log
+    assert calls(direct, "xrange") == 2 and b.docs["d"].version == 5
+    await b._hint(b"E 1 2 not a hint")  # not one of ours: ignored
+    await a.patch("d", [{"op": "add", "path": "/k6", "value": 6}], None, "p")
+    next_hint()
+    await b._hint(f"E {b._epochs['d']} 6 1.0 2 1 0 1\nd5[]".encode())  # its entry unreadable: the log
+    assert calls(direct, "xrange") == 3 and b.docs["d"].version == 6
+    assert [(c["from"], c["to"]) for c in watcher.events("state.changed")] == [(v - 1, v) for v in range(2, 7)]
+    assert b.docs["d"].value == a.docs["d"].value == {f"k{i}": i for i in range(1, 7)}
+    hints.close()
+    direct.close()
+    for docs in (a, b):
+        await docs.close()
