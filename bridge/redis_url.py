@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -29,6 +30,12 @@ class RedisOptions:
     #: log entries kept in Redis past the history, so a host that falls behind by up to this
     #: many versions catches up patch by patch (further behind, its subscribers get state.reset)
     log_kept: int = 1000
+
+
+def slot(prefix: str, kind: str, name: str) -> str:
+    """``<prefix>:<kind>:{<tag>}``, the start of every key of one ``name`` (a document, a session):
+    the tag, a digest of the name, puts them all in one Redis Cluster slot."""
+    return f"{prefix}:{kind}:{{{hashlib.blake2b(name.encode(), digest_size=10).hexdigest()}}}"
 
 
 def redact(url: str) -> str:

@@ -137,6 +137,25 @@ def redis_server(directory: Path, *, appendonly: bool = False) -> Iterator[Redis
 
 
 @contextmanager
+def replicated(directory: Path) -> Iterator[tuple[RedisServer, RedisServer]]:
+    """A primary and one replica, once the replica acknowledges writes (WAIT 1); stopped at the end."""
+    from redis import Redis
+
+    primary = RedisServer(directory / "primary", extra=["--repl-diskless-sync-delay", "0"]).start()
+    replica = RedisServer(directory / "replica", extra=["--replicaof", "127.0.0.1", str(primary.port)])
+    try:
+        replica.start()
+        with Redis.from_url(primary.url) as direct:
+            deadline = time.monotonic() + 10
+            while direct.set("synced", 1) and direct.wait(1, 100) < 1:  # readiness: the replica acknowledges
+                assert time.monotonic() < deadline, "the replica never acknowledged a write"
+        yield primary, replica
+    finally:
+        replica.stop()
+        primary.stop()
+
+
+@contextmanager
 def redis_cluster(directory: Path, nodes: int = 3, timeout: float = 20.0) -> Iterator[list[RedisServer]]:
     """A Redis Cluster of ``nodes`` primaries (no replicas), every slot assigned, stopped at the end."""
     from redis import Redis

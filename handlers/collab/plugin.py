@@ -188,7 +188,7 @@ class Hub:
         if session_id is None:
             return None
         doc, path = info["doc"], common_ancestor(info["clashing"])
-        current = self.docs.docs[doc].value
+        current = info["value"]  # the document as the patch was decided on
         try:
             base_doc = await self.docs.value_at(doc, info["base_version"])
         except Exception:  # no longer kept: a merge then sees no base

@@ -14,7 +14,6 @@ two machines' windows never collide.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import time
@@ -29,7 +28,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from bridge import INVALID_PARAMS, BridgeError
-from bridge.redis_url import connect, redact
+from bridge.redis_url import connect, redact, slot
 
 from ..state.engine import UNAVAILABLE, Documents, StartSoon
 from ..state.patches import MISSING, PatchError, apply, common_ancestor, pointer, value_at
@@ -79,8 +78,7 @@ class Keys:
 
     @classmethod
     def of(cls, prefix: str, id: str) -> Keys:
-        tag = hashlib.blake2b(id.encode(), digest_size=10).hexdigest()
-        base = f"{prefix}:collab:{{{tag}}}"
+        base = slot(prefix, "collab", id)
         return cls(f"{base}:session", f"{base}:locks", f"{base}:hosts", f"{base}:comments", f"{base}:conflicts")
 
     @property
@@ -728,7 +726,7 @@ class SharedHub:
         if id is None:
             return None
         doc, path = info["doc"], common_ancestor(info["clashing"])
-        current = self.docs.docs[doc].value
+        current = info["value"]  # the document as the patch was decided on (a batch's earlier patches in it)
         try:
             base_doc = await self.docs.value_at(doc, info["base_version"])
         except Exception:

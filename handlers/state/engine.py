@@ -339,7 +339,8 @@ class Documents:
         }
         data = dict(info)
         for hook in self.conflict_hooks:  # e.g. collab records it and adds its conflict_id
-            data.update(await hook({**info, "ops": ops, "participant": participant, "clashing": paths}) or {})
+            data.update(await hook({**info, "ops": ops, "participant": participant, "clashing": paths,
+                                    "value": doc.value}) or {})
         raise BridgeError(CONFLICT, f"{name!r} changed at {', '.join(info['paths'])} since version {base} "
                           f"(now {doc.version})", data)
 

@@ -53,7 +53,7 @@ class StateSettings(BaseModel):
     @field_validator("backend")
     @classmethod
     def _backend(cls, value: str) -> str:
-        from .redis_url import SCHEMES
+        from bridge.redis_url import SCHEMES
 
         if value != "embedded" and not value.startswith(SCHEMES):
             raise ValueError(f"backend is 'embedded' or a URL starting with {', '.join(SCHEMES)}")
@@ -118,7 +118,7 @@ async def _open(plugin: Plugin, start_soon: StartSoon) -> Documents:
 
 async def _open_redis(settings: StateSettings, start_soon: StartSoon, limits: Limits) -> Documents:
     from .redis_backend import RedisDocuments
-    from .redis_url import RedisOptions
+    from bridge.redis_url import RedisOptions
 
     options = RedisOptions(settings.backend, settings.redis_prefix, settings.redis_timeout, settings.wait_replicas,
                            settings.wait_timeout, settings.idempotency_ttl)
@@ -137,7 +137,7 @@ def _record_loss(path: Path, loss: HistoryLost) -> None:
     log.warning("state: database %s opened as it is (accept_loss) although %s", path, loss.problem)
     audit = getattr(plugin.app, "audit", None)  # bridge/audit.py, where the app has it
     if audit is not None:
-        expected, found = loss.expected, loss.found
+        expected = loss.expected
         audit.record("state.recovered", participant=None, database=str(path), accepted_loss=True,
                      expected_doc=expected.doc if expected else None, expected_version=expected.version if expected
                      else None, found_version=loss.found_version, reason=loss.problem)

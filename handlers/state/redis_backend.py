@@ -45,7 +45,7 @@ from bridge import BridgeError
 
 from .engine import UNAVAILABLE, Doc, Documents, Limits, StartSoon
 from .patches import PatchError, apply
-from .redis_url import RedisOptions, connect, is_cluster, redact
+from bridge.redis_url import RedisOptions, connect, is_cluster, redact, slot
 from .store import Entry, StoreError, dumps
 
 log = logging.getLogger("bridge.state")
@@ -155,8 +155,7 @@ class Keys:
 
     @classmethod
     def of(cls, prefix: str, name: str) -> Keys:
-        tag = hashlib.blake2b(name.encode(), digest_size=10).hexdigest()
-        base = f"{prefix}:state:{{{tag}}}"
+        base = slot(prefix, "state", name)
         return cls(f"{base}:head", f"{base}:log", f"{base}:snap", f"{base}:idem:")
 
     def idem(self, participant: str, key: str) -> str:

@@ -28,7 +28,7 @@ from bridge.middleware.stream import Stream
 
 from ..executables import allowed_paths, resolve
 from .screen import ParseBudget
-from .session import Overflow, Terminal
+from .session import Terminal
 
 log = logging.getLogger("bridge.terminal")
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge import Bridge, BridgeError, Settings
+from bridge import Bridge, BridgeError
 from bridge.cache import CacheStore
 from bridge.middleware.cache import Cache, cache_key
 from harness import exchange, lines

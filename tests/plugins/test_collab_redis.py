@@ -30,7 +30,7 @@ from bridge.builtins.collab import redis_scripts
 from bridge.builtins.collab.redis_sessions import Keys
 from bridge.builtins.collab.sessions import LOCKED, Collab, parse_resource
 from harness import Host
-from redis_server import RedisServer, make_certs, redis_cluster, redis_server
+from redis_server import RedisServer, make_certs, redis_cluster, redis_server, replicated
 
 SWEEP = 0.1  # seconds between sweeps in these hosts
 HOST_TTL = 1.0  # seconds a silent host is taken for alive
@@ -463,14 +463,7 @@ def test_hosts_collaborate_over_tls_as_an_acl_user_limited_to_the_apps_prefix(tm
 def test_with_wait_replicas_a_lock_is_granted_only_once_a_replica_has_it(tmp_path: Path) -> None:
     from redis import Redis
 
-    primary = RedisServer(tmp_path / "primary", extra=["--repl-diskless-sync-delay", "0"]).start()
-    replica = RedisServer(tmp_path / "replica", extra=["--replicaof", "127.0.0.1", str(primary.port)]).start()
-    try:
-        direct = Redis.from_url(primary.url)
-        deadline = time.monotonic() + 10
-        while direct.set("synced", 1) and direct.wait(1, 100) < 1:  # readiness: the replica acknowledges writes
-            assert time.monotonic() < deadline
-        direct.close()
+    with replicated(tmp_path) as (primary, replica):
         a = Node(primary.url, "p", "alice@a", tmp_path / "a", BRIDGE_STATE_WAIT_REPLICAS="1",
                  BRIDGE_STATE_WAIT_TIMEOUT="0.3")
         try:
@@ -486,9 +479,6 @@ def test_with_wait_replicas_a_lock_is_granted_only_once_a_replica_has_it(tmp_pat
                                                                       "retry_after": 0.3}
         finally:
             a.close()
-    finally:
-        replica.stop()
-        primary.stop()
 
 
 def test_a_host_that_stops_takes_its_participants_out_at_once(nodes: Callable[..., Node],

@@ -26,11 +26,11 @@ from bridge import BridgeError
 from bridge.builtins.state.engine import CONFLICT, HISTORY_GONE, UNAVAILABLE, Documents, Limits
 from bridge.builtins.state.patches import apply
 from bridge.builtins.state.redis_backend import Keys, RedisDocuments
-from bridge.builtins.state.redis_url import RedisOptions, redact
+from bridge.redis_url import RedisOptions, redact
 from bridge.builtins.state.store import StoreError
 
 from harness import Host, Notifications
-from redis_server import RedisServer, free_port, make_certs, redis_cluster, redis_server
+from redis_server import RedisServer, free_port, make_certs, redis_cluster, redis_server, replicated
 
 
 @pytest.fixture(scope="module")
@@ -465,13 +465,7 @@ async def test_a_redis_that_lost_its_data_resets_every_host_instead_of_mixing_hi
 
 @pytest.mark.anyio
 async def test_wait_replicas_acknowledges_only_what_a_replica_has(tmp_path: Path, tasks: TaskGroup) -> None:
-    primary = RedisServer(tmp_path / "primary", extra=["--repl-diskless-sync-delay", "0"]).start()
-    replica = RedisServer(tmp_path / "replica", extra=["--replicaof", "127.0.0.1", str(primary.port)]).start()
-    try:
-        direct = Redis.from_url(primary.url)
-        deadline = time.monotonic() + 10
-        while direct.set("synced", 1) and direct.wait(1, 100) < 1:  # readiness: the replica acknowledges writes
-            assert time.monotonic() < deadline
+    with replicated(tmp_path) as (primary, replica):
         docs = await RedisDocuments.open_redis(RedisOptions(primary.url, "p", wait_replicas=1, wait_timeout=0.3),
                                                tasks.start_soon)
         ops = [{"op": "add", "path": "/items/-", "value": 1}]
@@ -486,11 +480,7 @@ async def test_wait_replicas_acknowledges_only_what_a_replica_has(tmp_path: Path
             assert unconfirmed.value.data == {"backend": "redis", "doc": "d", "version": 3, "replicas": 0,
                                               "retry_after": 0.3}
         assert docs.docs["d"].value == {"items": [1, 1]} and docs.docs["d"].version == 3
-        direct.close()
         await docs.close()
-    finally:
-        replica.stop()
-        primary.stop()
 
 
 @pytest.mark.anyio
