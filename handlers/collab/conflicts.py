@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bridge import INVALID_PARAMS, BridgeError
 
-from ..state.patches import MISSING, Path, merge3, overlaps, pointer, set_at, touched_paths, value_at
+from ..state.patches import (MISSING, Path, PatchError, apply, common_ancestor, merge3, overlaps, pointer, set_at,
+                             touched_paths, value_at)
 
 STRATEGIES = ("mine", "theirs", "merge", "manual")
 
@@ -120,3 +122,23 @@ def resolution(conflict: Conflict, strategy: str, current: Any, value: Any = MIS
         chosen = value
     rest = [op for op in conflict.ops if not any(overlaps(p, conflict.path) for p in touched_paths(op, current))]
     return rest + set_at(conflict.path, now, chosen), overridden
+
+
+async def from_hook(info: dict[str, Any], id: str, session: str, participant: str,
+                    read_version: Callable[[str, int], Awaitable[Any]]) -> Conflict:
+    """The Conflict a state conflict hook's ``info`` describes, at the clashing paths' common
+    ancestor: the base (``read_version(doc, base_version)``; MISSING when no longer kept), the
+    refused patch applied to it, and the document as the patch was decided on."""
+    doc, path = info["doc"], common_ancestor(info["clashing"])
+    current = info["value"]
+    try:
+        base_doc = await read_version(doc, info["base_version"])
+    except Exception:  # no longer kept: a merge then sees no base
+        base_doc = MISSING
+    try:
+        mine_doc = apply(base_doc if base_doc is not MISSING else current, info["ops"])[0]
+    except PatchError:
+        mine_doc = MISSING
+    return Conflict(id, session, doc, info["base_version"], info["current_version"], path, info["ops"], participant,
+                    info["authors"], value_at(base_doc, path) if base_doc is not MISSING else MISSING,
+                    value_at(mine_doc, path) if mine_doc is not MISSING else MISSING, value_at(current, path))

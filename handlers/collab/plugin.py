@@ -26,9 +26,9 @@ from bridge.middleware import Next, Request
 
 from ..state import plugin as state
 from ..state.engine import UNAVAILABLE, Documents, StartSoon
-from ..state.patches import MISSING, Path, PatchError, apply, common_ancestor, pointer, value_at
+from ..state.patches import Path, PatchError, pointer
 from . import events
-from .conflicts import Conflict, resolution
+from .conflicts import Conflict, from_hook, resolution
 from .sessions import FORBIDDEN, NO_SUCH_CONFLICT, Collab, Denied, Participant
 
 log = logging.getLogger("bridge.collab")
@@ -187,21 +187,8 @@ class Hub:
         session_id = self.model.governed.get(info["doc"])
         if session_id is None:
             return None
-        doc, path = info["doc"], common_ancestor(info["clashing"])
-        current = info["value"]  # the document as the patch was decided on
-        try:
-            base_doc = await self.docs.value_at(doc, info["base_version"])
-        except Exception:  # no longer kept: a merge then sees no base
-            base_doc = MISSING
-        try:
-            mine_doc = apply(base_doc if base_doc is not MISSING else current, info["ops"])[0]
-        except PatchError:
-            mine_doc = MISSING
-        conflict = Conflict(
-            f"c{next(self._ids)}-{int(time.time() * 1000)}", session_id, doc, info["base_version"],
-            info["current_version"], path, info["ops"], info["participant"], info["authors"],
-            value_at(base_doc, path) if base_doc is not MISSING else MISSING,
-            value_at(mine_doc, path) if mine_doc is not MISSING else MISSING, value_at(current, path))
+        conflict = await from_hook(info, f"c{next(self._ids)}-{int(time.time() * 1000)}", session_id,
+                                   info["participant"], self.docs.value_at)
         self.conflicts[conflict.id] = conflict
         await self.save_conflict(conflict)
         self.emit("collab.conflict", conflict.view(), self._involved(conflict))

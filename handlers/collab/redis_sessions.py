@@ -31,10 +31,10 @@ from bridge import INVALID_PARAMS, BridgeError
 from bridge.redis_url import connect, redact, slot
 
 from ..state.engine import UNAVAILABLE, Documents, StartSoon
-from ..state.patches import MISSING, PatchError, apply, common_ancestor, pointer, value_at
+from ..state.patches import PatchError, pointer
 from . import events
 from . import redis_scripts as lua
-from .conflicts import Conflict, resolution
+from .conflicts import Conflict, from_hook, resolution
 from .plugin import TIMEOUT_RESOLVER, audit, denied
 from .sessions import (ANYONE, FORBIDDEN, LOCKED, NO_SUCH_CONFLICT, NO_SUCH_SESSION, NOT_A_PARTICIPANT,
                        SESSION_EXISTS, Collab, Denied, Lock, Participant, Session, parse_resource)
@@ -725,21 +725,8 @@ class SharedHub:
         id = self.governed.get(info["doc"])
         if id is None:
             return None
-        doc, path = info["doc"], common_ancestor(info["clashing"])
-        current = info["value"]  # the document as the patch was decided on (a batch's earlier patches in it)
-        try:
-            base_doc = await self.docs.value_at(doc, info["base_version"])
-        except Exception:
-            base_doc = MISSING
-        try:
-            mine_doc = apply(base_doc if base_doc is not MISSING else current, info["ops"])[0]
-        except PatchError:
-            mine_doc = MISSING
-        conflict = Conflict(
-            f"c{uuid.uuid4().hex[:16]}", id, doc, info["base_version"], info["current_version"], path, info["ops"],
-            info["participant"] if _QUALIFIED.get() else self.qualify(info["participant"]), info["authors"],
-            value_at(base_doc, path) if base_doc is not MISSING else MISSING,
-            value_at(mine_doc, path) if mine_doc is not MISSING else MISSING, value_at(current, path))
+        conflict = await from_hook(info, f"c{uuid.uuid4().hex[:16]}", id, info["participant"] if _QUALIFIED.get()
+                                   else self.qualify(info["participant"]), self.docs.value_at)
         await self._save_conflict(conflict)
         snap = self.cache.get(id)
         involved = [p for p in (snap.session.participants if snap else {}) if p in conflict.involved]
