@@ -17,7 +17,40 @@ export interface StateDocument<T = JsonValue> {
   value: T;
 }
 
-/** `state.patch` and `state.set`: the version the patch made, once it is on disk. */
+/**
+ * `state.patch` params. `idempotency_key` (1-256 characters, per participant and document): a
+ * patch sent again with the same key, e.g. after a lost reply, is not applied again; the reply has
+ * the version it got.
+ */
+export type PatchParams = {
+  doc: string;
+  ops: PatchOperation[];
+  base_version?: number;
+  idempotency_key?: string;
+};
+
+/** `state.set` params: replace the whole document (a patch of one `add` at the root). */
+export type SetParams<T = JsonValue> = {
+  doc: string;
+  value: T;
+  base_version?: number;
+  idempotency_key?: string;
+};
+
+/**
+ * `data` of a 4505 error: the store could not take the write (the disk), or the Redis backend is
+ * unreachable or refused it (`backend: 'redis'`; call again after `retry_after` seconds, a patch
+ * with the same `idempotency_key`), or fewer replicas than `wait_replicas` confirmed `version`.
+ */
+export interface UnavailableData {
+  backend?: 'redis';
+  retry_after?: number;
+  doc?: string;
+  version?: number;
+  replicas?: number;
+}
+
+/** `state.patch` and `state.set`: the version the patch made, once it is on disk (or in Redis). */
 export interface PatchResult {
   doc: string;
   version: number;

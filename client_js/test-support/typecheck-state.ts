@@ -2,8 +2,8 @@
 
 import { CollabErrorCodes, RpcClient, RpcError, StateErrorCodes } from '../src/index.js';
 import type {
-  Addressed, ConflictData, ConflictInfo, PatchOperation, PatchResult, Resolution, SessionView, StateChanged,
-  StateDocument, Subscribed,
+  Addressed, ConflictData, ConflictInfo, PatchOperation, PatchParams, PatchResult, Resolution, SessionView,
+  StateChanged, StateDocument, Subscribed, UnavailableData,
 } from '../src/index.js';
 
 interface Board {
@@ -15,7 +15,8 @@ export async function collaborate(client: RpcClient): Promise<void> {
   const doc = await client.call<StateDocument<Board>>('state.get', { doc: 'board' });
   const ops: PatchOperation[] = [{ op: 'add', path: '/cards/-', value: 'new card' }];
   try {
-    const done = await client.call<PatchResult>('state.patch', { doc: 'board', ops, base_version: doc.version });
+    const params: PatchParams = { doc: 'board', ops, base_version: doc.version, idempotency_key: crypto.randomUUID() };
+    const done = await client.call<PatchResult>('state.patch', params);
     console.log(done.version + 1);
   } catch (error) {
     if (error instanceof RpcError && error.code === StateErrorCodes.Conflict) {
@@ -26,6 +27,10 @@ export async function collaborate(client: RpcClient): Promise<void> {
       }
     }
     if (error instanceof RpcError && error.code === CollabErrorCodes.Locked) console.log(error.message);
+    if (error instanceof RpcError && error.code === StateErrorCodes.Unavailable) {
+      const { retry_after = 1 } = error.data as UnavailableData;
+      console.log(`retry the same params (same idempotency_key) in ${retry_after} s`);
+    }
   }
   const caught = await client.call<Subscribed<Board>>('state.subscribe', { doc: 'board', since_version: doc.version });
   const title: string = caught.full ? caught.value.title : caught.ops.map((op) => op.path).join();
