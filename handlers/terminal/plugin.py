@@ -136,7 +136,11 @@ def _exited(t: Terminal) -> None:
     _audit("terminal.exited", id=t.id, pid=t.pid, exit_code=t.exit_code, signal=t.signal)
     app = plugin.app
     if app is not None and app.connection is not None:
-        app.notify("terminal.exited", {"id": t.id, "exit_code": t.exit_code, "signal": t.signal})
+        params: dict[str, Any] = {"id": t.id, "exit_code": t.exit_code, "signal": t.signal}
+        audience = t.audience()
+        if audience is not None:
+            params["$meta"] = {"to": audience}
+        app.notify("terminal.exited", params)
 
 
 def _state() -> Terminals:
@@ -146,9 +150,11 @@ def _state() -> Terminals:
     return state
 
 
-def _get(id: str, *, running: bool = False) -> Terminal:
+def _get(id: str, ctx: Context, *, running: bool = False) -> Terminal:
+    """Terminal ``id`` if the caller may use it: another's is answered as no terminal at all (as
+    the fs plugin answers another's watch), so its existence is not told either."""
     t = _state().by_id.get(id)
-    if t is None:
+    if t is None or not t.allows(ctx.participant):
         raise BridgeError(NO_SUCH_TERMINAL, f"no terminal {id!r}", {"id": id})
     if running and not t.running:
         raise BridgeError(EXITED, f"terminal {id!r} has exited", {"id": id, "exit_code": t.exit_code,
@@ -160,10 +166,13 @@ def _get(id: str, *, running: bool = False) -> Terminal:
 async def create(ctx: Context, command: str, args: list[str] = Field(default_factory=list), cwd: str | None = None,
                  env: dict[str, str] = Field(default_factory=dict), rows: int = Field(24, ge=1, le=1000),
                  cols: int = Field(80, ge=1, le=1000), name: str | None = None,
-                 overflow: Literal["block", "drop"] = "block", paused: bool = False) -> dict[str, Any]:
+                 overflow: Literal["block", "drop"] = "block", paused: bool = False,
+                 share_with: list[str] = Field(default_factory=list, max_length=64)) -> dict[str, Any]:
     """Start ``command`` on a new pty (only an allowed executable: else 4701); its id and pid.
     ``paused``: the pty is not read until ``terminal.resume``, so a watcher attached before it
-    gets every byte from the first (else output before the attach reaches it as the restore)."""
+    gets every byte from the first (else output before the attach reaches it as the restore).
+    The terminal is the caller's: other participants see and use it only if ``share_with``
+    names them (``"*"``: every caller)."""
     state = _state()
     settings = state.settings
     argv = [command, *args]
@@ -189,6 +198,7 @@ async def create(ctx: Context, command: str, args: list[str] = Field(default_fac
                  scrollback_bytes=settings.scrollback_bytes, coalesce_ms=settings.coalesce_ms,
                  chunk_bytes=settings.chunk_bytes, on_exit=_exited, budget=state.budget)
     t.paused = paused
+    t.owner, t.shared = ctx.participant, frozenset(share_with) - {ctx.participant}
     try:
         await t.spawn({**os.environ, "TERM": "xterm-256color", **env})
     except OSError as exc:
@@ -197,7 +207,8 @@ async def create(ctx: Context, command: str, args: list[str] = Field(default_fac
     state.by_id[id] = t
     state.created += 1
     state.tasks.start_soon(t.watch_exit, name=f"terminal {id}")
-    _audit("terminal.created", ctx.participant, id=id, pid=t.pid, command=t.argv, cwd=directory, env=sorted(env))
+    _audit("terminal.created", ctx.participant, id=id, pid=t.pid, command=t.argv, cwd=directory, env=sorted(env),
+           shared=sorted(t.shared))
     return {"id": id, "pid": t.pid, "command": path, "rows": rows, "cols": cols, "name": t.name}
 
 
@@ -213,24 +224,24 @@ def _payload(data: str | None, data_base64: str | None) -> bytes:
 
 
 @plugin.method("write")
-async def write(id: str, data: str | None = None, data_base64: str | None = None) -> bool:
+async def write(ctx: Context, id: str, data: str | None = None, data_base64: str | None = None) -> bool:
     """Write keystrokes (``data``, text) or bytes (``data_base64``) to the terminal's pty."""
     payload = _payload(data, data_base64)
-    await _get(id, running=True).write(payload)
+    await _get(id, ctx, running=True).write(payload)
     return True
 
 
 @plugin.method("resize")
-async def resize(id: str, rows: int = Field(ge=1, le=1000), cols: int = Field(ge=1, le=1000)) -> bool:
+async def resize(ctx: Context, id: str, rows: int = Field(ge=1, le=1000), cols: int = Field(ge=1, le=1000)) -> bool:
     """Set the pty's size (the program gets SIGWINCH) and the screen model's."""
-    _get(id, running=True).resize(rows, cols)
+    _get(id, ctx, running=True).resize(rows, cols)
     return True
 
 
 @plugin.method("signal")
 async def send_signal(ctx: Context, id: str, signal: Literal["interrupt", "terminate", "kill", "hangup"]) -> bool:
     """Send ``signal`` to the terminal's foreground process group, as the keyboard would."""
-    t = _get(id, running=True)
+    t = _get(id, ctx, running=True)
     _audit("terminal.signal", ctx.participant, id=id, signal=signal)
     t.send_signal(SIGNALS[signal])
     return True
@@ -239,7 +250,7 @@ async def send_signal(ctx: Context, id: str, signal: Literal["interrupt", "termi
 @plugin.method("kill")
 async def kill(ctx: Context, id: str) -> bool:
     """Kill every process group of the terminal's session (nothing to do once it has exited)."""
-    t = _get(id)
+    t = _get(id, ctx)
     if t.running:
         _audit("terminal.killed", ctx.participant, id=id, pid=t.pid)
         t.kill()
@@ -247,41 +258,40 @@ async def kill(ctx: Context, id: str) -> bool:
 
 
 @plugin.method("pause")
-async def pause(id: str) -> bool:
+async def pause(ctx: Context, id: str) -> bool:
     """Stop reading the terminal's pty: the program blocks once the pty's buffer is full."""
-    return _set_paused(id, True)
+    return _set_paused(_get(id, ctx, running=True), True)
 
 
 @plugin.method("resume")
-async def resume(id: str) -> bool:
+async def resume(ctx: Context, id: str) -> bool:
     """Read the terminal's pty again."""
-    return _set_paused(id, False)
+    return _set_paused(_get(id, ctx, running=True), False)
 
 
-def _set_paused(id: str, paused: bool) -> bool:
-    t = _get(id, running=True)
+def _set_paused(t: Terminal, paused: bool) -> bool:
     t.paused = paused
     t.update_reading()
     return True
 
 
 @plugin.method("attach", stream=Stream(chunk_size=1))
-async def attach(id: str, raw: bool = False) -> AsyncIterator[dict[str, Any]]:
+async def attach(ctx: Context, id: str, raw: bool = False) -> AsyncIterator[dict[str, Any]]:
     """Stream ``{restore: {data, rows, cols}}``, then ``{data}`` (``{data_base64}`` if raw) items of
     live output, and ``{dropped: n}`` when a drop terminal lost output; ends when the terminal has
     exited and its output is read."""
-    t = _get(id)
+    t = _get(id, ctx)
     async for item in t.attach(raw):
         yield item
 
 
 @plugin.method("list")
-async def list_terminals(ids: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every terminal (or those of ``ids``; an unknown id is 4702): state, counters, watchers."""
-    state = _state()
+async def list_terminals(ctx: Context, ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """The caller's terminals and those shared with it (or those of ``ids``; an unknown id, or
+    another's, is 4702): state, counters, watchers."""
     if ids is None:
-        return [t.info() for t in state.by_id.values()]
-    return [_get(id).info() for id in ids]
+        return [t.info() for t in _state().by_id.values() if t.allows(ctx.participant)]
+    return [_get(id, ctx).info() for id in ids]
 
 
 class Operation(BaseModel):
@@ -313,12 +323,12 @@ async def batch(ctx: Context, operations: list[Operation] = Field(max_length=100
 async def _one(ctx: Context, op: str, p: dict[str, Any]) -> None:
     id = p["id"]
     if op == "write":
-        await write(id, p.get("data"), p.get("data_base64"))
+        await write(ctx, id, p.get("data"), p.get("data_base64"))
     elif op == "resize":
         rows, cols = p["rows"], p["cols"]
         if not (isinstance(rows, int) and isinstance(cols, int) and 1 <= rows <= 1000 and 1 <= cols <= 1000):
             raise ValueError("rows and cols must be integers from 1 to 1000")
-        await resize(id, rows, cols)
+        await resize(ctx, id, rows, cols)
     elif op == "signal":
         if p.get("signal") not in SIGNALS:
             raise ValueError(f"signal must be one of {', '.join(SIGNALS)}")
@@ -326,6 +336,6 @@ async def _one(ctx: Context, op: str, p: dict[str, Any]) -> None:
     elif op == "kill":
         await kill(ctx, id)
     elif op == "pause":
-        await pause(id)
+        await pause(ctx, id)
     else:
-        await resume(id)
+        await resume(ctx, id)

@@ -103,6 +103,8 @@ class Terminal:
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.on_exit = on_exit
         self.pty = new_pty(self._read, self._ended, chunk_bytes)
+        self.owner = ""  # the participant that created it; with ``shared``, who may use it
+        self.shared: frozenset[str] = frozenset()  # other participants allowed ("*": every caller)
         self.closed = False
         self.pid = 0
         self.exit_code: int | None = None
@@ -270,4 +272,12 @@ class Terminal:
                 "state": "running" if self.running else "exited", "exit_code": self.exit_code,
                 "signal": self.signal, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
                 "paused": self.paused, "dropped": self.dropped, "watchers": len(self.watchers),
-                "overflow": self.overflow}
+                "overflow": self.overflow, "owner": self.owner, "shared": sorted(self.shared)}
+
+    def allows(self, participant: str) -> bool:
+        """Whether ``participant`` may see and use this terminal."""
+        return participant == self.owner or participant in self.shared or "*" in self.shared
+
+    def audience(self) -> list[str] | None:
+        """Whom its events are for (None: every caller)."""
+        return None if "*" in self.shared else [self.owner, *sorted(self.shared)]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import asyncio
+import base64
 import os
 import shutil
 import sys
 import time
+from collections.abc import Awaitable
 
 import anyio
 import pyte
@@ -107,7 +108,7 @@ async def test_stty_size_follows_a_resize_and_an_interrupt_stops_a_sleep():
 
             assert await client.call("terminal.kill", {"id": t["id"]})
             event = await client.wait_for_event("terminal.exited")
-            assert event == {"id": t["id"], "exit_code": None, "signal": "SIGKILL"}
+            assert event == {"id": t["id"], "exit_code": None, "signal": "SIGKILL", "$meta": {"to": ["connection:1"]}}
             async for _ in stream:  # the stream ends once the terminal has exited
                 pass
             assert stream.result is not None
@@ -235,6 +236,49 @@ def test_a_stalled_reader_blocks_the_program_and_the_host_stays_flat(tmp_path):
         assert stalled < 1 << 20 and stalled >= before
         host.send({"jsonrpc": "2.0", "method": "$/stream/credit", "params": {"id": "a", "credit": 10}})
         until(lambda: listed(host, t["id"])["bytes_out"] > stalled, what="reading did not resume")
+
+
+async def test_a_terminal_is_its_creators_and_another_caller_cannot_find_use_or_hear_it():
+    """Bob, another window, tries alice's terminal as an attacker would: every method answers as
+    for an id that does not exist (4702, the same message), list hides it, the exit event is not
+    his; shared with him by name, or with "*", he may use it."""
+    alice, bob = {"window": 1}, {"window": 2}
+    async with AsyncTestClient(app()) as client:
+        t = await client.call("terminal.create", {"command": sys.executable, "args": ["-c", "input()"]}, caller=alice)
+        tries = [("write", {"data": "x"}), ("resize", {"rows": 5, "cols": 5}), ("signal", {"signal": "interrupt"}),
+                 ("kill", {}), ("pause", {}), ("resume", {}), ("list", None)]
+        for method, extra in tries:
+            params = {"ids": [t["id"]]} if extra is None else {"id": t["id"], **extra}
+            for id_ in (t["id"], "t999"):
+                with pytest.raises(BridgeError) as refused:
+                    await client.call(f"terminal.{method}", {**params, **({"ids": [id_]} if extra is None else {"id": id_})},
+                                      caller=bob)
+                assert refused.value.code == 4702 and refused.value.message == f"no terminal {id_!r}"
+        with pytest.raises(BridgeError) as refused:
+            async with client.stream("terminal.attach", {"id": t["id"]}, caller=bob) as stream:
+                await stream.__anext__()
+        assert refused.value.code == 4702
+        batch = await client.call("terminal.batch", {"operations": [{"op": "kill", "id": t["id"]}]}, caller=bob)
+        assert batch["failed"] == 1 and batch["results"][0]["error"]["code"] == 4702
+        assert await client.call("terminal.list", caller=bob) == []
+        [listed] = await client.call("terminal.list", caller=alice)
+        assert listed["owner"] == "window:1" and listed["state"] == "running"
+
+        shared = await client.call("terminal.create", {"command": sys.executable, "args": ["-c", "input()"],
+                                                       "share_with": ["window:2"]}, caller=alice)
+        everyone = await client.call("terminal.create", {"command": sys.executable, "args": ["-c", "input()"],
+                                                         "share_with": ["*"]}, caller=alice)
+        assert {x["id"] for x in await client.call("terminal.list", caller=bob)} == {shared["id"], everyone["id"]}
+        assert await client.call("terminal.write", {"id": shared["id"], "data": "hi\r"}, caller=bob)
+        def exit_of(target: dict) -> Awaitable[dict]:
+            return client.wait_for_event("terminal.exited", lambda e: e["id"] == target["id"])
+
+        for target in (t, shared):
+            assert await client.call("terminal.kill", {"id": target["id"]}, caller=alice)
+        assert (await exit_of(t))["$meta"]["to"] == ["window:1"]
+        assert (await exit_of(shared))["$meta"]["to"] == ["window:1", "window:2"]
+        assert await client.call("terminal.kill", {"id": everyone["id"]}, caller=bob)
+        assert "$meta" not in await exit_of(everyone)  # for every caller
 
 
 async def test_rpc_metrics_reports_the_terminals():
