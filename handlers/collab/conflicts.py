@@ -107,7 +107,14 @@ class Conflict:
 
 def resolution(conflict: Conflict, strategy: str, current: Any, value: Any = MISSING) -> tuple[list[dict[str, Any]], list[str]]:
     """The ops that resolve ``conflict`` on the document as it is now (``current``), and the
-    keys a merge decided for mine where both sides changed them."""
+    keys a merge decided for mine where both sides changed them; -32602 when they cannot be made."""
+    try:
+        return _resolution(conflict, strategy, current, value)
+    except PatchError as exc:
+        raise BridgeError(INVALID_PARAMS, str(exc), {"conflict_id": conflict.id}) from None
+
+
+def _resolution(conflict: Conflict, strategy: str, current: Any, value: Any) -> tuple[list[dict[str, Any]], list[str]]:
     if strategy not in STRATEGIES:
         raise BridgeError(INVALID_PARAMS, f"strategy must be one of {', '.join(STRATEGIES)}", {"strategy": strategy})
     if strategy == "theirs":

@@ -26,7 +26,7 @@ from bridge.middleware import Next, Request
 
 from ..state import plugin as state
 from ..state.engine import UNAVAILABLE, Documents, StartSoon
-from ..state.patches import Path, PatchError, pointer
+from ..state.patches import Path, pointer
 from . import events
 from .conflicts import Conflict, from_hook, resolution
 from .sessions import FORBIDDEN, NO_SUCH_CONFLICT, Collab, Denied, Participant
@@ -212,10 +212,7 @@ class Hub:
             self.model.member(conflict.session, who, "edit")
         doc = self.docs.docs.get(conflict.doc)
         current = doc.value if doc is not None else {}
-        try:
-            ops, overridden = resolution(conflict, strategy, current, value)
-        except PatchError as exc:
-            raise BridgeError(INVALID_PARAMS, str(exc), {"conflict_id": conflict_id}) from None
+        ops, overridden = resolution(conflict, strategy, current, value)
         author = conflict.mine_author if who == TIMEOUT_RESOLVER else who  # the host writes the refused side's ops
         version = await self.docs.patch(conflict.doc, ops, None, author) if ops else (doc.version if doc else 0)
         conflict.resolved = {"strategy": strategy, "by": who, "version": version, "overridden": overridden}

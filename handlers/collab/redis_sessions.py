@@ -31,7 +31,7 @@ from bridge import INVALID_PARAMS, BridgeError
 from bridge.redis_url import connect, redact, slot
 
 from ..state.engine import UNAVAILABLE, Documents, StartSoon
-from ..state.patches import PatchError, pointer
+from ..state.patches import pointer
 from . import events
 from . import redis_scripts as lua
 from .conflicts import Conflict, from_hook, resolution
@@ -775,10 +775,7 @@ class SharedHub:
             await self.docs.refresh(conflict.doc)
             doc = self.docs.docs.get(conflict.doc)
             current = doc.value if doc is not None else {}
-            try:
-                ops, overridden = resolution(conflict, strategy, current, value)
-            except PatchError as exc:
-                raise BridgeError(INVALID_PARAMS, str(exc), {"conflict_id": conflict_id}) from None
+            ops, overridden = resolution(conflict, strategy, current, value)
             # the host writes the refused side's ops as their author when it resolves by timeout
             author = conflict.mine_author if who == TIMEOUT_RESOLVER else who
             version = doc.version if doc is not None else 0
