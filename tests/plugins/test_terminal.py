@@ -108,7 +108,7 @@ async def test_stty_size_follows_a_resize_and_an_interrupt_stops_a_sleep():
 
             assert await client.call("terminal.kill", {"id": t["id"]})
             event = await client.wait_for_event("terminal.exited")
-            assert event == {"id": t["id"], "exit_code": None, "signal": "SIGKILL", "$meta": {"to": ["connection:1"]}}
+            assert event == {"id": t["id"], "exit_code": None, "signal": "SIGKILL", "$meta": {"to": [listed["owner"]]}}
             async for _ in stream:  # the stream ends once the terminal has exited
                 pass
             assert stream.result is not None
