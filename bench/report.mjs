@@ -7,6 +7,13 @@ export const TARGETS = {
   startup: { below: 2.0, text: '< 2x import' },
 };
 
+/** Issue 17's targets, against the JSON floor (bench/floor_json.py: the same work, no host). */
+export const JSON_TARGETS = {
+  cpu: { max: 1.3, text: '<= 1.3x floor' },
+  pipelined: { min: 0.85, text: '>= 0.85x floor' },
+  large: { min: 1.0, text: '>= 1.0x floor' },
+};
+
 export function summary(xs) {
   if (!xs.length) return null;
   const s = [...xs].sort((a, b) => a - b);
@@ -36,7 +43,7 @@ function verdict(x, t) {
 export function computeRatios(results, reference) {
   const floors = Object.fromEntries(results.filter((r) => r.name === 'floor' && r.ok).map((r) => [r.framing, r]));
   const importMs = reference.importPydanticAnyio?.p50 ?? null;
-  return results.filter((r) => r.ok && r.name !== 'floor' && r.name !== 'cat').map((r) => {
+  return results.filter((r) => r.ok && r.name !== 'floor' && r.name !== 'cat' && !r.name.startsWith('json-floor')).map((r) => {
     const f = floors[r.framing];
     const startMs = r.startup.readyMs?.p50 ?? r.startup.firstReplyMs?.p50 ?? null;
     const out = {
@@ -53,6 +60,28 @@ export function computeRatios(results, reference) {
     }
     return out;
   });
+}
+
+/** bridge against the JSON floors of its framing (batched writes, and a write per reply):
+ * CPU per call, pipelined calls/s, 1 MiB. */
+export function computeJsonRatios(results) {
+  const rows = [];
+  for (const floorName of ['json-floor', 'json-floor-each']) {
+    const floors = Object.fromEntries(results.filter((r) => r.name === floorName && r.ok).map((r) => [r.framing, r]));
+    for (const r of results.filter((x) => x.ok && x.name.startsWith('bridge') && floors[x.framing])) {
+      const f = floors[r.framing];
+      const out = {
+        id: r.id,
+        floor: floorName,
+        cpu: ratio(r.pipelined.serverCpuUsPerCall, f.pipelined.serverCpuUsPerCall),
+        pipelined: ratio(r.pipelined.callsPerSec, f.pipelined.callsPerSec),
+        large: ratio(r.large.mibPerSec, f.large.mibPerSec),
+      };
+      out.verdicts = Object.fromEntries(Object.keys(JSON_TARGETS).map((k) => [k, verdict(out[k], JSON_TARGETS[k])]));
+      rows.push(out);
+    }
+  }
+  return rows;
 }
 
 export function fx(x) {
@@ -103,6 +132,16 @@ export function report(out) {
           const cell = (key) => (r.verdicts ? `${fx(r[key])} ${r.verdicts[key]}` : fx(r[key]));
           return [r.id, cell('pipelined'), cell('p50'), cell('large'), `${cell('startup')} (${r.startupBasis})`, fx(r.firstReply)];
         }),
+      ],
+    ));
+  }
+  if (out.jsonRatios?.length) {
+    lines.push('');
+    lines.push(table(
+      ['vs a JSON floor, same framing', 'floor', 'server cpu per call', 'pipelined calls/s', '1 MiB bytes/s'],
+      [
+        ['target (issue 17)', '', JSON_TARGETS.cpu.text, JSON_TARGETS.pipelined.text, JSON_TARGETS.large.text],
+        ...out.jsonRatios.map((r) => [r.id, r.floor, ...['cpu', 'pipelined', 'large'].map((k) => `${fx(r[k])} ${r.verdicts[k]}`)]),
       ],
     ));
   }

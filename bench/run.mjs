@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Benchmark: drive JSON-RPC echo servers from Node over real stdio pipes and compare each
 // with a minimal Python echo loop (the floor) speaking the same framing.
-// Usage: node bench/run.mjs [--quick] [--json out.json] [--only floor,asyncio,bridge,pylsp,pygls,cat]
+// Usage: node bench/run.mjs [--quick] [--json out.json] [--only floor,json,json-each,asyncio,bridge,pylsp,pygls,cat]
 //        [--framing ndjson,lsp] [--window N] [--no-pygls] [--keep-env] [--verbose] [--against DIR]
 //        (--against DIR: also serve the bridge of another checkout, e.g. a `git worktree` of an
 //        older commit, side by side with this one: before and after in the same run)
@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { SMALL, clockTicks, encodeRing, latencyBlock, pipelinedBlock, replyValue, split } from './calls.mjs';
 import { REPO, checkout, childEnv, idlestCpu, machineInfo, pinToCpu, resolvePython } from './env.mjs';
 import { FRAMERS } from './framing.mjs';
-import { computeRatios, report, round, summary } from './report.mjs';
+import { computeJsonRatios, computeRatios, report, round, summary } from './report.mjs';
 import { Server, withTimeout } from './server.mjs';
 
 const MiB = 1 << 20;
@@ -118,6 +118,12 @@ function serverSpecs(opts, py, env) {
   for (const framing of opts.framings) {
     if (want('floor')) {
       specs.push({ ...base, id: `floor/${framing}`, name: 'floor', framing, ready: true, argv: [py.exe, 'bench/floor.py', '--framing', framing] });
+    }
+    if (want('json')) {
+      specs.push({ ...base, id: `json-floor/${framing}`, name: 'json-floor', framing, ready: true, argv: [py.exe, 'bench/floor_json.py', '--framing', framing] });
+    }
+    if (want('json-each')) {
+      specs.push({ ...base, id: `json-floor-each/${framing}`, name: 'json-floor-each', framing, ready: true, argv: [py.exe, 'bench/floor_json.py', '--framing', framing, '--each'] });
     }
     if (want('asyncio')) {
       specs.push({ ...base, id: `asyncio-floor/${framing}`, name: 'asyncio-floor', framing, ready: true, argv: [py.exe, 'bench/floor_asyncio.py', '--framing', framing] });
@@ -408,6 +414,7 @@ async function main() {
     seconds: round((performance.now() - t0) / 1000, 1),
   };
   out.ratios = computeRatios(results, reference);
+  out.jsonRatios = computeJsonRatios(results);
   const text = report(out);
   console.log(text);
   console.log(`\n(${out.seconds} s)`);
