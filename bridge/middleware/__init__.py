@@ -7,7 +7,8 @@ concerns (rate limiting, circuit breaking, custom validation) and for an app's o
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..context import CallView, Context
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from ..methods import Method
 
 Next = Callable[["Request"], Awaitable[Any]]
+_NO_META: Mapping[str, Any] = MappingProxyType({})  # the meta of the calls that send none (most)
 Middleware = Callable[["Request", Next], Awaitable[Any]]
 
 
@@ -40,7 +42,7 @@ class Request(CallView):
         self.id = id
         self.params = params
         meta = params.get("$meta") if type(params) is dict else None
-        self.meta: dict[str, Any] = meta if type(meta) is dict else {}
+        self.meta: Mapping[str, Any] = meta if type(meta) is dict else _NO_META
         self.kwargs: dict[str, Any] | None = None
         self._conn = conn
         self._call = call
@@ -135,7 +137,7 @@ def run(method: Method, conn: Connection, call: Call, id: Any, params: dict[str,
     return _shaped(method, kwargs)
 
 
-def _context(conn: Connection, method: Method, id: Any, call: Call, meta: dict[str, Any]) -> Context:
+def _context(conn: Connection, method: Method, id: Any, call: Call, meta: Mapping[str, Any]) -> Context:
     return Context(conn, method.name, id, call, meta.get("progressToken"))
 
 
@@ -209,8 +211,30 @@ def compose(middleware: Sequence[Middleware], endpoint: Next) -> Next:
 
 
 def _fuse(steps: list[Step], call_next: Next) -> Next:
-    """Steps run as nested middleware would, in one coroutine."""
+    """Steps run as nested middleware would, in one layer: no coroutine of its own unless a
+    ``before`` waits or a step has an ``after`` (the base class's no-op is skipped)."""
+    afters = [step for step in reversed(steps) if type(step).after is not Step.after]
     count = len(steps)
+
+    async def finish(request: Request, waiting: Awaitable[Any], entered: int) -> Any:
+        """The rest of the befores, from one that waits, then the call (no afters)."""
+        await waiting
+        while entered < count:
+            waiting = steps[entered].before(request)  # type: ignore[assignment]
+            if waiting is not None:
+                await waiting
+            entered += 1
+        return await call_next(request)
+
+    def run_before(request: Request) -> Awaitable[Any]:
+        for entered, step in enumerate(steps):
+            waiting = step.before(request)
+            if waiting is not None:
+                return finish(request, waiting, entered + 1)
+        return call_next(request)
+
+    if not afters:
+        return run_before
 
     async def run(request: Request) -> Any:
         entered = 0
@@ -225,7 +249,7 @@ def _fuse(steps: list[Step], call_next: Next) -> Next:
             for step in reversed(steps[:entered]):
                 step.after(request, exc)
             raise
-        for step in reversed(steps):
+        for step in afters:
             step.after(request, None)
         return result
 

@@ -46,7 +46,7 @@ class CircuitBreaker(Step):
         return circuit.state(self.reset_after) if circuit else "closed"
 
     def before(self, request: Request) -> None:
-        circuit = self._circuits.get(request.name)
+        circuit = self._circuits.get(request.method.name)
         if circuit is None:
             circuit = self._circuits[request.name] = _Circuit()
         if not circuit.opened:
@@ -64,8 +64,10 @@ class CircuitBreaker(Step):
                         time.monotonic() - circuit.opened)
 
     def after(self, request: Request, error: BaseException | None) -> None:
-        circuit = self._circuits[request.name]
+        circuit = self._circuits[request.method.name]
         opened = circuit.opened
+        if error is None and not opened and not circuit.count:
+            return  # closed and stays so: the usual case
         if error is None:
             circuit.succeeded(self.success_threshold)
         elif isinstance(error, BridgeError) and error.code not in self.failure_codes:

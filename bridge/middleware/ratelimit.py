@@ -53,7 +53,7 @@ class RateLimit(Step):
         self._buckets: OrderedDict[Any, list[float]] = OrderedDict()  # key -> [tokens, last refill], LRU first
 
     def before(self, request: Request) -> Awaitable[Any] | None:
-        key = self._bucket_key(request)
+        key = request.method.name if self.key is None else self._bucket_key(request)
         wait = self._take(key)
         if not wait:
             return None
@@ -87,7 +87,9 @@ class RateLimit(Step):
             bucket = buckets[key] = [self.burst, now]
         else:
             buckets.move_to_end(key)
-        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        tokens = bucket[0] + (now - bucket[1]) * self.rate
+        if tokens > self.burst:
+            tokens = self.burst
         bucket[1] = now
         bucket[0] = tokens - 1  # may go negative: a queued caller's reservation
         if tokens >= 1:

@@ -37,7 +37,8 @@ class Validate(Step):
             verdict = self.validator(kwargs)
         except ValueError as exc:
             raise _invalid(request, str(exc)) from None
-        _apply(request, verdict)
+        if verdict is not None and verdict is not True:
+            _apply(request, verdict)
         return None
 
     async def _check_async(self, request: Request, kwargs: dict[str, Any]) -> None:
