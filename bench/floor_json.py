@@ -23,7 +23,10 @@ CHUNK = 1 << 20
 
 
 def reply(body: bytes) -> bytes:
+    """The reply's JSON, or b"" for a notification (no id: no reply)."""
     msg = orjson.loads(body)
+    if "id" not in msg:
+        return b""
     if msg.get("method") == "echo":
         answer = {"jsonrpc": "2.0", "id": msg["id"], "result": msg["params"]["value"]}
     else:
@@ -33,40 +36,55 @@ def reply(body: bytes) -> bytes:
 
 def serve_ndjson(read, write, each: bool) -> None:
     write(READY + b"\n")
-    rest = b""
+    buf = bytearray()
     while chunk := read(CHUNK):
-        lines = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
-        rest = lines.pop()
+        if buf or not chunk.endswith(b"\n"):  # a message split across reads: gather it
+            buf += chunk
+            end = buf.rfind(b"\n")
+            if end < 0:
+                continue
+            chunk, buf = bytes(buf[:end + 1]), buf[end + 1:]
+        lines = chunk.split(b"\n")
+        lines.pop()
         if each:
             for line in lines:
-                if line.strip():
-                    write(reply(line) + b"\n")
-        elif lines:
-            write(b"".join([reply(line) + b"\n" for line in lines if line.strip()]))
+                if line.strip() and (body := reply(line)):
+                    write(body + b"\n")
+        else:
+            out = b"".join([body + b"\n" for line in lines if line.strip() and (body := reply(line))])
+            if out:
+                write(out)
 
 
 def serve_lsp(read, write, each: bool) -> None:
     write(b"Content-Length: %d\r\n\r\n" % len(READY) + READY)
-    buf = b""
+    buf = bytearray()
+    need = 0  # bytes the message being gathered still needs before it is worth parsing
     while chunk := read(CHUNK):
-        buf = buf + chunk if buf else chunk
+        buf += chunk
+        if len(buf) < need:
+            continue
+        need = 0
         out = []
         at = 0
         while (end := buf.find(b"\r\n\r\n", at)) >= 0:
             length = 0
-            for line in buf[at:end].split(b"\r\n"):
+            for line in bytes(buf[at:end]).split(b"\r\n"):
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
             if end + 4 + length > len(buf):
+                need = end + 4 + length - at
                 break
-            body = reply(buf[end + 4:end + 4 + length])
+            body = reply(bytes(buf[end + 4:end + 4 + length]))
+            at = end + 4 + length
+            if not body:
+                continue
             frame = b"Content-Length: %d\r\n\r\n" % len(body) + body
             if each:
                 write(frame)
             else:
                 out.append(frame)
-            at = end + 4 + length
-        buf = buf[at:]
+        del buf[:at]
         if out:
             write(b"".join(out))
 

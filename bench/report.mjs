@@ -119,6 +119,14 @@ export function report(out) {
       r.memory?.hwmKiB ? num(r.memory.hwmKiB / 1024, 1) : '-',
     ]),
   ));
+  const noted = ok.filter((r) => r.notifications);
+  if (noted.length) {
+    lines.push('');
+    lines.push(table(
+      ['server', 'framing', 'notifications/s', 'server cpu us/notification'],
+      noted.map((r) => [r.name, r.framing, num(r.notifications.perSec), num(r.notifications.serverCpuUsPerNotification, 2)]),
+    ));
+  }
   lines.push('');
   const ref = out.reference;
   lines.push(`Reference: \`python -c pass\` ${num(ref.pythonBare?.p50)} ms, \`python -c "import pydantic, anyio"\` ${num(ref.importPydanticAnyio?.p50)} ms (medians of ${ref.importPydanticAnyio?.n ?? 0}).`);

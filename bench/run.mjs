@@ -31,12 +31,14 @@ const PROFILES = {
     latWarm: 200, latN: 2000,
     pipeWarm: 2000, pipeN: 20000, pipeSeconds: 1.5,
     bigWarm: 3, bigN: 100,
+    notifyN: 100000,
   },
   quick: {
     spawns: 3, rounds: 2,
     latWarm: 50, latN: 300,
     pipeWarm: 500, pipeN: 3000, pipeSeconds: 0.3,
     bigWarm: 1, bigN: 10,
+    notifyN: 10000,
   },
 };
 
@@ -322,6 +324,45 @@ async function runAll(specs, opts, cfg, env, py) {
       driverCpuPct: round((p.driverUs / 1000 / p.ms) * 100, 0),
     };
   }
+
+  // Notifications (no reply): blocks of 4,000 then one call, whose reply says the block was
+  // read. Only servers that parse (a byte echo would answer each); bridge must have counted
+  // every one (rpc.metrics), so none was refused as busy.
+  const NOTIFY_BLOCK = 4000;
+  const notifying = entries.filter((e) => e.spec.name === 'json-floor' || e.spec.name.startsWith('bridge'));
+  log(`notifications: ${cfg.notifyN} in blocks of ${NOTIFY_BLOCK}, each block then a call, in ${cfg.rounds} rounds`);
+  for (const n of split(cfg.notifyN, cfg.rounds)) {
+    await eachServer(notifying, 'notifications', async (e) => {
+      const note = e.server.frame('{"jsonrpc":"2.0","method":"echo","params":{"value":"hello, bridge"}}');
+      const block = Buffer.from(typeof note === 'string' ? note.repeat(NOTIFY_BLOCK) : Buffer.concat(Array(NOTIFY_BLOCK).fill(note)));
+      const cpu0 = e.server.cpuTicks();
+      const t0 = performance.now();
+      for (let sent = 0; sent < n; sent += NOTIFY_BLOCK) {
+        e.server.write(sent + NOTIFY_BLOCK <= n ? block : block.subarray(0, (block.length / NOTIFY_BLOCK) * (n - sent)));
+        const [msg] = await e.server.call(nextId(), SMALL, 60000);
+        replyValue(msg);
+      }
+      const ms = performance.now() - t0;
+      const cpu1 = e.server.cpuTicks();
+      e.notify = e.notify ?? { n: 0, ms: 0, ticks: 0 };
+      e.notify.n += n;
+      e.notify.ms += ms;
+      e.notify.ticks = cpu0 === null || cpu1 === null || e.notify.ticks === null ? null : e.notify.ticks + (cpu1 - cpu0);
+    });
+  }
+  await eachServer(notifying, 'notifications', async (e) => {
+    if (!e.notify) return;
+    if (e.spec.name.startsWith('bridge')) {
+      const [msg] = await e.server.request(nextId(), 'rpc.metrics', undefined, 30000);
+      const seen = msg.result?.totals?.notifications;
+      if (seen !== e.notify.n) throw new Error(`${seen} notifications handled, ${e.notify.n} sent`);
+    }
+    e.res.notifications = {
+      count: e.notify.n,
+      perSec: round((e.notify.n * 1000) / e.notify.ms, 0),
+      serverCpuUsPerNotification: e.notify.ticks === null ? null : round(((e.notify.ticks / clockTicks()) * 1e6) / e.notify.n, 2),
+    };
+  });
 
   log(`1 MiB: ${cfg.bigWarm} checked warm-up + ${cfg.bigN} sequential echoes each, in ${cfg.rounds} rounds`);
   const payload = makePayload(MiB);
