@@ -69,7 +69,7 @@ const LATENCY = [
 
 const TARGETS = {
   pipeline: { min: 0.9, text: 'full pipeline >= 0.90x bare calls/s' },
-  cache: { max: 1.2, text: 'cache hit p50 <= 1.2x echo p50' },
+  cache: { max: 1.1, text: 'cache hit p50 <= 1.1x echo p50' },
   slowGrowth: { max: 5, text: 'slow stream: peak RSS <= idle + 5 MiB' },
 };
 
