@@ -15,6 +15,8 @@ keeps the worker as its own task to the end, and a new worker takes the rest. Ea
 still runs in its own context copy and, from its first step, in a task that is its own
 from the moment it waits, so cancellation, anyio's cancel scopes and ``current_task()``
 behave as with a task per call (a task per call was a quarter of the CPU a call cost).
+A method whose call waited once (``Method.waits``) gets a task per call from then on, as
+does a call that came alone in its read: workers would start such calls a loop turn apart.
 """
 
 from __future__ import annotations
@@ -88,10 +90,11 @@ class Writer(Protocol):
 class Call:
     """One call, queued or running: its task, its caller, and why it was cancelled, if it was."""
 
-    __slots__ = ("args", "caller", "cancel_code", "credit", "info", "size", "started", "task", "timer", "who")
+    __slots__ = ("args", "caller", "cancel_code", "credit", "info", "own_task", "size", "started", "task", "timer", "who")
 
     def __init__(self, caller: Any = None) -> None:
         self.task: asyncio.Task[None] | None = None  # None while it waits in the queue
+        self.own_task = False  # a task made for it alone (else a worker's, shared until it waits)
         self.cancel_code: int | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.started = False
@@ -175,8 +178,9 @@ class Connection:
         self._by_id: dict[Any, Call] = {}
         self._calls: set[Call] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ready: deque[Any] = deque()  # calls' coroutines for the worker to start, in order
+        self._ready: deque[Any] = deque()  # (call, coroutine, method) for the worker to start, in order
         self._worker: asyncio.Task[None] | None = None  # the task that starts them, while there is one
+        self._lone = False  # the frame being handled came alone in its read
         self._out: list[bytes] = []
         self._sent = 0  # messages written (rpc.metrics totals)
         self._notified = 0  # of them, notifications
@@ -332,6 +336,7 @@ class Connection:
             return
         frames = self._decoder.feed(data)
         self.metrics.received(len(frames))
+        self._lone = len(frames) == 1
         if self._encode is None and self._decoder.framing is not None:
             self._encode = ENCODERS[self._decoder.framing]
             self._send_ready()
@@ -406,7 +411,7 @@ class Connection:
         if args[0] is None:
             call.task = self._spawn(self._run_batch(call, args[1]))
         else:
-            self._run_soon(call, self._call(call, *args, self._emit))
+            self._run_soon(call, args[0], self._call(call, *args, self._emit))
 
     def _unqueue(self, call: Call) -> None:
         """Take a call out of its caller's queue (it was cancelled before it began)."""
@@ -548,7 +553,7 @@ class Connection:
             self._inflight += 1
             self._calls.add(call)
             call.task = self._spawn(self._call(call, target, id, has_id, params, emit))
-            call.task.add_done_callback(self._tasks.discard)
+            call.own_task = True
             started.append(call.task)
             return None
         who = self._own if caller is None else participant_id(caller, self.serial)
@@ -558,7 +563,14 @@ class Connection:
             self._running[who] = running + 1
             call.who = who
             self._calls.add(call)
-            self._ready.append((call, self._call(call, target, id, has_id, params, emit)))
+            coro = self._call(call, target, id, has_id, params, emit)
+            if target.waits or (self._lone and self._worker is None):
+                # Its calls wait (a worker would start them one loop turn apart), or it came alone
+                # in its read (a task of its own costs less than a worker's steps): its own task.
+                call.task = self._spawn(coro)
+                call.own_task = True
+                return None
+            self._ready.append((call, coro, target))
             if self._worker is None:
                 self._worker = self._spawn(self._work())
             return None
@@ -584,9 +596,14 @@ class Connection:
         self._tasks.add(task)  # the task removes itself as it ends
         return task
 
-    def _run_soon(self, call: Call, coro: Any) -> None:
-        """Start a call's coroutine in the worker (made if there is none)."""
-        self._ready.append((call, coro))
+    def _run_soon(self, call: Call, method: Method, coro: Any) -> None:
+        """Start a call's coroutine in the worker (made if there is none), or in a task of its
+        own if the method's calls wait."""
+        if method.waits:
+            call.task = self._spawn(coro)
+            call.own_task = True
+            return
+        self._ready.append((call, coro, method))
         if self._worker is None:
             self._worker = self._spawn(self._work())
 
@@ -597,7 +614,7 @@ class Connection:
         try:
             while ready:
                 for _ in range(len(ready)):
-                    call, coro = ready.popleft()
+                    call, coro, method = ready.popleft()
                     call.task = me
                     context = contextvars.copy_context()
                     try:
@@ -610,7 +627,9 @@ class Connection:
                         if not isinstance(exc, asyncio.CancelledError):
                             log.error("a call's task failed: %r", exc, exc_info=exc)
                         continue
-                    # This call waits: the task is its own from now on; another worker takes the rest.
+                    # This call waits: the task is its own from now on; another worker takes the rest
+                    # (a loop turn later: so the method's next calls get tasks of their own at once).
+                    method.waits = True
                     self._worker = self._spawn(self._work()) if ready else None
                     await _Resume(coro, waiting, context)
                     return
@@ -701,6 +720,8 @@ class Connection:
             else:
                 stats.notifications += 1
         finally:
+            if call.own_task:
+                self._tasks.discard(call.task)  # type: ignore[arg-type]
             call.started = False  # its task may go on to run other calls: a late cancel must not reach them
             self._release(call)
 

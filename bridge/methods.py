@@ -97,6 +97,7 @@ class Method:
         "shapes_result",
         "timeout",
         "variadic",
+        "waits",
     )
 
     def __init__(self, func: Callable[..., Any], name: str, **options: Unpack[MethodOptions]) -> None:
@@ -120,6 +121,8 @@ class Method:
         #: How the handler is run when not plainly (``Batch``, ``Stream``): the chain's endpoint.
         self.kind: Any = _kind(name, func, options.get("batch"), options.get("stream"))
         self.pipeline: Callable[[Request], Awaitable[Any]] | None = None
+        #: A call of it waited in its first step: its calls get tasks of their own (connection.py).
+        self.waits = False
         description = options.get("description")
         doc = getattr(func, "__doc__", None)  # inspect.getdoc's cleaning, without its class search
         self.description = description if description is not None else (inspect.cleandoc(doc) if doc else None)

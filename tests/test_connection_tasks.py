@@ -162,3 +162,40 @@ async def test_a_cancel_reaches_only_the_waiting_call_it_names() -> None:
     replies = {r["id"]: r for r in map(orjson.loads, bytes(writer.data).splitlines())}
     assert replies[2]["error"]["code"] == -32800
     assert [replies[n]["result"] for n in (0, 1, 3, 4)] == [0, 1, 3, 4]
+
+
+async def test_calls_that_come_one_read_at_a_time_leave_no_task_or_worker_behind() -> None:
+    chunks = [lines(call(n, "waits" if n % 2 else "quick", {"n": n})) for n in range(10)]
+    chunks.append(lines(call("x", "set_var", {"value": "v"})) + lines(call("y", "quick", {"n": 1})))
+    writer = MemoryWriter()
+    conn = Connection(tasks_app(), Settings(ready=False, framing="ndjson"), MemoryReader(chunks), writer)
+    with anyio.fail_after(10):
+        await conn.run()
+    replies = {r["id"]: r for r in map(orjson.loads, bytes(writer.data).splitlines())}
+    assert set(replies) == {*range(10), "x", "y"} and all("result" in r for r in replies.values())
+    assert (conn._tasks, conn._calls, conn._worker, list(conn._ready), conn._inflight) == (set(), set(), None, [], 0)
+
+
+async def test_calls_of_a_method_that_waits_start_together_once_it_is_known_to_wait() -> None:
+    """A method whose call waited gets a task per call: a burst of its calls all start in the
+    same loop turn (a worker would start them a turn apart, so none would see the others)."""
+    app = Bridge()
+    started: list[int] = []
+    seen: dict[int, int] = {}
+
+    @app.method
+    async def gather(n: int) -> None:
+        started.append(n)
+        await anyio.lowlevel.checkpoint()
+        seen[n] = len(started)
+
+    first = lines(call(0, "gather", [0]), call(1, "quick_one", [1]))  # read together: worker-run
+    burst = lines(*(call(n, "gather", [n]) for n in range(2, 22)))
+
+    @app.method
+    async def quick_one(n: int) -> int:
+        return n
+
+    replies = await exchange(app, first, burst)
+    assert len(replies) == 22 and app.methods["gather"].waits
+    assert all(seen[n] == 21 for n in range(2, 22))  # each saw the whole burst started
