@@ -563,16 +563,7 @@ class Connection:
             self._running[who] = running + 1
             call.who = who
             self._calls.add(call)
-            coro = self._call(call, target, id, has_id, params, emit)
-            if target.waits or (self._lone and self._worker is None):
-                # Its calls wait (a worker would start them one loop turn apart), or it came alone
-                # in its read (a task of its own costs less than a worker's steps): its own task.
-                call.task = self._spawn(coro)
-                call.own_task = True
-                return None
-            self._ready.append((call, coro, target))
-            if self._worker is None:
-                self._worker = self._spawn(self._work())
+            self._run_soon(call, target, self._call(call, target, id, has_id, params, emit), self._lone)
             return None
         return self._admit(call, who, size, (target, id, has_id, params))
 
@@ -596,10 +587,11 @@ class Connection:
         self._tasks.add(task)  # the task removes itself as it ends
         return task
 
-    def _run_soon(self, call: Call, method: Method, coro: Any) -> None:
-        """Start a call's coroutine in the worker (made if there is none), or in a task of its
-        own if the method's calls wait."""
-        if method.waits:
+    def _run_soon(self, call: Call, method: Method, coro: Any, lone: bool = False) -> None:
+        """Start a call's coroutine, after every call let in before it: in the worker (made if
+        there is none), or in a task of its own if the method's calls wait (a worker would start
+        them a loop turn apart) or it came alone in its read (a task costs less than a worker)."""
+        if not self._ready and (method.waits or (lone and self._worker is None)):
             call.task = self._spawn(coro)
             call.own_task = True
             return
@@ -627,10 +619,15 @@ class Connection:
                         if not isinstance(exc, asyncio.CancelledError):
                             log.error("a call's task failed: %r", exc, exc_info=exc)
                         continue
-                    # This call waits: the task is its own from now on; another worker takes the rest
-                    # (a loop turn later: so the method's next calls get tasks of their own at once).
+                    # This call waits: the task is its own from now on. The calls after it start in
+                    # tasks of their own, made now and in order (a worker would start them a loop
+                    # turn apart and after calls let in later); so do the method's next calls.
                     method.waits = True
-                    self._worker = self._spawn(self._work()) if ready else None
+                    self._worker = None
+                    while ready:
+                        later, later_coro, _ = ready.popleft()
+                        later.task = self._spawn(later_coro)
+                        later.own_task = True
                     await _Resume(coro, waiting, context)
                     return
                 if ready:  # calls let in meanwhile (from the queues) wait a loop turn, so the replies

@@ -12,6 +12,8 @@ import anyio
 import orjson
 import pytest
 from harness import MemoryReader, MemoryWriter, exchange, lines
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bridge import Bridge, Context, Settings
 from bridge.connection import Connection
@@ -199,3 +201,43 @@ async def test_calls_of_a_method_that_waits_start_together_once_it_is_known_to_w
     replies = await exchange(app, first, burst)
     assert len(replies) == 22 and app.methods["gather"].waits
     assert all(seen[n] == 21 for n in range(2, 22))  # each saw the whole burst started
+
+
+def _order_app(log: list[int]) -> Bridge:
+    app = Bridge()
+
+    @app.method
+    async def waits_then(n: int) -> int:
+        log.append(n)
+        await anyio.lowlevel.checkpoint()
+        return n
+
+    @app.method
+    async def at_once(n: int) -> int:
+        log.append(n)
+        return n
+
+    return app
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kinds=st.lists(st.booleans(), min_size=1, max_size=120), taught=st.booleans(),
+       chunks=st.integers(1, 4), inflight=st.sampled_from([4, 16, 128]))
+def test_calls_start_in_the_order_they_were_read(kinds: list[bool], taught: bool, chunks: int, inflight: int) -> None:
+    """Whatever mix of calls that wait and calls that do not, split over reads however, and
+    beyond the in-flight bound (queued): each call's first step runs in the order it was read
+    (a patch sent before a get is applied before the get runs)."""
+    log: list[int] = []
+    app = _order_app(log)
+    messages = [call(n, "waits_then" if wait else "at_once", [n]) for n, wait in enumerate(kinds)]
+    size = -(-len(messages) // chunks)
+    reads = [lines(*messages[i:i + size]) for i in range(0, len(messages), size)]
+    if taught:  # the host already saw waits_then wait
+        reads.insert(0, lines(call("t", "waits_then", [-1])))
+
+    async def run() -> list[Any]:
+        return await exchange(app, *reads, max_inflight=inflight, max_inflight_per_caller=inflight)
+
+    replies = anyio.run(run)
+    assert len(replies) == len(messages) + taught
+    assert [n for n in log if n >= 0] == list(range(len(kinds)))
