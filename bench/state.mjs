@@ -1,18 +1,22 @@
 #!/usr/bin/env node
 // State benchmark: patches per second with durability on, and catching up 10,000 versions,
 // driven by the JavaScript client over real stdio pipes, each compared in the same run with
-// a floor (echo calls on the same host) and a peer (one SQLite transaction per patch, no RPC).
-// Usage: node bench/state.mjs [--quick] [--json out.json]
+// a floor (echo calls on the same host) and a peer (one SQLite transaction per patch, no RPC;
+// and the same transaction behind an RPC, bench/sqlite_peer.py served as an app), the phases
+// of every round interleaved. Host CPU per patch from /proc/<pid>/task/*/schedstat.
+// Usage: node bench/state.mjs [--quick] [--json out.json] [--against DIR]
+// (--against DIR: also measure the state plugin of another checkout, e.g. a copy of the tree
+// before a change, in the same rounds, interleaved with this one; its bridge is imported from DIR.)
 // Informational: figures and ratios are printed; exit code 0 unless the driver breaks.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 import { spawnSidecar } from '../client_js/src/node.js';
-import { REPO, resolvePython } from './env.mjs';
+import { checkout, REPO, resolvePython } from './env.mjs';
 
 const quick = process.argv.includes('--quick');
 const jsonOut = process.argv.includes('--json') ? process.argv[process.argv.indexOf('--json') + 1] : null;
@@ -21,14 +25,49 @@ const BEHIND = quick ? 2000 : 10000; // versions a subscriber catches up
 const WINDOW = 64; // calls outstanding when pipelined
 const ROUNDS = quick ? 1 : 3;
 const python = resolvePython().exe;
+const againstAt = process.argv.indexOf('--against');
+const against = againstAt > 0 ? checkout(process.argv[againstAt + 1], (message) => {
+  console.error(message);
+  process.exit(2);
+}) : null;
 
-async function host(dir, env = {}) {
+async function host(dir, env = {}, cwd = REPO) {
   return spawnSidecar({
     command: python,
     args: ['-m', 'bridge', 'serve', 'bridge.builtins.demo:app', '--plugin', 'state'],
-    cwd: REPO,
+    cwd,
     env: { ...process.env, BRIDGE_STATE_PATH: path.join(dir, 'state.sqlite3'), BRIDGE_LOG_LEVEL: 'warning', ...env },
   });
+}
+
+/** The peer's transaction behind an RPC: bench/sqlite_peer.py served as an app. */
+async function peerHost(dir, mode) {
+  return spawnSidecar({
+    command: python,
+    args: ['-m', 'bridge', 'serve', 'bench.sqlite_peer:app'],
+    cwd: REPO,
+    env: { ...process.env, PEER_DB: path.join(dir, 'peer-rpc.sqlite3'), PEER_SYNCHRONOUS: mode, BRIDGE_LOG_LEVEL: 'warning' },
+  });
+}
+
+/** CPU seconds a process's threads have run, from /proc/<pid>/task/<tid>/schedstat (in ns). */
+function cpuSeconds(pid) {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ns / 1e9;
+}
+
+/** `pipelined(...)` with the host's CPU per call: `{ perS, cpuUs }`. */
+async function measured(pid, count, window, make) {
+  const cpu = cpuSeconds(pid);
+  const perS = await pipelined(count, window, make);
+  return { perS, cpuUs: ((cpuSeconds(pid) - cpu) / count) * 1e6 };
 }
 
 /** `count` calls made by `make(i)`, at most `window` outstanding; calls per second. */
@@ -54,28 +93,61 @@ function median(xs) {
   return s[s.length >> 1];
 }
 
+const medianOf = (xs, key) => median(xs.map((x) => x[key]));
+const range = (xs, key) => [Math.min(...xs.map((x) => x[key])), Math.max(...xs.map((x) => x[key]))];
+
+/** One mode: every round runs each host's phases, then the peer bare and behind an RPC. */
 async function throughput(mode) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bridge-state-bench-'));
-  const client = await host(dir, { BRIDGE_STATE_SYNCHRONOUS: mode });
+  const sides = [{ label: 'this', cwd: REPO }];
+  if (against) sides.push({ label: against.label, cwd: against.dir });
+  const clients = [];
   try {
-    const echo = [];
-    const piped = [];
-    const serial = [];
-    const echoSerial = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      echo.push(await pipelined(N, WINDOW, () => client.call('rpc.ping')));
-      piped.push(await pipelined(N, WINDOW, (i) => client.call('state.patch', patchOf(`p${r}`)(i))));
-      echoSerial.push(await pipelined(N / 10, 1, () => client.call('rpc.ping')));
-      serial.push(await pipelined(N / 10, 1, (i) => client.call('state.patch', patchOf(`s${r}`)(i))));
+    for (const [k, side] of sides.entries()) {
+      const sub = path.join(dir, `h${k}`);
+      clients.push(await host(sub, { BRIDGE_STATE_SYNCHRONOUS: mode }, side.cwd));
     }
-    const peer = JSON.parse(execFileSync(python, [path.join(REPO, 'bench', 'sqlite_peer.py'), String(N / 10), mode,
-      path.join(dir, 'peer.sqlite3')], { encoding: 'utf8' })).per_s;
-    return { mode, echo: median(echo), piped: median(piped), echoSerial: median(echoSerial),
-      serial: median(serial), peer };
+    const peerClient = await peerHost(dir, mode);
+    clients.push(peerClient);
+    const rounds = sides.map(() => ({ echo: [], piped: [], echoSerial: [], serial: [] }));
+    const peer = [];
+    const peerRpc = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [k, client] of clients.slice(0, sides.length).entries()) {
+        const pid = client.process.pid;
+        const m = rounds[k];
+        m.echo.push(await measured(pid, N, WINDOW, () => client.call('rpc.ping')));
+        m.piped.push(await measured(pid, N, WINDOW, (i) => client.call('state.patch', patchOf(`p${r}`)(i))));
+        m.echoSerial.push(await measured(pid, N / 10, 1, () => client.call('rpc.ping')));
+        m.serial.push(await measured(pid, N / 10, 1, (i) => client.call('state.patch', patchOf(`s${r}`)(i))));
+      }
+      const bare = JSON.parse(execFileSync(python, [path.join(REPO, 'bench', 'sqlite_peer.py'), String(N / 10), mode,
+        path.join(dir, `peer${r}.sqlite3`)], { encoding: 'utf8' }));
+      peer.push({ perS: bare.per_s, cpuUs: bare.cpu_us });
+      peerRpc.push(await measured(peerClient.process.pid, N / 10, 1, (i) => peerClient.call('peer.commit', patchOf(`s${r}`)(i))));
+    }
+    const hosts = sides.map((side, k) => {
+      const out = { label: side.label };
+      for (const [phase, xs] of Object.entries(rounds[k])) {
+        out[phase] = { perS: medianOf(xs, 'perS'), cpuUs: medianOf(xs, 'cpuUs'), range: range(xs, 'perS'), each: xs };
+      }
+      // ratios to the peer of the same round, so a slow minute moves both sides alike
+      out.serialVsPeer = range(ratios(rounds[k].serial, peer), 'ratio');
+      out.serialVsPeerRpc = range(ratios(rounds[k].serial, peerRpc), 'ratio');
+      out.pipedVsPeer = range(ratios(rounds[k].piped, peer), 'ratio');
+      return out;
+    });
+    return { mode, hosts, peer: { perS: medianOf(peer, 'perS'), cpuUs: medianOf(peer, 'cpuUs'), range: range(peer, 'perS'), each: peer },
+      peerRpc: { perS: medianOf(peerRpc, 'perS'), cpuUs: medianOf(peerRpc, 'cpuUs'), range: range(peerRpc, 'perS'), each: peerRpc } };
   } finally {
-    await client.close();
+    for (const client of clients) await client.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Per round, ``mine.perS / theirs.perS``. */
+function ratios(mine, theirs) {
+  return mine.map((m, r) => ({ ratio: m.perS / theirs[r].perS }));
 }
 
 /** Patches/s on a ~1 MiB document against a small one, same host: the cost of a patch should
@@ -146,15 +218,23 @@ async function catchUp() {
 }
 
 const fmt = (x) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
-const results = { modes: [] };
+const spread = ([lo, hi], digits = 2) => (lo.toFixed(digits) === hi.toFixed(digits) ? `${lo.toFixed(digits)}` : `${lo.toFixed(digits)}-${hi.toFixed(digits)}`);
+const results = { modes: [], rounds: ROUNDS, against: against?.label ?? null };
 for (const mode of ['full', 'normal']) {
   const r = await throughput(mode);
   results.modes.push(r);
-  console.log(`synchronous=${mode}:`);
-  console.log(`  pipelined (window ${WINDOW}): ${fmt(r.piped)} patches/s = ${(r.piped / r.echo).toFixed(2)}x echo calls/s (${fmt(r.echo)}), ` +
-    `${(r.piped / r.peer).toFixed(1)}x the peer (one SQLite transaction per patch, no RPC: ${fmt(r.peer)}/s)`);
-  console.log(`  one at a time:               ${fmt(r.serial)} patches/s = ${(r.serial / r.echoSerial).toFixed(2)}x echo round trips/s (${fmt(r.echoSerial)}), ` +
-    `${(r.serial / r.peer).toFixed(2)}x the peer`);
+  console.log(`synchronous=${mode} (medians of ${ROUNDS} round(s); ratios: the range over rounds, each against the same round's peer):`);
+  console.log(`  peer, one SQLite transaction per patch, no RPC: ${fmt(r.peer.perS)}/s (${fmt(r.peer.range[0])}-${fmt(r.peer.range[1])}), ` +
+    `CPU ${r.peer.cpuUs.toFixed(0)} us/patch; behind an RPC, one at a time (bench.sqlite_peer:app): ${fmt(r.peerRpc.perS)}/s = ` +
+    `${(r.peerRpc.perS / r.peer.perS).toFixed(2)}x the peer, host CPU ${r.peerRpc.cpuUs.toFixed(0)} us/call`);
+  for (const h of r.hosts) {
+    const tag = against ? `[${h.label}] ` : '';
+    console.log(`  ${tag}pipelined (window ${WINDOW}): ${fmt(h.piped.perS)} patches/s = ${spread(h.pipedVsPeer, 1)}x the peer, ` +
+      `host CPU ${h.piped.cpuUs.toFixed(0)} us/patch; ${(h.piped.perS / h.echo.perS).toFixed(2)}x echo calls/s (${fmt(h.echo.perS)})`);
+    console.log(`  ${tag}one at a time: ${fmt(h.serial.perS)} patches/s = ${spread(h.serialVsPeer)}x the peer, ` +
+      `${spread(h.serialVsPeerRpc)}x the peer behind an RPC, host CPU ${h.serial.cpuUs.toFixed(0)} us/patch; ` +
+      `${(h.serial.perS / h.echoSerial.perS).toFixed(2)}x echo round trips/s (${fmt(h.echoSerial.perS)})`);
+  }
 }
 const big = await largeDocument();
 results.largeDocument = big;

@@ -8,7 +8,9 @@ rebased patch never lands on an element that moved.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import jsonpatch
@@ -51,6 +53,12 @@ def apply(value: Any, ops: Sequence[dict[str, Any]]) -> tuple[Any, list[Path]]:
             doc = _shallow(doc)
             owned.add(id(doc))
         try:
+            member = _member(doc, op)
+            if member is not None:  # the common case, without building jsonpatch's objects
+                touched.append(member)
+                _own_spine(doc, member, owned)
+                _set_member(doc, member, op)
+                continue
             touched.extend(touched_paths(op, doc))
             for key in ("from", "path"):
                 if isinstance(op.get(key), str):
@@ -59,6 +67,37 @@ def apply(value: Any, ops: Sequence[dict[str, Any]]) -> tuple[Any, list[Path]]:
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, KeyError) as exc:
             raise PatchError(f"operation {i} ({op.get('op')} {op.get('path')}): {exc}") from None
     return doc, touched
+
+
+def _member(doc: Any, op: dict[str, Any]) -> Path | None:
+    """The path of an ``add``, ``replace`` or ``remove`` of an object's member, reached through
+    objects only, that will succeed; None for anything else (jsonpatch applies it, or says why not)."""
+    kind = op.get("op")
+    if kind not in ("add", "replace", "remove") or (kind != "remove" and "value" not in op):
+        return None
+    path = split(op["path"])
+    if not path:
+        return None
+    parent = doc
+    for part in path[:-1]:
+        if type(parent) is not dict or part not in parent:
+            return None
+        parent = parent[part]
+    if type(parent) is not dict or (kind != "add" and path[-1] not in parent):
+        return None
+    return path
+
+
+def _set_member(doc: Any, path: Path, op: dict[str, Any]) -> None:
+    """Apply the operation ``_member`` vouched for (its parent already this patch's own)."""
+    parent = doc
+    for part in path[:-1]:
+        parent = parent[part]
+    if op["op"] == "remove":
+        del parent[path[-1]]
+    else:  # a copy of the value, as jsonpatch makes: the document shares nothing with the patch
+        value = op["value"]
+        parent[path[-1]] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
 
 
 def _shallow(value: Any) -> Any:
@@ -112,6 +151,17 @@ def touched_paths(op: dict[str, Any], doc: Any = MISSING) -> list[Path]:
 
 
 def split(pointer: str) -> Path:
+    """A JSON Pointer's parts (PatchError if it is malformed); short ones are remembered, as
+    the same few paths come patch after patch."""
+    return _split_short(pointer) if len(pointer) <= 256 else _split(pointer)
+
+
+@lru_cache(maxsize=4096)
+def _split_short(pointer: str) -> Path:
+    return _split(pointer)
+
+
+def _split(pointer: str) -> Path:
     try:
         return tuple(jsonpointer.JsonPointer(pointer).parts)
     except jsonpointer.JsonPointerException as exc:

@@ -281,6 +281,10 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+        self._committed(mark)
+
+    def _committed(self, mark: Mark) -> None:
+        """A commit is durable: tell the marker."""
         self._mark = mark
         if self.marker is not None:
             try:
@@ -296,9 +300,15 @@ class Store:
             rows.append((e.doc, e.version, ops, touched, e.author, e.at, row_digest(e.doc, e.version, ops, touched)))
         snaps = [(doc, version, value, time.time(), row_digest(doc, version, value))
                  for doc, version, value in snapshots]
+        if len(rows) == 1 and not snaps and not self.db.in_transaction:  # one statement: its own transaction
+            self.db.execute("INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)", rows[0])
+            self._committed(Mark(self._mark.id, self._mark.writes, rows[0][0], rows[0][1]))
+            return
         with self.transaction((rows[-1][0], rows[-1][1]) if rows else None) as db:
-            db.executemany("INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            db.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)", snaps)
+            if rows:
+                db.executemany("INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if snaps:
+                db.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)", snaps)
 
     def prune(self, doc: str, keep_from: int) -> None:
         """Drop old snapshots (keeping SNAPSHOTS_KEPT) and log entries no longer needed: those at

@@ -152,6 +152,29 @@ def test_kill_9_in_a_burst_of_10000_patches_loses_no_acknowledged_patch(tmp_path
         assert value["version"] == len(present)
 
 
+def test_kill_9_between_patches_sent_one_at_a_time_loses_no_acknowledged_patch(tmp_path: Path) -> None:
+    """One patch at a time is committed on the event loop (no thread hop): acknowledged only
+    once committed, so a kill -9 just after an acknowledgement, or with a patch in flight, loses none."""
+    acked: list[int] = []
+    with host(tmp_path, BRIDGE_STATE_SYNCHRONOUS="normal") as h:
+        for i in range(1, 401):
+            ops = [{"op": "add", "path": f"/k{i}", "value": i}, {"op": "add", "path": f"/m{i}", "value": i}]
+            h.send({"jsonrpc": "2.0", "id": i, "method": "state.patch", "params": {"doc": "d", "ops": ops}})
+            if i == 400:  # the last one in flight
+                break
+            reply = h.recv()
+            assert reply.get("result", {}).get("version") == i, reply
+            acked.append(i)
+        os.kill(h.proc.pid, signal.SIGKILL)
+        h.proc.wait(10)
+    with host(tmp_path) as h:
+        value = h.call("state.get", {"doc": "d"})["result"]
+        present = {int(k[1:]) for k in value["value"] if k.startswith("k")}
+        assert set(acked) <= present <= set(acked) | {400}
+        assert present == {int(k[1:]) for k in value["value"] if k.startswith("m")}  # none half-applied
+        assert value["version"] == len(present)
+
+
 def test_eof_in_a_burst_stops_collab_then_writes_and_closes_the_store_and_exits(tmp_path: Path) -> None:
     """Stdin closes with patches in flight and a session's sweeper running: the host exits 0 in a
     bounded time, collab stops before the store is closed, and every acknowledged patch is there."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge import INVALID_PARAMS, BridgeError
+from bridge.builtins.state import engine
 from bridge.builtins.state.engine import (CONFLICT, HISTORY_GONE, PATCH_FAILED, TOO_LARGE, TOO_MANY_SUBSCRIPTIONS,
                                           UNAVAILABLE, Documents, Limits)
 from bridge.builtins.state.patches import apply
@@ -396,3 +398,158 @@ async def test_the_size_limit_holds_when_the_size_is_only_estimated(tmp_path: Pa
         await docs.patch("d", [{"op": "replace", "path": "/big", "value": "y" * 400}], None, "p")
     assert len(orjson.dumps(docs.docs["d"].value)) <= docs.docs["d"].size <= 1000  # re-measured near the limit
     await docs.close()
+
+
+def committing_threads(docs: Documents) -> list[tuple[str, int]]:
+    """Record, for every commit of ``docs``, the thread it ran on and how many patches it carried."""
+    seen: list[tuple[str, int]] = []
+    append = docs.store.append
+
+    def recorded(entries: Any, snaps: Any = ()) -> None:
+        seen.append((threading.current_thread().name, len(entries)))
+        append(entries, snaps)
+
+    docs.store.append = recorded  # type: ignore[method-assign]
+    return seen
+
+
+async def test_a_lone_patch_is_committed_on_the_loop_and_a_burst_by_the_store_thread(
+        tmp_path: Path, tasks: TaskGroup, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "INLINE_COMMIT_S", 60.0)  # however slow this machine's disk is
+    docs = await open_docs(tasks, tmp_path)
+    seen = committing_threads(docs)
+    loop_thread = threading.current_thread().name
+    for i in range(5):  # one at a time: no hop to the store's thread and back
+        assert await docs.patch("d", [{"op": "add", "path": f"/a{i}", "value": i}], None, "p") == i + 1
+    assert seen == [(loop_thread, 1)] * 5
+    seen.clear()
+    versions = await asyncio.gather(*(docs.patch("d", [{"op": "add", "path": f"/b{i}", "value": i}], None, "p")
+                                      for i in range(100)))
+    assert sorted(versions) == list(range(6, 106))
+    assert all(name.startswith("bridge-state") for name, _ in seen)  # a batch: the group commit, off the loop
+    assert sum(n for _, n in seen) == 100 and len(seen) < 30
+    big = {"op": "add", "path": "/big", "value": "x" * (engine.INLINE_MAX_BYTES + 1)}
+    seen.clear()
+    await docs.patch("d", [big], None, "p")
+    assert seen[0][0].startswith("bridge-state")  # a large patch would hold the loop: the store's thread
+    await docs.close()
+    again = await open_docs(tasks, tmp_path)
+    assert again.docs["d"].version == 106 and len(again.docs["d"].value) == 106
+    await again.close()
+
+
+async def test_patches_go_to_the_store_thread_while_commits_are_slow(
+        tmp_path: Path, tasks: TaskGroup, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "INLINE_COMMIT_S", 0.0)  # every commit takes longer than this
+    docs = await open_docs(tasks, tmp_path)
+    seen = committing_threads(docs)
+    for i in range(4):
+        await docs.patch("d", [{"op": "add", "path": f"/a{i}", "value": i}], None, "p")
+    assert seen[0] == (threading.current_thread().name, 1)  # nothing measured yet
+    assert all(name.startswith("bridge-state") for name, _ in seen[1:])  # measured slow: off the loop
+    await docs.close()
+
+
+async def test_a_store_call_still_running_keeps_a_lone_patch_off_the_loop(
+        tmp_path: Path, tasks: TaskGroup, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call on the store's thread whose caller was cancelled runs on; a patch committed on the
+    loop meanwhile would use the connection from two threads at once (or join its transaction)."""
+    monkeypatch.setattr(engine, "INLINE_COMMIT_S", 60.0)
+    docs = await open_docs(tasks, tmp_path)
+    started, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(10)
+
+    held = asyncio.ensure_future(docs.run(hold))
+    assert await asyncio.to_thread(started.wait, 10)
+    held.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await held
+    seen = committing_threads(docs)
+    patch = asyncio.ensure_future(docs.patch("d", [{"op": "add", "path": "/a", "value": 1}], None, "p"))
+    for _ in range(10):  # loop turns, more than a commit on the loop waits for
+        await asyncio.sleep(0)
+    assert not patch.done() and seen == []  # waits for the thread
+    release.set()
+    assert await patch == 1
+    assert seen[0][0].startswith("bridge-state")
+    await docs.close()
+
+
+async def test_a_failed_commit_on_the_loop_fails_the_patch_and_memory_goes_back_to_the_disk(
+        tmp_path: Path, tasks: TaskGroup, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "INLINE_COMMIT_S", 60.0)
+    docs = await open_docs(tasks, tmp_path)
+    await docs.patch("d", [{"op": "add", "path": "/kept", "value": 1}], None, "p")
+    listener = Notifications()
+    docs.subscribe("d", 1, "watcher", listener)  # type: ignore[arg-type]
+    append = docs.store.append
+    failed_on: list[str] = []
+
+    def disk_full(entries: Any, snaps: Any = ()) -> None:
+        failed_on.append(threading.current_thread().name)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    docs.store.append = disk_full  # type: ignore[method-assign]
+    with pytest.raises(BridgeError) as lost:
+        await docs.patch("d", [{"op": "add", "path": "/lost", "value": 2}], None, "p")
+    assert lost.value.code == UNAVAILABLE and "disk is full" in lost.value.message
+    assert failed_on == [threading.current_thread().name]  # it was the commit on the loop that failed
+    assert docs.docs["d"].value == {"kept": 1} and docs.docs["d"].version == 1
+    reset = {"doc": "d", "version": 1, "value": {"kept": 1}, "$meta": {"to": ["watcher"]}}
+    assert ("state.reset", reset) in listener.sent
+    docs.store.append = append  # type: ignore[method-assign]
+    assert await docs.patch("d", [{"op": "add", "path": "/after", "value": 2}], None, "p") == 2
+    await docs.close()
+    again = await open_docs(tasks, tmp_path)
+    assert again.docs["d"].value == {"kept": 1, "after": 2}
+    await again.close()
+
+
+def test_a_single_patch_never_joins_a_transaction_left_open(tmp_path: Path) -> None:
+    """One patch is written as one statement (its own transaction), unless a transaction is
+    open: then it would commit only with that one, so it is refused instead of acknowledged."""
+    store = Store(tmp_path / "s.db")
+    store.append([Entry("d", 1, [{"op": "add", "path": "/a", "value": 1}], [("a",)], "p", 0.0)])
+    store.db.execute("BEGIN")
+    with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
+        store.append([Entry("d", 2, [{"op": "add", "path": "/b", "value": 2}], [("b",)], "p", 0.0)])
+    store.db.execute("ROLLBACK")
+    store.close()
+    again = Store(tmp_path / "s.db")
+    assert again.recover("d", 10).value == {"a": 1}
+    again.close()
+
+
+async def test_a_burst_read_at_once_over_a_connection_shares_transactions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls read together reach the documents over several loop turns (a call that waits hands
+    the rest to a new worker task): they still share transactions, none is committed alone."""
+    from contextlib import AsyncExitStack
+
+    from bridge import Bridge
+    from bridge.builtins.state import plugin as state_plugin
+    from bridge.plugins import enter_lifespans
+
+    from harness import exchange, lines
+
+    monkeypatch.setattr(state_plugin.plugin, "app", None)
+    monkeypatch.setattr(state_plugin.plugin, "settings", None)
+    app = Bridge("burst")
+    app.include(state_plugin.plugin, settings={"path": str(tmp_path / "state.sqlite3")})
+    commits: list[int] = []
+    append = Store.append
+
+    def counted(self: Store, entries: Any, snaps: Any = ()) -> None:
+        commits.append(len(entries))
+        append(self, entries, snaps)
+
+    monkeypatch.setattr(Store, "append", counted)
+    async with AsyncExitStack() as stack:
+        await enter_lifespans(app, stack)
+        replies = await exchange(app, lines(*({"jsonrpc": "2.0", "id": i, "method": "state.patch", "params": {
+            "doc": "d", "ops": [{"op": "add", "path": f"/k{i}", "value": i}]}} for i in range(200))))
+    assert sorted(r["result"]["version"] for r in replies) == list(range(1, 201))
+    assert sum(commits) == 200 and len(commits) < 40, commits

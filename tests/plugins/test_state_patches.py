@@ -27,6 +27,41 @@ def test_a_failing_op_keeps_nothing() -> None:
         apply({}, [{"op": "remove", "path": "/missing"}])
 
 
+@pytest.mark.parametrize("op", [
+    {"op": "replace", "path": "/obj/missing", "value": 1},
+    {"op": "remove", "path": "/obj/missing"},
+    {"op": "add", "path": "/nowhere/x", "value": 1},
+    {"op": "add", "path": "/obj/x/deeper", "value": 1},  # x is a number, not an object
+    {"op": "add", "path": "/obj/y"},  # no value
+    {"op": "add", "path": "obj", "value": 1},  # not a pointer
+])
+def test_an_object_member_op_that_cannot_apply_fails_as_jsonpatch_says(op: dict) -> None:
+    """Adds, replaces and removes of object members are applied without jsonpatch's objects;
+    one that cannot apply still fails with jsonpatch's (or jsonpointer's) reason, nothing kept."""
+    import copy
+
+    import jsonpatch
+    import jsonpointer
+
+    doc = {"obj": {"x": 1}, "list": [1]}
+    with pytest.raises((jsonpatch.JsonPatchException, jsonpointer.JsonPointerException)) as theirs:
+        jsonpatch.apply_patch(copy.deepcopy(doc), [op])
+    with pytest.raises(PatchError) as mine:
+        apply(doc, [op])
+    assert str(theirs.value) in str(mine.value)
+    with pytest.raises(PatchError, match="operation 1|bad JSON pointer"):
+        apply(doc, [{"op": "add", "path": "/obj/z", "value": 0}, op])
+    assert doc == {"obj": {"x": 1}, "list": [1]}
+
+
+def test_object_members_named_like_array_places_are_members() -> None:
+    new, touched = apply({"o": {}}, [{"op": "add", "path": "/o/-", "value": [1]},
+                                     {"op": "add", "path": "/o/0", "value": 2},
+                                     {"op": "add", "path": "/o/-/0", "value": 0},
+                                     {"op": "remove", "path": "/o/0"}])
+    assert new == {"o": {"-": [0, 1]}} and touched == [("o", "-"), ("o", "0"), ("o", "-"), ("o", "0")]
+
+
 def test_overlap_is_prefix_either_way() -> None:
     assert overlaps(("a",), ("a", "b")) and overlaps(("a", "b"), ("a",)) and overlaps((), ("z",))
     assert not overlaps(("a", "b"), ("a", "c"))
