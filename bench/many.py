@@ -8,7 +8,9 @@ each of the first 10,000 calls is a method's first); then calls/s over the follo
 need no pydantic) and ``models_N`` (``m<i>(item: Item)``: a model param). Replies are counted,
 and the first reply of each round is checked.
 
-    .venv/bin/python bench/many.py [--rounds 3]
+    .venv/bin/python bench/many.py [--rounds 3] [--against DIR]
+
+``--against DIR`` also serves the apps of another checkout (its directory first on the path).
 
 Targets (issue 17): ``$/ready`` within 1.5x and RSS within 2x of the 10-method app; calls/s
 in the first second at least 0.9x the steady state.
@@ -36,11 +38,11 @@ def _kib(pid: int, field: str) -> int:
         return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
 
 
-def measure(app: str, params: dict, count: int) -> dict[str, float]:
+def measure(app: str, params: dict, count: int, cwd: Path = REPO) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")}
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "bridge", "serve", f"bench.many_app:{app}", "--framing", "ndjson",
-                             "--no-plugins", "--no-audit"], cwd=REPO, env=env, stdin=subprocess.PIPE,
+                             "--no-plugins", "--no-audit"], cwd=cwd, env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert b"$/ready" in proc.stdout.readline()  # type: ignore[union-attr]
@@ -75,12 +77,15 @@ def measure(app: str, params: dict, count: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--against", type=Path, help="another checkout to serve as well")
     args = parser.parse_args()
+    trees = {"": REPO, **({f"@{args.against.name}": args.against.resolve()} if args.against else {})}
     runs: dict[str, list[dict[str, float]]] = {}
     for _ in range(args.rounds):
-        for kind, params in APPS.items():
-            for count in (10, 10_000):
-                runs.setdefault(f"{kind}_{count}", []).append(measure(f"{kind}_{count}", params, count))
+        for label, cwd in trees.items():
+            for kind, params in APPS.items():
+                for count in (10, 10_000):
+                    runs.setdefault(f"{kind}_{count}{label}", []).append(measure(f"{kind}_{count}", params, count, cwd))
 
     def med(app: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[app])
@@ -97,11 +102,12 @@ def main() -> None:
               f"{spread(app, 'steady')} | {med(app, 'first') / med(app, 'steady'):.2f}x | {spread(app, 'peak', 1)} |")
     print("\n| 10,000 against 10 methods | $/ready | RSS ready | peak RSS |")
     print("|---|---|---|---|")
-    for kind in APPS:
-        big, small = f"{kind}_10000", f"{kind}_10"
-        print(f"| {kind} | {med(big, 'ready_ms') / med(small, 'ready_ms'):.2f}x (target <= 1.5x) | "
-              f"{med(big, 'rss_ready') / med(small, 'rss_ready'):.2f}x (target <= 2x) | "
-              f"{med(big, 'peak') / med(small, 'peak'):.2f}x |")
+    for label in trees:
+        for kind in APPS:
+            big, small = f"{kind}_10000{label}", f"{kind}_10{label}"
+            print(f"| {kind}{label} | {med(big, 'ready_ms') / med(small, 'ready_ms'):.2f}x (target <= 1.5x) | "
+                  f"{med(big, 'rss_ready') / med(small, 'rss_ready'):.2f}x (target <= 2x) | "
+                  f"{med(big, 'peak') / med(small, 'peak'):.2f}x |")
 
 
 if __name__ == "__main__":

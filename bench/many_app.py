@@ -1,4 +1,4 @@
-"""Apps of many methods for bench/many.mjs: ``bench.many_app:plain_10``, ``plain_10000`` (each
+"""Apps of many methods for bench/many.py: ``bench.many_app:plain_10``, ``plain_10000`` (each
 method ``m<i>(a: int, b: str = "") -> int``: params pydantic need not see) and ``models_10``,
 ``models_10000`` (``m<i>(item: Item) -> int``: a model param, which needs pydantic). Built
 when named, so a spawn builds only its own."""

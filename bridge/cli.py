@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import os
 import sys
-from typing import Any, get_args
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, get_args
 
 from .loading import AppLoadError, load_app
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .app import Bridge
 
 DEMO_APP = "bridge.builtins.demo:app"
 
@@ -39,41 +46,83 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's, its width read as ``shutil.get_terminal_size`` does but without importing
+    ``shutil`` (and its zlib, bz2 and lzma: ~1.5 ms of a host's start-up, where a formatter is
+    made for every flag, help or not)."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = int(os.environ.get("COLUMNS", 0))
+        except ValueError:
+            width = 0
+        if width <= 0:
+            try:
+                width = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                width = 0
+        super().__init__(prog, width=(width or 80) - 2)
+
+
+@functools.cache
 def _hints() -> dict[str, Any]:
     import typing
 
     return typing.get_type_hints(Settings)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bridge", description="A JSON-RPC 2.0 sidecar host for desktop apps.")
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``command``, only that command's arguments are added (the others
+    are listed, for help and errors): ``serve`` builds 31 arguments, not every command's 61."""
+    parser = argparse.ArgumentParser(prog="bridge", description="A JSON-RPC 2.0 sidecar host for desktop apps.",
+                                     formatter_class=_Formatter)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command",
+                                parser_class=functools.partial(argparse.ArgumentParser, formatter_class=_Formatter))
+
+    def wanted(name: str) -> bool:
+        return command is None or command == name
 
     serve = sub.add_parser("serve", help="serve an app on stdin/stdout", usage="%(prog)s [options] APP")
-    for option in Settings.options():
-        _add_setting_flag(serve, option)
+    if wanted("serve"):
+        for option in Settings.options():
+            _add_setting_flag(serve, option)
 
     discover = sub.add_parser("discover", help="print the app's OpenRPC document (installed plugins included)")
     types = sub.add_parser("types", help="print TypeScript declarations of the app's methods and events "
                            "(`bridge types app:app > bridge-api.d.ts`), for the JS client's type parameter")
-    types.add_argument("--window", nargs="?", const="bridge", metavar="NAME",
-                       help="also declare window.NAME (default bridge) as the Electron preload's RendererBridge<Api>")
-    for command in (serve, discover, types):
-        command.add_argument("app", nargs="?", default=None, metavar="APP",
-                             help=f"module:attribute of a Bridge app, e.g. myapp:app (env BRIDGE_APP); "
-                             f"{DEMO_APP} is the built-in demo")
-        command.set_defaults(parser=command)
-        command.add_argument("--plugin", dest="plugins", action="append", metavar="NAME",
-                             help="mount this installed plugin (repeatable; default: every installed one; "
-                             "env BRIDGE_PLUGINS, comma-separated)")
-        command.add_argument("--no-plugins", action="store_true", default=None,
-                             help="mount no installed plugins (env BRIDGE_PLUGINS=none)")
-        command.add_argument("--config", help="a TOML file; [plugins.NAME] tables set plugin settings (env BRIDGE_CONFIG)")
+    if wanted("types"):
+        types.add_argument("--window", nargs="?", const="bridge", metavar="NAME",
+                           help="also declare window.NAME (default bridge) as the Electron preload's RendererBridge<Api>")
+    for name, command_parser in (("serve", serve), ("discover", discover), ("types", types)):
+        if not wanted(name):
+            continue
+        command_parser.add_argument("app", nargs="?", default=None, metavar="APP",
+                                    help=f"module:attribute of a Bridge app, e.g. myapp:app (env BRIDGE_APP); "
+                                    f"{DEMO_APP} is the built-in demo")
+        command_parser.set_defaults(parser=command_parser)
+        command_parser.add_argument("--plugin", dest="plugins", action="append", metavar="NAME",
+                                    help="mount this installed plugin (repeatable; default: every installed one; "
+                                    "env BRIDGE_PLUGINS, comma-separated)")
+        command_parser.add_argument("--no-plugins", action="store_true", default=None,
+                                    help="mount no installed plugins (env BRIDGE_PLUGINS=none)")
+        command_parser.add_argument("--config", help="a TOML file; [plugins.NAME] tables set plugin settings "
+                                    "(env BRIDGE_CONFIG)")
 
     sub.add_parser("plugins", help="list the built-in and installed plugins, their versions and methods")
 
     cache = sub.add_parser("cache", help="the app's persistent reply cache")
+    if wanted("cache"):
+        _cache_arguments(cache)
+    bundle = sub.add_parser("bundle", help="freeze an app into one executable (PyInstaller) for Tauri or Electron",
+                            description="Build APP with PyInstaller into an executable that behaves like "
+                            "`bridge serve APP`, named NAME-TARGET_TRIPLE as Tauri's externalBin expects.")
+    if wanted("bundle"):
+        _bundle_arguments(bundle)
+    return parser
+
+
+def _cache_arguments(cache: argparse.ArgumentParser) -> None:
     cache.add_argument("action", choices=["clear", "where"],
                        help="clear: drop every cached reply; where: print the cache directory")
     cache.add_argument("app", nargs="?", default=None, metavar="APP",
@@ -84,9 +133,8 @@ def _parser() -> argparse.ArgumentParser:
                        "if any (env BRIDGE_CACHE_REDIS): clear empties the app's part of it too")
     cache.set_defaults(parser=cache)
 
-    bundle = sub.add_parser("bundle", help="freeze an app into one executable (PyInstaller) for Tauri or Electron",
-                            description="Build APP with PyInstaller into an executable that behaves like "
-                            "`bridge serve APP`, named NAME-TARGET_TRIPLE as Tauri's externalBin expects.")
+
+def _bundle_arguments(bundle: argparse.ArgumentParser) -> None:
     bundle.add_argument("app", help="module:attribute of a Bridge app")
     bundle.add_argument("--out", help="where the executable goes, e.g. src-tauri/binaries (default: dist, "
                         "or only the cache when --cache is given)")
@@ -115,7 +163,6 @@ def _parser() -> argparse.ArgumentParser:
                         "hash of the sources, options and installed versions)")
     bundle.add_argument("--json", action="store_true", help="print the result as JSON instead of the snippets")
     bundle.add_argument("--verbose", action="store_true", help="show PyInstaller's output")
-    return parser
 
 
 def _plugin_choice(args: argparse.Namespace) -> list[str] | None:
@@ -240,9 +287,31 @@ def _bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _collection_off() -> Iterator[None]:
+    """Garbage collection off while start-up loads what lives as long as the process (the
+    host's modules, the app's definition), all frozen after, so no collection walks it again:
+    collecting meanwhile only costs (a quarter of registering 10,000 handlers; ~1.5 ms of the
+    echo app's start)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    with _collection_off():
+        # only the command given is built: the first word that is not an option (the top level takes no values)
+        parser = _parser(next((arg for arg in (sys.argv[1:] if argv is None else argv) if not arg.startswith("-")), None))
+        args = parser.parse_args(argv)
+        if args.command in ("serve", "discover", "types"):
+            app = _load(args)
+            if args.command == "serve":
+                from . import server  # noqa: F401 (its imports too, while collection is off)
     if args.version:
         from . import __version__
 
@@ -257,25 +326,6 @@ def main(argv: list[str] | None = None) -> int:
         return _bundle(args)
     if args.command == "cache":
         return _cache(args)
-    spec = args.app or os.environ.get("BRIDGE_APP")
-    if not spec:
-        args.parser.error(f"no app given: name one, as in `bridge {args.command} myapp:app`, or set BRIDGE_APP; "
-                          f"the built-in demo is `bridge {args.command} {DEMO_APP}`")
-    import gc
-
-    gc.disable()  # the app's definition is long-lived: collecting while it is built only costs
-    try:  # (a quarter of registering 10,000 handlers); frozen after, so no collection walks it again
-        app = load_app(spec)
-        from .plugins import mount_installed
-
-        only = _plugin_choice(args)
-        if only != []:
-            mount_installed(app, only, _plugin_config(args.config))
-    except AppLoadError as exc:
-        raise SystemExit(f"bridge: {exc}") from None
-    finally:
-        gc.freeze()
-        gc.enable()
     if args.command == "discover":
         from .codec import dumps
         from .discovery import openrpc
@@ -298,3 +348,21 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     return app.serve(settings)
+
+
+def _load(args: argparse.Namespace) -> Bridge:
+    """The app ``serve``, ``discover`` and ``types`` name, with the installed plugins chosen mounted."""
+    spec = args.app or os.environ.get("BRIDGE_APP")
+    if not spec:
+        args.parser.error(f"no app given: name one, as in `bridge {args.command} myapp:app`, or set BRIDGE_APP; "
+                          f"the built-in demo is `bridge {args.command} {DEMO_APP}`")
+    try:
+        app = load_app(spec)
+        from .plugins import mount_installed
+
+        only = _plugin_choice(args)
+        if only != []:
+            mount_installed(app, only, _plugin_config(args.config))
+    except AppLoadError as exc:
+        raise SystemExit(f"bridge: {exc}") from None
+    return app

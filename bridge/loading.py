@@ -11,7 +11,6 @@ import importlib
 import os
 import sys
 import traceback
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -59,6 +58,8 @@ def _is_path(where: str) -> bool:
 def _module_for_path(where: str) -> str:
     """The dotted name of the file ``where``, its package root put on ``sys.path`` (so the
     app's relative imports work)."""
+    from pathlib import Path  # here, not at import: `serve module:app` never needs it (start-up)
+
     path = Path(where)
     if path.suffix != ".py":
         path = path.with_suffix(".py")

@@ -6,6 +6,7 @@ registering handlers costs no pydantic import and start-up stays fast.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import inspect
 import types
@@ -61,6 +62,10 @@ PART_OPTIONS = ("circuit", "rate_limit", "validator", "invalidates", "cache")
 T = TypeVar("T")
 _EMPTY = inspect.Parameter.empty
 _KIND = inspect.Parameter
+_POSITIONAL_ONLY, _POSITIONAL_OR_KEYWORD = _KIND.POSITIONAL_ONLY, _KIND.POSITIONAL_OR_KEYWORD
+_VAR_POSITIONAL, _VAR_KEYWORD = _KIND.VAR_POSITIONAL, _KIND.VAR_KEYWORD
+_GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+_VARIADIC_FLAGS = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 
 
 class Param(typing.NamedTuple):
@@ -74,13 +79,14 @@ class Method:
     """A handler and what bridge learned from its signature."""
 
     __slots__ = (
+        "_description",
+        "_doc",
         "_mismatch_warned",
         "_model",
         "_plain",
         "_renames",
         "_result_adapter",
         "context_param",
-        "description",
         "effective_timeout",
         "func",
         "idempotent",
@@ -101,66 +107,75 @@ class Method:
     )
 
     def __init__(self, func: Callable[..., Any], name: str, **options: Unpack[MethodOptions]) -> None:
-        unknown = options.keys() - _OPTION_NAMES
-        if unknown:
-            raise TypeError(f"{name}: unknown method option(s): {', '.join(sorted(unknown))}")
+        # Everything a wrong handler or option could fail is checked here, at registration; the
+        # common case (a plain function, no options) takes the short way through each step
+        # (an app of 10,000 handlers spends its start-up here).
+        if options:
+            unknown = options.keys() - _OPTION_NAMES
+            if unknown:
+                raise TypeError(f"{name}: unknown method option(s): {', '.join(sorted(unknown))}")
         self.name = name
         self.func = func
-        self.is_async = _is(func, inspect.CO_COROUTINE, inspect.iscoroutinefunction)
-        self.timeout = options.get("timeout")
-        if self.timeout is not None and self.timeout <= 0:
+        flags = func.__code__.co_flags if type(func) is types.FunctionType else None
+        self.is_async = bool(flags & inspect.CO_COROUTINE) if flags is not None else inspect.iscoroutinefunction(func)
+        self.timeout = self.effective_timeout = timeout = options.get("timeout")
+        if timeout is not None and timeout <= 0:
             raise ValueError(f"{name}: timeout must be positive")
-        self.effective_timeout = self.timeout
         self.idempotent = options.get("idempotent", False)
         #: The method's own middleware, in order.
-        self.middleware = tuple(options.get("middleware", ()))
+        self.middleware = tuple(options["middleware"]) if "middleware" in options else ()
         #: The built-in middleware named by keyword (``PART_OPTIONS``), in chain order; False
         #: turns the app's default off.
         self.options: dict[str, Any] = {
-            key: _keyword_part(key, options[key]) for key in PART_OPTIONS if options.get(key) is not None}
+            key: _keyword_part(key, options[key]) for key in PART_OPTIONS if options.get(key) is not None
+        } if options else {}
         #: How the handler is run when not plainly (``Batch``, ``Stream``): the chain's endpoint.
-        self.kind: Any = _kind(name, func, options.get("batch"), options.get("stream"))
+        self.kind: Any = _kind(name, func, options.get("batch"), options.get("stream")) \
+            if options or flags is None or flags & _GENERATOR_FLAGS else None
         self.pipeline: Callable[[Request], Awaitable[Any]] | None = None
         #: A call of it waited in its first step: its calls get tasks of their own (connection.py).
         self.waits = False
-        description = options.get("description")
-        doc = getattr(func, "__doc__", None)  # inspect.getdoc's cleaning, without its class search
-        self.description = description if description is not None else (inspect.cleandoc(doc) if doc else None)
+        self._description: str | None = options.get("description")
+        #: The docstring, until ``description`` is first read and cleans it.
+        self._doc: str | None = None if self._description is not None else (
+            func.__doc__ if flags is not None else getattr(func, "__doc__", None)) or None
         try:
             hints = _type_hints(func)
         except Exception as exc:  # a forward reference that cannot resolve
             raise TypeError(f"{name}: cannot read type hints: {exc}") from exc
         self.context_param: str | None = None
         params: list[Param] = []
-        kinds: list[Any] = []
         rest: dict[Any, Param] = {}  # *args and **kwargs, by kind
-        order: list[tuple[str, Any]] = []  # every other parameter, a Context one included
-        for p in _parameters(func):
-            annotation = hints.get(p.name, Any)
-            if p.kind in (_KIND.VAR_POSITIONAL, _KIND.VAR_KEYWORD):
-                rest[p.kind] = Param(p.name, annotation, _EMPTY, _param_doc(annotation))
+        positional_only = False
+        parameters = _signature(func)
+        for param_name, kind, default in parameters:
+            annotation = hints.get(param_name, Any)
+            simple = isinstance(annotation, type)  # a class: no Annotated description to read
+            if kind is _VAR_POSITIONAL or kind is _VAR_KEYWORD:
+                rest[kind] = Param(param_name, annotation, _EMPTY, None if simple else _param_doc(annotation))
                 continue
-            order.append((p.name, p.kind))
-            if isinstance(annotation, type) and issubclass(annotation, Context):
-                self.context_param = p.name
+            if kind is _POSITIONAL_ONLY:
+                positional_only = True
+            if simple and issubclass(annotation, Context):
+                self.context_param = param_name
                 continue
-            params.append(Param(p.name, annotation, p.default, _param_doc(annotation)))
-            kinds.append(p.kind)
+            params.append(Param(param_name, annotation, default, None if simple else _param_doc(annotation)))
         #: How ``*args``, ``**kwargs`` and positional-only params are taken (None: none of them).
         self.variadic: Variadic | None = None
-        if rest or any(kind is _KIND.POSITIONAL_ONLY for _, kind in order):
+        if rest or positional_only:
             if self.kind is not None:
                 raise TypeError(f"{name}: a batched or streamed handler cannot take *args, **kwargs or positional-only params")
-            by_position = (_KIND.POSITIONAL_ONLY, _KIND.POSITIONAL_OR_KEYWORD) if _KIND.VAR_POSITIONAL in rest \
-                else (_KIND.POSITIONAL_ONLY,)
-            self.variadic = Variadic(list(zip(params, kinds)), rest.get(_KIND.VAR_POSITIONAL), rest.get(_KIND.VAR_KEYWORD),
-                                     tuple(n for n, kind in order if kind in by_position))
+            by_position = (_POSITIONAL_ONLY, _POSITIONAL_OR_KEYWORD) if _VAR_POSITIONAL in rest \
+                else (_POSITIONAL_ONLY,)
+            kinds = {param_name: kind for param_name, kind, _ in parameters}
+            self.variadic = Variadic([(param, kinds[param.name]) for param in params], rest.get(_VAR_POSITIONAL),
+                                     rest.get(_VAR_KEYWORD), tuple(n for n, kind, _ in parameters if kind in by_position))
             self.func = self.variadic.spread(func)
         self.return_type = hints.get("return", Any)
         if self.kind is not None:  # what each call sends and gets, as the kind sees it
             params, self.return_type = self.kind.signature(self, params)
         self.params = tuple(params)
-        self.param_names = tuple(p.name for p in params)
+        self.param_names = tuple([p.name for p in params])
         #: Per param (name, the exact types taken as they are or None for any, default), when
         #: every param is that simple; None otherwise (then pydantic binds every call).
         self._plain = _plain_params(self.params)
@@ -172,7 +187,17 @@ class Method:
         #: The method's own middleware and endpoint kind, in order: each may report its own
         #: ``metrics(name)`` (for rpc.metrics) and ``describe()`` (for rpc.discover).
         self.parts: tuple[Any, ...] = tuple(part for part in (
-            *self.middleware, *self.options.values(), self.kind) if part)
+            *self.middleware, *self.options.values(), self.kind) if part) if options or self.kind else ()
+
+    @property
+    def description(self) -> str | None:
+        """The ``description`` option, else the docstring cleaned as ``inspect.getdoc`` does
+        (without its class search), on first read: ``rpc.discover`` and ``bridge types`` read it,
+        registration need not clean 10,000 docstrings (~1 us each)."""
+        doc = self._doc
+        if doc is not None:
+            self._description, self._doc = inspect.cleandoc(doc), None
+        return self._description
 
     def part(self, kind: type[T]) -> T | None:
         """The method's first part of this type (``method.part(Cache)``), or None."""
@@ -383,31 +408,37 @@ class _Parameter(typing.NamedTuple):
     default: Any
 
 
-def _parameters(func: Callable[..., Any]) -> list[Any]:
-    """``inspect.signature(func).parameters.values()``, read straight from a plain function's
-    code object (a tenth of the time: it counts in an app of thousands of handlers); any other
-    callable goes to ``inspect``."""
-    code = getattr(func, "__code__", None)
-    if type(func) is not types.FunctionType or code is None or hasattr(func, "__wrapped__") \
-            or hasattr(func, "__signature__"):
-        return list(inspect.signature(func).parameters.values())
+def _parameters(func: Callable[..., Any]) -> list[_Parameter]:
+    """``inspect.signature(func).parameters.values()``: ``_signature``'s, by name."""
+    return [_Parameter(*parameter) for parameter in _signature(func)]
+
+
+def _signature(func: Callable[..., Any]) -> list[tuple[str, Any, Any]]:
+    """(name, kind, default) of each of ``inspect.signature(func).parameters``, read straight
+    from a plain function's code object (a tenth of the time: it counts in an app of thousands
+    of handlers); any other callable goes to ``inspect``."""
+    if type(func) is not types.FunctionType or hasattr(func, "__wrapped__") or hasattr(func, "__signature__"):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(func).parameters.values()]
+    code = func.__code__
     positional = code.co_argcount
     names = code.co_varnames
     defaults = func.__defaults__ or ()
     first_default = positional - len(defaults)
+    posonly = code.co_posonlyargcount
+    out = [(names[i], _POSITIONAL_ONLY if i < posonly else _POSITIONAL_OR_KEYWORD,
+            defaults[i - first_default] if i >= first_default else _EMPTY) for i in range(positional)]
+    kwonly = code.co_kwonlyargcount
+    if not kwonly and not code.co_flags & _VARIADIC_FLAGS:
+        return out
     kwdefaults = func.__kwdefaults__ or {}
-    out = []
-    for i in range(positional):
-        kind = _KIND.POSITIONAL_ONLY if i < code.co_posonlyargcount else _KIND.POSITIONAL_OR_KEYWORD
-        out.append(_Parameter(names[i], kind, defaults[i - first_default] if i >= first_default else _EMPTY))
-    at = positional + code.co_kwonlyargcount
+    at = positional + kwonly
     if code.co_flags & inspect.CO_VARARGS:  # signature order: *args, then the keyword-only ones
-        out.append(_Parameter(names[at], _KIND.VAR_POSITIONAL, _EMPTY))
+        out.append((names[at], _VAR_POSITIONAL, _EMPTY))
         at += 1
-    for name in names[positional:positional + code.co_kwonlyargcount]:
-        out.append(_Parameter(name, _KIND.KEYWORD_ONLY, kwdefaults.get(name, _EMPTY)))
+    for name in names[positional:positional + kwonly]:
+        out.append((name, _KIND.KEYWORD_ONLY, kwdefaults.get(name, _EMPTY)))
     if code.co_flags & inspect.CO_VARKEYWORDS:
-        out.append(_Parameter(names[at], _KIND.VAR_KEYWORD, _EMPTY))
+        out.append((names[at], _VAR_KEYWORD, _EMPTY))
     return out
 
 
@@ -423,17 +454,26 @@ def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
     hints = {}
     for name, value in annotations.items():
         if isinstance(value, str):
-            if "'" in value or '"' in value:  # a string inside (a forward reference, a Literal): typing's
+            if value.isidentifier():  # a name: looked up where eval would look (module, then builtins)
+                found = namespace.get(value, _MISSING)
+                value = _BUILTINS.get(value, _MISSING) if found is _MISSING else found
+                if value is _MISSING:
+                    return typing.get_type_hints(func, include_extras=True)  # (its NameError)
+            elif "'" in value or '"' in value:  # a string inside (a forward reference, a Literal): typing's
                 return typing.get_type_hints(func, include_extras=True)
-            try:
-                value = eval(_compiled(value), namespace)  # noqa: S307: the app's own annotation
-            except Exception:
-                return typing.get_type_hints(func, include_extras=True)
+            else:
+                try:
+                    value = eval(_compiled(value), namespace)  # noqa: S307: the app's own annotation
+                except Exception:
+                    return typing.get_type_hints(func, include_extras=True)
         elif not isinstance(value, type) and not typing.get_origin(value) and value is not None:
             return typing.get_type_hints(func, include_extras=True)  # a ForwardRef object, a TypeVar...
         hints[name] = type(None) if value is None else value
     return hints
 
+
+_MISSING = object()
+_BUILTINS = vars(builtins)
 
 #: Params models by their fields: methods with the same params share one (an app of 10,000
 #: ``(id: str)`` methods builds one model, not 10,000 at ~1 ms each).

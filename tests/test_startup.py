@@ -1,0 +1,117 @@
+"""What start-up leaves out or puts off (issue 17) still behaves as before: collection is back on
+once the host serves, the command line built for one command reads it as the full one does, and
+registration's quick reading of annotations resolves names as ``eval`` would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge import Bridge
+from bridge.methods import Method
+
+GC_APP = '''
+import gc
+
+from bridge import Bridge
+
+app = Bridge()
+
+
+@app.method
+async def collection() -> dict:
+    return {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
+'''
+
+
+def test_the_host_serves_with_collection_on_and_its_start_up_frozen(tmp_path: Path) -> None:
+    """`bridge serve` turns collection off while it loads (cli.main), and back on to serve."""
+    from harness import Host
+
+    app = tmp_path / "gc_app.py"
+    app.write_text(GC_APP)
+    with Host(str(app), "--no-plugins", "--no-audit") as host:
+        host.recv()  # $/ready
+        state = host.call("collection", id=1)["result"]
+    assert state["enabled"] is True
+    assert state["frozen"] > 10_000  # the modules and the app, loaded with collection off
+
+
+def test_importing_bridge_leaves_collection_as_it_was() -> None:
+    import subprocess
+
+    from harness import ROOT, python
+
+    done = subprocess.run([python(), "-c", "import gc, bridge, bridge.cli; print(gc.isenabled(), gc.get_freeze_count())"],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "0"]
+
+
+_SERVE_ARGS = st.lists(st.sampled_from([
+    "--framing", "ndjson", "--max-inflight", "12", "--debug", "--no-ready", "--no-audit", "--cache-size", "1MiB",
+    "--plugin", "demo", "--no-plugins", "--loop", "asyncio", "--log-level", "warning", "--config", "x.toml",
+]), max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_SERVE_ARGS, st.sampled_from(["serve", "discover", "types", "cache", "bundle"]))
+def test_the_parser_of_one_command_reads_as_the_full_one(flags: list[str], command: str) -> None:
+    """``_parser(command)`` adds only that command's arguments; a command line for it reads the same
+    (or fails the same) as with every command's."""
+    from bridge.cli import _parser
+
+    argv = [command, "app:app", *flags] if command != "cache" else [command, "where", "app:app", *flags]
+
+    def parsed(parser: Any) -> Any:
+        try:
+            args = vars(parser.parse_args(argv))
+        except SystemExit as exc:
+            return ("exit", exc.code)
+        args.pop("parser", None)  # each its own ArgumentParser
+        return args
+
+    assert parsed(_parser(command)) == parsed(_parser())
+
+
+def test_every_command_is_listed_whichever_is_built() -> None:
+    from bridge.cli import _parser
+
+    def commands(parser: Any) -> list[str]:
+        return next(list(a.choices) for a in parser._actions if getattr(a, "choices", None))
+
+    assert commands(_parser("serve")) == commands(_parser()) == ["serve", "discover", "types", "plugins", "cache", "bundle"]
+
+
+def test_a_name_no_module_defines_fails_at_registration() -> None:
+    app = Bridge()
+    namespace: dict[str, Any] = {"__builtins__": __builtins__}
+    exec("async def handler(a: 'Missing') -> int: ...", namespace)
+    with pytest.raises(TypeError, match="handler: cannot read type hints: name 'Missing' is not defined"):
+        app.add_method(namespace["handler"])
+
+
+def test_a_module_name_shadows_a_builtin_in_annotations() -> None:
+    namespace: dict[str, Any] = {"__builtins__": __builtins__, "int": str}
+    exec("async def handler(a: 'int') -> 'int': ...", namespace)
+    method = Method(namespace["handler"], "m")
+    assert method.params[0].annotation is str and method.return_type is str
+
+
+def test_a_docstring_is_the_description_cleaned_when_first_read() -> None:
+    import inspect
+
+    async def documented(a: int) -> int:
+        """Add one.
+
+            Indented further.
+        """
+        return a + 1
+
+    assert Method(documented, "m").description == inspect.cleandoc(documented.__doc__ or "")
+    assert Method(documented, "m").description.startswith("Add one.\n\n")  # type: ignore[union-attr]
+    assert Method(documented, "m", description="given").description == "given"
+    assert Method(lambda: None, "m").description is None
