@@ -44,10 +44,9 @@ TOO_MANY_SUBSCRIPTIONS = 4506
 #: Idempotency keys the embedded backend remembers (in memory: a restart forgets them).
 KEYS_KEPT = 10_000
 #: A lone patch is committed on the event loop (no hop to the store's thread and back) when
-#: the store's recent commits took at most this long (a moving average) and its ops are at
-#: most INLINE_MAX_BYTES: the loop is then blocked for about one commit, here ~0.15 ms with
-#: an fsync. A slower disk, a batch or a snapshot goes to the store's thread.
-INLINE_COMMIT_S = 0.001
+#: the store's recent commits took at most ``Limits.inline_commit_s`` (a moving average) and
+#: its ops are at most INLINE_MAX_BYTES: the loop is then blocked for about one commit, here
+#: ~0.15 ms with an fsync. A slower disk, a batch or a snapshot goes to the store's thread.
 INLINE_MAX_BYTES = 64 * 1024
 
 #: ``guard(participant, doc, action, paths)``: raise a BridgeError to refuse. action is "read" or "edit".
@@ -70,6 +69,8 @@ class Limits:
     history: int = 1000
     snapshot_every: int = 1000
     max_subscriptions: int = 1024  # per connection
+    #: A lone patch is committed on the event loop while commits average at most this long (0: never).
+    inline_commit_s: float = 0.001
 
 
 @dataclass(slots=True)
@@ -344,12 +345,12 @@ class Documents:
 
     def _flush(self) -> None:
         """Write what is pending: a lone small patch here, on the loop, when the store is idle
-        and quick (see INLINE_COMMIT_S); anything else by the writer, on the store's thread."""
+        and quick (``Limits.inline_commit_s``); anything else by the writer, on the store's thread."""
         batch = self._pending
         entry, snapshot, _ = batch[0]
         try:
             if (len(batch) > 1 or snapshot is not None or entry.size > INLINE_MAX_BYTES or self._on_thread
-                    or self._commit_time > INLINE_COMMIT_S):
+                    or self._commit_time > self.limits.inline_commit_s or not self.limits.inline_commit_s):
                 self._start_soon(self._write)
                 return
             self._pending = []

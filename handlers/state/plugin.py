@@ -46,6 +46,9 @@ class StateSettings(BaseModel):
     max_doc_bytes: int = Field(default=16 * 1024 * 1024, ge=1, description="largest document, as JSON")
     max_patch_bytes: int = Field(default=1024 * 1024, ge=1, description="largest patch, as JSON")
     max_subscriptions: int = Field(default=1024, ge=1, description="subscriptions open at once per connection")
+    inline_commit_ms: float = Field(default=1.0, ge=0, description="commit a patch that arrives alone on the event "
+                                    "loop (no thread hop) while commits average at most this many ms; the loop "
+                                    "waits that long; 0: every commit on the store's thread")
     accept_loss: bool = Field(default=False, description="open a database that holds less than its marker says was "
                               "acknowledged (a lost or damaged -wal, an emptied file) as it is, recording the loss; "
                               "set it for one start, not for good")
@@ -97,7 +100,7 @@ plugin = Plugin("state", __version__, description="Versioned JSON documents with
 async def _open(plugin: Plugin, start_soon: StartSoon) -> Documents:
     settings = plugin.settings or StateSettings()
     limits = Limits(settings.max_doc_bytes, settings.max_patch_bytes, settings.history, settings.snapshot_every,
-                    settings.max_subscriptions)
+                    settings.max_subscriptions, settings.inline_commit_ms / 1000)
     if settings.memory:
         log.warning("state: memory only (settings.memory): nothing survives the host")
         return await Documents.open(None, start_soon, limits)

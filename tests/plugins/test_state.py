@@ -415,8 +415,8 @@ def committing_threads(docs: Documents) -> list[tuple[str, int]]:
 
 async def test_a_lone_patch_is_committed_on_the_loop_and_a_burst_by_the_store_thread(
         tmp_path: Path, tasks: TaskGroup, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "INLINE_COMMIT_S", 60.0)  # however slow this machine's disk is
     docs = await open_docs(tasks, tmp_path)
+    docs.limits.inline_commit_s = 60.0  # however slow this machine's disk is
     seen = committing_threads(docs)
     loop_thread = threading.current_thread().name
     for i in range(5):  # one at a time: no hop to the store's thread and back
@@ -440,8 +440,8 @@ async def test_a_lone_patch_is_committed_on_the_loop_and_a_burst_by_the_store_th
 
 async def test_patches_go_to_the_store_thread_while_commits_are_slow(
         tmp_path: Path, tasks: TaskGroup, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "INLINE_COMMIT_S", 0.0)  # every commit takes longer than this
     docs = await open_docs(tasks, tmp_path)
+    docs.limits.inline_commit_s = 1e-9  # every commit takes longer than this
     seen = committing_threads(docs)
     for i in range(4):
         await docs.patch("d", [{"op": "add", "path": f"/a{i}", "value": i}], None, "p")
@@ -454,8 +454,8 @@ async def test_a_store_call_still_running_keeps_a_lone_patch_off_the_loop(
         tmp_path: Path, tasks: TaskGroup, monkeypatch: pytest.MonkeyPatch) -> None:
     """A call on the store's thread whose caller was cancelled runs on; a patch committed on the
     loop meanwhile would use the connection from two threads at once (or join its transaction)."""
-    monkeypatch.setattr(engine, "INLINE_COMMIT_S", 60.0)
     docs = await open_docs(tasks, tmp_path)
+    docs.limits.inline_commit_s = 60.0
     started, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -480,8 +480,8 @@ async def test_a_store_call_still_running_keeps_a_lone_patch_off_the_loop(
 
 async def test_a_failed_commit_on_the_loop_fails_the_patch_and_memory_goes_back_to_the_disk(
         tmp_path: Path, tasks: TaskGroup, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "INLINE_COMMIT_S", 60.0)
     docs = await open_docs(tasks, tmp_path)
+    docs.limits.inline_commit_s = 60.0
     await docs.patch("d", [{"op": "add", "path": "/kept", "value": 1}], None, "p")
     listener = Notifications()
     docs.subscribe("d", 1, "watcher", listener)  # type: ignore[arg-type]
@@ -553,3 +553,13 @@ async def test_a_burst_read_at_once_over_a_connection_shares_transactions(
             "doc": "d", "ops": [{"op": "add", "path": f"/k{i}", "value": i}]}} for i in range(200))))
     assert sorted(r["result"]["version"] for r in replies) == list(range(1, 201))
     assert sum(commits) == 200 and len(commits) < 40, commits
+
+
+async def test_no_commit_is_made_on_the_loop_when_the_setting_is_zero(tmp_path: Path, tasks: TaskGroup) -> None:
+    docs = await open_docs(tasks, tmp_path)
+    docs.limits.inline_commit_s = 0.0  # [plugins.state] inline_commit_ms = 0
+    seen = committing_threads(docs)
+    for i in range(3):
+        await docs.patch("d", [{"op": "add", "path": f"/a{i}", "value": i}], None, "p")
+    assert len(seen) == 3 and all(name.startswith("bridge-state") for name, _ in seen)
+    await docs.close()
