@@ -53,7 +53,7 @@ class _Formatter(argparse.HelpFormatter):
 
     def __init__(self, prog: str) -> None:
         try:
-            width = int(os.environ.get("COLUMNS", 0))
+            width = int(os.environ.get("COLUMNS", "0"))
         except ValueError:
             width = 0
         if width <= 0:

@@ -935,7 +935,7 @@ class _Resume:
     """Awaiting it goes on with a coroutine that was stepped by hand and is waiting for
     ``waiting``: what a task would do with it, from inside the worker task that stepped it."""
 
-    __slots__ = ("coro", "waiting", "context")
+    __slots__ = ("context", "coro", "waiting")
 
     def __init__(self, coro: Any, waiting: Any, context: contextvars.Context) -> None:
         self.coro = coro
