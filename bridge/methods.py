@@ -342,6 +342,9 @@ class Method:
 _EXACT: dict[Any, tuple[type, ...]] = {str: (str,), int: (int,), bool: (bool,), float: (float,),
                                        type(None): (type(None),), list: (list,), dict: (dict,)}
 _IMMUTABLE = (type(None), bool, int, float, str, tuple, frozenset)
+#: Items of a list[X] or dict[str, X] param checked here at most; a longer one goes to pydantic
+#: (measured: 3 items 0.5 us against pydantic's 0.85, even at ~100, 10,000 items 143 against 88).
+_ITEMS_CHECKED = 64
 
 
 def _exact_types(annotation: Any) -> tuple[type, ...] | None | bool:
@@ -363,28 +366,54 @@ def _exact_types(annotation: Any) -> tuple[type, ...] | None | bool:
     return False
 
 
-def _plain_params(params: tuple[Param, ...]) -> tuple[tuple[str, tuple[type, ...] | None, Any], ...] | None:
-    """``Method._plain``: only when each param takes JSON values as they are and its default
-    is immutable (pydantic would not copy it). Reading it imports nothing (start-up)."""
+def _item_types(annotation: Any) -> tuple[tuple[type, ...], tuple[type, ...]] | None:
+    """For ``list[X]`` and ``dict[str, X]`` whose X is taken as it comes (``_exact_types``):
+    the container's type and X's types, each item checked per call; None otherwise."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    item = args[0] if origin is list and len(args) == 1 else args[1] if origin is dict and len(args) == 2 \
+        and args[0] is str else None
+    if item is None or item is Any:
+        return None
+    exact = _exact_types(item)
+    return ((origin,), exact) if isinstance(exact, tuple) else None
+
+
+def _plain_params(params: tuple[Param, ...]) -> tuple[tuple[str, Any, Any, Any], ...] | None:
+    """``Method._plain``: only when each param takes JSON values as they are (a list's or an
+    object's items each of one of its item types, ``_item_types``) and its default is
+    immutable (pydantic would not copy it). Reading it imports nothing (start-up)."""
     plain = []
     for p in params:
         exact = _exact_types(p.annotation)
-        if exact is False or not (p.default is _EMPTY or type(p.default) in _IMMUTABLE):
+        items = None
+        if exact is False:
+            container = _item_types(p.annotation)
+            if container is None:
+                return None
+            exact, items = container
+        if not (p.default is _EMPTY or type(p.default) in _IMMUTABLE):
             return None
-        plain.append((p.name, exact, p.default))
-    return tuple(plain)  # type: ignore[arg-type]
+        plain.append((p.name, exact, p.default, items))
+    return tuple(plain)
 
 
-def _as_given(plain: tuple[tuple[str, Any, Any], ...], named: dict[str, Any]) -> dict[str, Any] | None:
+def _as_given(plain: tuple[tuple[str, Any, Any, Any], ...], named: dict[str, Any]) -> dict[str, Any] | None:
     """The arguments when every value already has its param's type (and none is missing or
     unknown); None to let pydantic convert, or name what is wrong."""
     values = {}
     found = 0
-    for name, exact, default in plain:
+    for name, exact, default, items in plain:
         if name in named:
             value = named[name]
             if exact is not None and type(value) not in exact:
                 return None
+            if items is not None:
+                if len(value) > _ITEMS_CHECKED:  # pydantic's loop (in Rust) is the quicker one past this
+                    return None
+                for item in value.values() if type(value) is dict else value:
+                    if type(item) not in items:
+                        return None
             values[name] = value
             found += 1
         elif default is _EMPTY:
