@@ -11,7 +11,8 @@ system call; while the output pipe is full, input is paused.
 Calls run in asyncio tasks owned by the connection (cancelled and awaited before ``run``
 returns), but not a task each: a worker task runs the calls that are ready one after
 another for as long as each finishes without waiting, which most do; the first that waits
-keeps the worker as its own task to the end, and a new worker takes the rest. Each call
+keeps the worker as its own task to the end, and the calls after it get tasks of their own,
+made at once and in order (calls always start in the order they were read). Each call
 still runs in its own context copy and, from its first step, in a task that is its own
 from the moment it waits, so cancellation, anyio's cancel scopes and ``current_task()``
 behave as with a task per call (a task per call was a quarter of the CPU a call cost).
@@ -552,9 +553,7 @@ class Connection:
         if started is not None:  # an entry of a batch, which holds the slot (and awaits its task)
             self._inflight += 1
             self._calls.add(call)
-            call.task = self._spawn(self._call(call, target, id, has_id, params, emit))
-            call.own_task = True
-            started.append(call.task)
+            started.append(self._own_task(call, self._call(call, target, id, has_id, params, emit)))
             return None
         who = self._own if caller is None else participant_id(caller, self.serial)
         running = self._running.get(who, 0)
@@ -592,12 +591,17 @@ class Connection:
         there is none), or in a task of its own if the method's calls wait (a worker would start
         them a loop turn apart) or it came alone in its read (a task costs less than a worker)."""
         if not self._ready and (method.waits or (lone and self._worker is None)):
-            call.task = self._spawn(coro)
-            call.own_task = True
+            self._own_task(call, coro)
             return
         self._ready.append((call, coro, method))
         if self._worker is None:
             self._worker = self._spawn(self._work())
+
+    def _own_task(self, call: Call, coro: Any) -> asyncio.Task[None]:
+        """Run a call's coroutine in a task made for it alone (it leaves ``_tasks`` as it ends)."""
+        call.task = self._spawn(coro)
+        call.own_task = True
+        return call.task
 
     async def _work(self) -> None:
         """Start the ready calls one after another; the first that waits makes this task its own."""
@@ -626,8 +630,7 @@ class Connection:
                     self._worker = None
                     while ready:
                         later, later_coro, _ = ready.popleft()
-                        later.task = self._spawn(later_coro)
-                        later.own_task = True
+                        self._own_task(later, later_coro)
                     await _Resume(coro, waiting, context)
                     return
                 if ready:  # calls let in meanwhile (from the queues) wait a loop turn, so the replies
