@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-_DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 loads = orjson.loads
 JSONDecodeError = orjson.JSONDecodeError
@@ -26,7 +26,7 @@ def to_jsonable(obj: Any) -> Any:
 
 def dumps(obj: Any) -> bytes:
     """``obj`` as compact JSON bytes (dict keys of any type; numpy arrays; models via pydantic)."""
-    return orjson.dumps(obj, default=to_jsonable, option=_DUMPS_OPTIONS)
+    return orjson.dumps(obj, default=to_jsonable, option=DUMPS_OPTIONS)
 
 
 def serialisable(obj: Any) -> bool:

@@ -41,8 +41,8 @@ import orjson
 from . import errors as E
 from .discovery import discover_method
 from .badinput import BadInput
-from .codec import dumps, serialisable
-from .framing import ENCODERS, FrameError, decoder
+from .codec import DUMPS_OPTIONS, dumps, serialisable, to_jsonable
+from .framing import ENCODERS, FrameError, decoder, encode_ndjson
 from .host import Host
 from .identity import participant_id
 from .methods import Method
@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridge")
 
+_dumps = orjson.dumps
+_loads = orjson.loads
 _NO_ID = object()  # the id slot of a reply that must carry id null
 _ID_TYPES = (str, int, float, type(None))
 
@@ -341,10 +343,24 @@ class Connection:
         if self._encode is None and self._decoder.framing is not None:
             self._encode = ENCODERS[self._decoder.framing]
             self._send_ready()
-        handle = self._handle_frame
+        dispatch, emit = self._dispatch, self._emit
         for frame in frames:
             try:
-                handle(frame)
+                if type(frame) is FrameError:
+                    self._frame_error(frame)
+                    continue
+                try:
+                    message = _loads(frame)
+                except orjson.JSONDecodeError as exc:
+                    self.bad_input.report("parse", str(exc))
+                    emit(self._error(None, E.PARSE_ERROR, None, {"reason": str(exc)}))
+                    continue
+                if type(message) is dict:  # one request: most messages
+                    reply = dispatch(message, emit, None, len(frame))
+                    if reply is not None:
+                        emit(reply)
+                else:
+                    self._not_an_object(message, len(frame))
             except Exception as exc:  # a defect must cost one message, never the input
                 log.error("internal error handling a message: %s", exc, exc_info=exc)
                 self._emit(self._error(None, E.INTERNAL_ERROR, None, {"exception": type(exc).__name__}))
@@ -467,26 +483,17 @@ class Connection:
         self._waiting.clear()
         self._queued = self._queued_bytes = 0
 
-    def _handle_frame(self, frame: bytes | FrameError) -> None:
-        if isinstance(frame, FrameError):
-            if frame.too_large:
-                self.bad_input.report("too_large", frame.reason)
-                self._emit(self._error(None, E.MESSAGE_TOO_LARGE, None, {"limit": self.settings.max_message_bytes}))
-            else:
-                self.bad_input.report("frame", frame.reason)
-                self._emit(self._error(None, E.PARSE_ERROR, None, {"reason": frame.reason}))
-            return
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError as exc:
-            self.bad_input.report("parse", str(exc))
-            self._emit(self._error(None, E.PARSE_ERROR, None, {"reason": str(exc)}))
-            return
-        if type(message) is dict:
-            reply = self._dispatch(message, self._emit, None, len(frame))
-            if reply is not None:
-                self._emit(reply)
-        elif type(message) is list and message:
+    def _frame_error(self, frame: FrameError) -> None:
+        if frame.too_large:
+            self.bad_input.report("too_large", frame.reason)
+            self._emit(self._error(None, E.MESSAGE_TOO_LARGE, None, {"limit": self.settings.max_message_bytes}))
+        else:
+            self.bad_input.report("frame", frame.reason)
+            self._emit(self._error(None, E.PARSE_ERROR, None, {"reason": frame.reason}))
+
+    def _not_an_object(self, message: Any, size: int) -> None:
+        """A message that is not one request: a batch, or not a request at all."""
+        if type(message) is list and message:
             if len(message) > self.settings.max_batch:
                 self.bad_input.report("batch", f"batch of {len(message)} entries")
                 self._emit(self._error(
@@ -496,7 +503,7 @@ class Connection:
                 return
             first = next((item for item in message if type(item) is dict), None)
             caller = _caller_of(first) if first is not None else None
-            reply = self._admit(Call(caller), self._participant(caller), len(frame), (None, message))
+            reply = self._admit(Call(caller), self._participant(caller), size, (None, message))
             if reply is not None:
                 self._emit(reply)
         else:
@@ -696,9 +703,9 @@ class Connection:
                 self._calls.discard(call)
             elapsed = perf_counter() - start
             stats.inflight -= 1
-            stats.calls += 1
-            stats.ring[stats.next] = elapsed
-            stats.next = (stats.next + 1) & RING_MASK
+            calls = stats.calls
+            stats.ring[calls & RING_MASK] = elapsed
+            stats.calls = calls + 1
             stats.total += elapsed
             if elapsed > stats.max:
                 stats.max = elapsed
@@ -859,15 +866,27 @@ class Connection:
 
     def _write(self, message: Any) -> None:
         """Queue one message; it goes out with the rest of this loop turn's output."""
-        self._queue(self._frame(message))
+        frame = self._frame(message)
+        if self.closed:  # _queue, inline: every reply takes this path
+            return
+        self._out.append(frame)
+        if not self._flush_pending:
+            self._flush_pending = True
+            if self._loop is None:
+                self._flush()
+            else:
+                self._loop.call_soon(self._flush)
 
     def _frame(self, message: Any) -> bytes:
         self._sent += 1  # every message written is framed here once
         try:
-            body = dumps(message)
+            body = _dumps(message, default=to_jsonable, option=DUMPS_OPTIONS)  # codec.dumps, inline
         except (TypeError, orjson.JSONEncodeError) as exc:
             body = self._unserialisable(message, exc)
-        return (self._encode or ENCODERS["ndjson"])(body)
+        encode = self._encode
+        if encode is encode_ndjson or encode is None:
+            return body + b"\n"
+        return encode(body)
 
     def _queue(self, frame: bytes) -> None:
         if self.closed:

@@ -56,6 +56,26 @@ class NdjsonDecoder:
         self._discarding = False
 
     def feed(self, data: bytes) -> list[bytes | FrameError]:
+        size = self._size + len(data)
+        if size > self.max_bytes or self._discarding:
+            return self._feed_checked(data)
+        # No line here can be too long: split in C, then the usual filter (the common case).
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        parts = self._parts
+        if lines:
+            if parts:
+                parts.append(lines[0])
+                lines[0] = b"".join(parts)
+                parts.clear()
+            size = len(tail)
+        if tail:
+            parts.append(tail)
+        self._size = size
+        return [line for line in lines if line and not line.isspace()]  # type: ignore[misc]
+
+    def _feed_checked(self, data: bytes) -> list[bytes | FrameError]:
+        """``feed``, line by line, with each line's size checked (and a too-long one skipped)."""
         out: list[bytes | FrameError] = []
         start = 0
         find = data.find

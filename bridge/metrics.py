@@ -25,11 +25,11 @@ class MethodStats:
     """One method's counters and its recent latencies (seconds).
 
     The connection updates the fields inline on every call (``calls``, ``inflight``,
-    ``ring[next]``, ``total``, ``max``), so recording costs a few attribute writes; errors go
+    ``ring[calls % RING]``, ``total``, ``max``), so recording costs a few attribute writes; errors go
     through ``error``. ``notifications``: calls that came without an id (no reply).
     """
 
-    __slots__ = ("calls", "errors", "inflight", "codes", "ring", "next", "total", "max", "notifications")
+    __slots__ = ("calls", "errors", "inflight", "codes", "ring", "total", "max", "notifications")
 
     def __init__(self) -> None:
         self.calls = 0
@@ -40,7 +40,6 @@ class MethodStats:
         self.max = 0.0  # the slowest call's seconds
         self.codes: dict[int, int] = {}
         self.ring = array("f", bytes(4 * RING))  # float32: 4 KiB a method, microsecond-exact to minutes
-        self.next = 0
 
     def error(self, code: int) -> None:
         self.errors += 1

@@ -199,6 +199,32 @@ def test_ndjson_never_yields_more_than_the_limit(garbage):
     assert all(isinstance(o, FrameError) or len(o) <= 16 for o in out)
 
 
+class _CheckedNdjson(NdjsonDecoder):
+    """The decoder with every chunk taken line by line, sizes checked: what the split fast path must match."""
+
+    def feed(self, data: bytes) -> list:
+        return self._feed_checked(data)
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(st.sampled_from([b"\n", b"\r\n", b" ", b"\t", b"{}", b"[1,2]", b"x" * 7, b'"abc"', b"\r"]), max_size=40),
+    st.lists(st.integers(min_value=0), max_size=10),
+    st.integers(min_value=1, max_value=24),
+)
+def test_ndjson_split_fast_path_matches_the_checked_loop(pieces, cuts, limit):
+    """Chunks that cannot hold a too-long line are split in C; the frames, errors and what is kept
+    for the next chunk are the same as the line-by-line loop's, at any split and any limit."""
+    stream = b"".join(pieces)
+    fast, checked = NdjsonDecoder(limit), _CheckedNdjson(limit)
+    for chunk in split(stream, cuts):
+        got, want = fast.feed(chunk), checked.feed(chunk)
+        assert [o if isinstance(o, bytes) else o.reason for o in got] == \
+               [o if isinstance(o, bytes) else o.reason for o in want]
+        assert (b"".join(fast._parts), fast._size, fast._discarding) == \
+               (b"".join(checked._parts), checked._size, checked._discarding)
+
+
 def test_lsp_header_after_a_long_junk_run_survives_a_chunk_split():
     for junk in (b"x" * (MAX_HEADER_BYTES + 100), b"Content-Length:" * 700):
         for cut in (3, 11, 15, 19):

@@ -25,9 +25,8 @@ def test_mean_and_max_cover_every_call_not_just_the_ring(latencies: list[float])
     """Recorded the way the connection records (a running sum and max beside the ring)."""
     stats = Metrics().stats("m")
     for elapsed in latencies:
+        stats.ring[stats.calls % RING] = elapsed
         stats.calls += 1
-        stats.ring[stats.next] = elapsed
-        stats.next = (stats.next + 1) & (RING - 1)
         stats.total += elapsed
         if elapsed > stats.max:
             stats.max = elapsed

@@ -51,6 +51,7 @@ class RateLimit(Step):
         self.key = key
         self.max_keys = max_keys
         self._buckets: OrderedDict[Any, list[float]] = OrderedDict()  # key -> [tokens, last refill], LRU first
+        self._last: Any = None  # the key used last (the last in _buckets)
 
     def before(self, request: Request) -> Awaitable[Any] | None:
         key = request.method.name if self.key is None else self._bucket_key(request)
@@ -85,8 +86,9 @@ class RateLimit(Step):
             if len(buckets) >= self.max_keys:
                 buckets.popitem(last=False)
             bucket = buckets[key] = [self.burst, now]
-        else:
+        elif key is not self._last:  # the most recent key is last already (a method's own limit: always)
             buckets.move_to_end(key)
+        self._last = key
         tokens = bucket[0] + (now - bucket[1]) * self.rate
         if tokens > self.burst:
             tokens = self.burst
