@@ -116,7 +116,8 @@ class CacheStore:
             if seen is not None:
                 shared.put(key, body, ttl, seen)
             return
-        self._write("set", key, body, expire=ttl, tag=method)
+        # The TTL runs from now, not from when the writer thread gets to it (it may be behind).
+        self._write("set_until", key, body, time.time() + ttl if ttl else None, method)
 
     def get_value(self, key: str) -> bytes | None:
         """A key/value entry (``bridge.kv``): what ``set_value`` stored under ``key``, if unexpired.
@@ -311,6 +312,8 @@ class CacheStore:
                 try:
                     if operation == "purge_replies":
                         _purge_replies(disk)
+                    elif operation == "set_until":
+                        _set_until(disk, *args)
                     else:
                         getattr(disk, operation)(*args, **kwargs)
                 except Exception as exc:
@@ -346,6 +349,19 @@ class CacheStore:
                 disk.close()
             except Exception:
                 pass
+
+
+def _set_until(disk: Any, key: str, body: bytes, deadline: float | None, tag: str) -> None:
+    """Write an entry that expires at ``deadline`` (wall clock, as diskcache's own), or drop
+    it if that has passed: an expired value must not come back from disk."""
+    if deadline is None:
+        disk.set(key, body, tag=tag)
+        return
+    left = deadline - time.time()
+    if left > 0:
+        disk.set(key, body, expire=left, tag=tag)
+    else:
+        disk.delete(key)
 
 
 def _purge_replies(disk: Any) -> None:

@@ -222,3 +222,28 @@ def test_a_real_host_keeps_values_across_restarts(tmp_path: Path) -> None:
 
     assert remember({"key": "k", "value": {"seen": 1}}) is None
     assert remember({"key": "k"}) == {"seen": 1}  # a new process read it from disk
+
+
+def test_a_ttl_runs_from_the_set_not_from_the_delayed_disk_write(tmp_path: Path) -> None:
+    """Disk writes go behind the loop, in order: one held back past an entry's TTL must not
+    give it a fresh TTL on disk (it outlived its TTL by the write's delay, seen under load)."""
+    import threading
+    import time
+
+    store = CacheStore(tmp_path, 1 << 20)
+    try:
+        store.set_value("first", b"0", None)
+        store.flush()
+        gate = threading.Event()
+        store._writes.submit(gate.wait)  # the writer is busy (a slow disk, a loaded machine)
+        store.set_value("short", b"1", 0.05)
+        store.set_value("long", b"2", 3600)
+        time.sleep(0.06)  # the TTL itself: time has to pass
+        gate.set()
+        assert store.get_value("short") is None
+        assert store.get_value("long") == b"2"
+        disk = store._open()
+        assert disk.get(KV_PREFIX + "short") is None
+        assert 3590 < disk.get(KV_PREFIX + "long", expire_time=True)[1] - time.time() <= 3600
+    finally:
+        store.close()
