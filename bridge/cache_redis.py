@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
@@ -134,7 +135,7 @@ class SharedTier:
         self.live = False  # connected and caught up: reads and writes go to Redis
         self.counts = dict.fromkeys(("hits", "misses", "timeouts", "errors", "stored", "refused", "dropped",
                                      "invalidations", "received", "ackTimeouts", "outages", "attempts",
-                                     "staleDropped"), 0)
+                                     "staleDropped", "expiredUnwritten"), 0)
         self._acks: dict[str, list[Any]] = {}  # by nonce: [acknowledged, expected or None, Event]
         self._nonces = 0
         self._drop, self._held = drop, held
@@ -193,8 +194,8 @@ class SharedTier:
         method was invalidated since its host saw counter ``seen``."""
         if not self.live or self._queue is None:
             return
-        try:
-            self._queue.put_nowait((key, body, ttl, seen))
+        try:  # the TTL runs from now, not from when the writer gets to it (it may be behind)
+            self._queue.put_nowait((key, body, time.monotonic() + ttl if ttl else None, seen))
         except asyncio.QueueFull:
             self.counts["dropped"] += 1
 
@@ -388,11 +389,16 @@ class SharedTier:
             try:
                 async with asyncio.timeout(WRITE_TIMEOUT):
                     pipe = self._client.pipeline(transaction=False)
-                    for key, body, ttl, seen in batch:
+                    now = time.monotonic()
+                    for key, body, deadline, seen in batch:
+                        ttl_ms = 0 if deadline is None else round((deadline - now) * 1000)
+                        if deadline is not None and ttl_ms < 1:  # it expired waiting: nothing to share
+                            self.counts["expiredUnwritten"] += 1
+                            continue
                         slot = self.slot(method_of(key))
                         await self._scripts["set"](keys=[self.key(key), f"{slot}#index", f"{slot}#counter"],
-                                                   args=[body, round(ttl * 1000) if ttl else 0, seen], client=pipe)
-                    results = await pipe.execute()
+                                                   args=[body, ttl_ms, seen], client=pipe)
+                    results = await pipe.execute() if len(pipe) else []
             except Exception as exc:
                 self._lose(exc)
                 continue

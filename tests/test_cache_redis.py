@@ -380,6 +380,23 @@ async def test_a_reply_computed_before_an_invalidation_is_never_stored_after_it(
 
 
 @pytest.mark.anyio
+async def test_a_ttl_runs_from_the_put_not_from_the_delayed_shared_write(redis: RedisServer) -> None:
+    """Shared writes go off the caller's path: one that waited past its reply's TTL is not
+    stored with a fresh TTL (the reply would outlive its TTL by the wait on every host)."""
+    async with Tier(redis.url) as one, Tier(redis.url) as two:
+        short, long = cache_key("lookup", {"item": "tea"}), cache_key("lookup", {"item": "milk"})
+        one.put(short, b'"tea"', 0.05, 0)
+        one.put(long, b'"milk"', 60, 0)
+        time.sleep(0.06)  # the loop (and its writer) held up past the TTL: time has to pass
+        with anyio.fail_after(10):
+            while one.counts["stored"] + one.counts["expiredUnwritten"] < 2:
+                await asyncio.sleep(0.005)
+        assert one.counts["expiredUnwritten"] == 1 and await two.get(short) == (None, None, 0)
+        body, ttl, _ = await two.get(long)  # type: ignore[misc]
+        assert body == b'"milk"' and 59 < ttl <= 60  # type: ignore[operator]
+
+
+@pytest.mark.anyio
 async def test_a_slow_redis_is_a_miss_within_the_read_timeout(redis: RedisServer) -> None:
     async with Tier(redis.url) as tier:
         key = cache_key("lookup", {"item": "tea"})
