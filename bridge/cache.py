@@ -177,9 +177,9 @@ class CacheStore:
 
     async def sweep(self) -> int:
         """Drop expired entries in both tiers; how many. ``stats()`` keeps the counts."""
-        import anyio
+        from .threads import run_sync
 
-        count = self.sweep_memory() + await anyio.to_thread.run_sync(self.sweep_disk)
+        count = self.sweep_memory() + await run_sync(self.sweep_disk)
         self.sweeps += 1
         return count
 

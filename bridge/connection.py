@@ -35,7 +35,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-import anyio
 import orjson
 
 from . import errors as E
@@ -177,7 +176,7 @@ class Connection:
         self._debug = settings.debug
         self._log_calls = log.isEnabledFor(logging.DEBUG)
         self._inflight = 0
-        self._room: anyio.Event | None = None
+        self._room: asyncio.Event | None = None
         self._by_id: dict[Any, Call] = {}
         self._calls: set[Call] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -192,7 +191,7 @@ class Connection:
         self._input_paused = False
         self._output_blocked = False
         self._eof = False
-        self._input_done = anyio.Event()
+        self._input_done = asyncio.Event()
         self._ready_sent = not settings.ready
         self.loop_thread = threading.get_ident()
         self.closed = False
@@ -211,23 +210,20 @@ class Connection:
         if self.cache is not None:
             self.start_soon(self.cache.maintain(self.app.name, self.settings.cache_redis))
         try:
-            async with anyio.create_task_group() as tg:
-                self.task_group = tg
-                if self._encode is not None:
-                    self._send_ready()
-                threading.Thread(
-                    target=_prepare_all, args=(list(self._methods.values()), self.cache), name="bridge-warm", daemon=True
-                ).start()
-                if self.settings.metrics_interval:
-                    tg.start_soon(self._push_metrics, self.settings.metrics_interval)
-                self._input.attach(self)
-                await self._input_done.wait()
-                self.stopping = True
-                await self._finish_calls()
-                tg.cancel_scope.cancel()  # an input pump still blocked in read
+            if self._encode is not None:
+                self._send_ready()
+            threading.Thread(
+                target=_prepare_all, args=(list(self._methods.values()), self.cache), name="bridge-warm", daemon=True
+            ).start()
+            if self.settings.metrics_interval:
+                self.start_soon(self._push_metrics(self.settings.metrics_interval))
+            self._input.attach(self)
+            await self._input_done.wait()
+            self.stopping = True
+            await self._finish_calls()
         finally:
             self.app.connection = None
-            for task in self._tasks:  # only what is stuck writing to a reader that went away
+            for task in self._tasks:  # an input pump still blocked in read, the metrics, what is stuck writing
                 task.cancel()
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=1.0)
@@ -260,24 +256,26 @@ class Connection:
             call.cancel(E.SERVER_CANCELLED)
 
     async def _finish_calls(self) -> None:
-        with anyio.move_on_after(self.settings.shutdown_grace):
-            while self._inflight or self._queued:
-                await self._wait_for_room()
+        await self._until_done(self.settings.shutdown_grace, queued=True)
         self._refuse_queued()
         self.bad_input.summarise()
         if self._inflight:
             log.warning("cancelling %d call(s) still running after %.1fs", self._inflight, self.settings.shutdown_grace)
             for call in list(self._calls):
                 call.cancel(E.SERVER_CANCELLED)
-            with anyio.move_on_after(1.0):
-                while self._inflight:
-                    await self._wait_for_room()
+            await self._until_done(1.0, queued=False)
 
-    async def _wait_for_room(self) -> None:
-        room = self._room
-        if room is None:
-            room = self._room = anyio.Event()
-        await room.wait()
+    async def _until_done(self, seconds: float, queued: bool) -> None:
+        """Wait up to ``seconds`` for the running calls (and the queued ones) to end."""
+        try:
+            async with asyncio.timeout(seconds):
+                while self._inflight or (queued and self._queued):
+                    room = self._room
+                    if room is None:
+                        room = self._room = asyncio.Event()
+                    await room.wait()
+        except TimeoutError:
+            pass
 
     async def _metrics_snapshot(self) -> dict[str, Any]:
         """Calls, errors, latency percentiles and more, per method; message rates; uptime."""
@@ -327,7 +325,7 @@ class Connection:
 
     async def _push_metrics(self, interval: float) -> None:
         while True:
-            await anyio.sleep(interval)
+            await asyncio.sleep(interval)
             self.notify("$/metrics", self.metrics_snapshot())
 
     # ---- input ----------------------------------------------------------

@@ -262,9 +262,9 @@ class Method:
         """Run the handler: async ones on the loop, sync ones in a worker thread."""
         if self.is_async:
             return await self.func(**kwargs)
-        from anyio import to_thread
+        from .threads import run_sync
 
-        return await to_thread.run_sync(functools.partial(self.func, **kwargs), abandon_on_cancel=True)
+        return await run_sync(functools.partial(self.func, **kwargs), abandon_on_cancel=True)
 
     def shape(self, result: Any) -> Any:
         """The result as its return annotation describes it (a parent model drops a subclass's

@@ -1,16 +1,22 @@
-"""Runs an app on stdin/stdout: hooks, signals, graceful shutdown, exit code."""
+"""Runs an app on stdin/stdout: hooks, signals, graceful shutdown, exit code.
+
+The host's own lifetime is plain asyncio: anyio's event-loop backend, about a fifth of the
+host's start-up, loads only once something uses anyio (hooks and lifespans, which get its
+cancel scopes, plugins, handlers, worker threads), not before the first call of an app that
+needs none of it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
+from . import threads
 from .app import run_hooks
 from .audit import configure as configure_audit
 from .connection import Connection
@@ -39,22 +45,23 @@ def run(app: Bridge, settings: Settings) -> int:
     configure_logging(settings)
     in_fd, out_fd = take_stdio()
     try:
-        return anyio.run(serve, app, settings, in_fd, out_fd, backend="asyncio", backend_options=_loop_options(settings))
+        with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
+            return runner.run(serve(app, settings, in_fd, out_fd))
     except KeyboardInterrupt:
         return 0
 
 
-def _loop_options(settings: Settings) -> dict[str, bool]:
+def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop where it is installed (it cuts round-trip latency about 3x here), else asyncio's loop."""
     if settings.loop == "asyncio":
-        return {}
+        return None
     try:
-        import uvloop  # noqa: F401
+        import uvloop
     except ImportError:
         if settings.loop == "uvloop":
             raise SystemExit("bridge: --loop uvloop, but uvloop is not installed") from None
-        return {}
-    return {"use_uvloop": True}
+        return None
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
 async def serve(app: Bridge, settings: Settings, in_fd: int, out_fd: int) -> int:
@@ -78,8 +85,13 @@ async def app_lifetime(app: Bridge, settings: Settings) -> AsyncIterator[None]:
     worker threads and the audit log set from ``settings``, the startup hooks run, then the
     lifespans entered; on leaving, the shutdown hooks, then the lifespans left in reverse,
     each given the grace period. A start-up failure raises from entering."""
-    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_threads
+    threads.configure(settings.max_threads)
     configure_audit(app.audit, settings, app.name)
+    if not (app.startup_hooks or app.shutdown_hooks or any(owner.lifespan for owner, _ in app.lifespans)):
+        yield  # nothing runs around serving: no cancel scope to keep (nor anyio's backend to load)
+        return
+    import anyio
+
     with anyio.CancelScope() as lifetime:
         async with AsyncExitStack() as lifespans:  # left last, in reverse, after the shutdown hooks
             await run_hooks(app.startup_hooks)
@@ -100,40 +112,61 @@ async def app_lifetime(app: Bridge, settings: Settings) -> AsyncIterator[None]:
 
 async def _serve(app: Bridge, settings: Settings, conn: Connection, writer: Any) -> int:
     log.info("serving %s (%d methods, framing %s)", app.name, len(app.methods), settings.framing)
+    signals = _Signals(conn, asyncio.current_task())  # type: ignore[arg-type]
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, conn, tg.cancel_scope)
-            await conn.run()
-            tg.cancel_scope.cancel()
+        await conn.run()
+    except asyncio.CancelledError:
+        if not signals.stopped_now:
+            raise
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
     finally:  # the shutdown hooks run after this, as app_lifetime is left
-        with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
-            try:
+        signals.close()
+        try:
+            async with asyncio.timeout(1.0):
                 await writer.drain()
-            except ConnectionError:
-                pass
+        except (ConnectionError, TimeoutError):
+            pass
     log.info("stopped")
     return conn.exit_code
 
 
-async def _watch_signals(conn: Connection, scope: anyio.CancelScope) -> None:
+class _Signals:
     """SIGTERM/SIGINT: stop reading and let calls finish. While already stopping (a second
-    signal, or one after stdin closed): cancel the calls, which reply -32802. A third: stop now."""
-    try:
-        receiver = anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT)
-    except NotImplementedError:  # Windows: EOF on stdin is the way to stop
-        return
-    with receiver as signals:
-        hurried = False
-        async for signum in signals:
-            name = signal.Signals(signum).name
-            if hurried:
+    signal, or one after stdin closed): cancel the calls, which reply -32802. A third: stop now
+    (``task``, the one serving, is cancelled)."""
+
+    def __init__(self, conn: Connection, task: asyncio.Task[Any]) -> None:
+        self._conn = conn
+        self._task = task
+        self._hurried = False
+        self.stopped_now = False
+        self._loop = asyncio.get_running_loop()
+        self._signals: list[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._loop.add_signal_handler(signum, self._received, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread: EOF stops
+                break
+            self._signals.append(signum)
+
+    def _received(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        conn = self._conn
+        if self._hurried:
+            if not self.stopped_now:
                 log.warning("%s again: stopping now", name)
-                scope.cancel()
-                return
-            if conn.stopping:
-                log.warning("%s while stopping: cancelling in-flight calls", name)
-                conn.hurry()
-                hurried = True
-            else:
-                log.info("%s: finishing in-flight calls", name)
-                conn.stop()
+                self.stopped_now = True
+                self._task.cancel()
+            return
+        if conn.stopping:
+            log.warning("%s while stopping: cancelling in-flight calls", name)
+            conn.hurry()
+            self._hurried = True
+        else:
+            log.info("%s: finishing in-flight calls", name)
+            conn.stop()
+
+    def close(self) -> None:
+        for signum in self._signals:
+            self._loop.remove_signal_handler(signum)
+        self._signals.clear()

@@ -8,6 +8,7 @@ process can read the protocol's input or corrupt its output.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import stat
 import sys
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .connection import Connection, Reader
+
+log = logging.getLogger("bridge")
 
 READ_CHUNK = 1 << 18
 PIPE_BYTES = 1 << 20
@@ -100,7 +103,7 @@ class Pump:
     def attach(self, conn: Connection) -> None:
         self._open = asyncio.Event()
         self._open.set()
-        conn.task_group.start_soon(self._run, conn)
+        conn.start_soon(self._run(conn))
 
     def pause(self) -> None:
         if self._open is not None:
@@ -113,7 +116,11 @@ class Pump:
     async def _run(self, conn: Connection) -> None:
         while True:
             await self._open.wait()  # type: ignore[union-attr]
-            data = await self._reader.read(READ_CHUNK)
+            try:
+                data = await self._reader.read(READ_CHUNK)
+            except Exception as exc:  # the input is gone: as good as its end (the host must not wait on)
+                log.error("reading the input failed: %r", exc)
+                data = b""
             if not data:
                 conn.eof()
                 return
@@ -148,9 +155,9 @@ class BlockingReader:
         self._fd = fd
 
     async def read(self, n: int = -1) -> bytes:
-        from anyio import to_thread
+        from .threads import run_sync
 
-        return await to_thread.run_sync(os.read, self._fd, n if n > 0 else READ_CHUNK, abandon_on_cancel=True)
+        return await run_sync(os.read, self._fd, n if n > 0 else READ_CHUNK, abandon_on_cancel=True)
 
 
 class BlockingWriter:

@@ -372,3 +372,23 @@ async def test_null_params_mean_no_params() -> None:
     server accepts it); any other non-structured value stays an error."""
     out = await exchange(spec_app(), lines({"jsonrpc": "2.0", "id": 1, "method": "get_data", "params": None}))
     assert out == [{"jsonrpc": "2.0", "id": 1, "result": ["hello", 5]}]
+
+
+async def test_an_input_that_fails_ends_like_eof_after_the_calls_it_gave(caplog: pytest.LogCaptureFixture) -> None:
+    """A reader that raises (a terminal gone, a file unreadable) is the end of the input: the calls
+    read before it are answered and the connection stops, rather than waiting on input forever."""
+
+    class Failing(MemoryReader):
+        async def read(self, n: int = -1, /) -> bytes:
+            data = await super().read(n)
+            if not data:
+                raise OSError(5, "Input/output error")
+            return data
+
+    writer = MemoryWriter()
+    reader = Failing([lines({"jsonrpc": "2.0", "id": 1, "method": "subtract", "params": [5, 3]})], keep_open=False)
+    with anyio.fail_after(10):
+        await Connection(spec_app(), Settings(ready=False, framing="ndjson"), reader, writer).run()
+    [reply] = [orjson.loads(x) for x in bytes(writer.data).splitlines()]
+    assert reply == {"jsonrpc": "2.0", "id": 1, "result": 2}
+    assert "reading the input failed" in caplog.text

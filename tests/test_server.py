@@ -12,7 +12,7 @@ import pytest
 from harness import Host
 
 from bridge import Settings
-from bridge.server import _loop_options, configure_logging
+from bridge.server import _loop_factory, configure_logging
 
 APP = "tests.e2e_app:app"
 
@@ -70,6 +70,46 @@ def test_signal_after_eof_cancels_in_flight_calls_at_once():
         assert time.monotonic() - started < 3  # well inside the 5 s grace period
 
 
+STUBBORN_APP = '''
+import asyncio
+
+from bridge import Bridge
+
+app = Bridge()
+
+
+@app.method
+async def stubborn() -> str:
+    """Cancelled, it takes a minute to clean up."""
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        await asyncio.sleep(60)
+        raise
+    return "done"
+'''
+
+
+def test_a_third_signal_stops_the_host_whatever_its_calls_do(tmp_path) -> None:
+    """The first signal waits for the call (the grace period is long), the second cancels it
+    (it goes on cleaning up), the third stops the host now: it exits at once, not in a minute."""
+    app = tmp_path / "stubborn_app.py"
+    app.write_text(STUBBORN_APP)
+    with Host(str(app), "--no-plugins", "--no-audit", env={"BRIDGE_SHUTDOWN_GRACE": "30"}) as host:
+        host.recv()
+        host.send({"jsonrpc": "2.0", "id": 1, "method": "stubborn"})
+        assert host.call("rpc.ping", id="p")["result"] == "pong"
+        host.proc.send_signal(signal.SIGTERM)
+        host.wait_stderr(b"finishing in-flight calls")
+        host.proc.send_signal(signal.SIGTERM)
+        host.wait_stderr(b"cancelling in-flight calls")
+        started = time.monotonic()
+        host.proc.send_signal(signal.SIGINT)
+        assert host.wait() == 0
+        assert time.monotonic() - started < 5
+        assert b"SIGINT again: stopping now" in host.stderr
+
+
 def test_host_exits_when_its_parent_is_killed():
     """The parent dies without closing anything: the pipe's EOF must end the host."""
     import os
@@ -111,19 +151,19 @@ def test_host_exits_when_its_parent_is_killed():
 
 
 def test_uvloop_unless_asyncio_is_asked_for() -> None:
-    pytest.importorskip("uvloop")
-    assert _loop_options(Settings(loop="auto")) == {"use_uvloop": True}
-    assert _loop_options(Settings(loop="uvloop")) == {"use_uvloop": True}
-    assert _loop_options(Settings(loop="asyncio")) == {}
+    uvloop = pytest.importorskip("uvloop")
+    assert _loop_factory(Settings(loop="auto")) is uvloop.new_event_loop
+    assert _loop_factory(Settings(loop="uvloop")) is uvloop.new_event_loop
+    assert _loop_factory(Settings(loop="asyncio")) is None
 
 
 def test_asking_for_uvloop_where_it_is_missing_is_a_clear_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop -> ImportError
-    assert _loop_options(Settings(loop="auto")) == {}
+    assert _loop_factory(Settings(loop="auto")) is None
     with pytest.raises(SystemExit, match="uvloop is not installed"):
-        _loop_options(Settings(loop="uvloop"))
+        _loop_factory(Settings(loop="uvloop"))
 
 
 def test_logs_go_to_stderr_at_the_chosen_level(capfd: pytest.CaptureFixture[str]) -> None:

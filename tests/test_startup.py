@@ -41,6 +41,70 @@ def test_the_host_serves_with_collection_on_and_its_start_up_frozen(tmp_path: Pa
     assert state["frozen"] > 10_000  # the modules and the app, loaded with collection off
 
 
+LAZY_APP = '''
+import sys
+import threading
+
+from bridge import Bridge
+
+app = Bridge()
+released = threading.Event()
+
+
+@app.method
+async def loaded() -> bool:
+    """Whether anyio's event-loop backend is loaded."""
+    return "anyio._backends._asyncio" in sys.modules
+
+
+@app.method
+def hold() -> str:
+    """A sync handler: it holds its worker thread until ``release``."""
+    released.wait(10)
+    return "held"
+
+
+@app.method
+async def release() -> None:
+    released.set()
+
+
+@app.method
+async def workers() -> dict:
+    from anyio import to_thread
+
+    stats = to_thread.current_default_thread_limiter().statistics()
+    return {"total": stats.total_tokens, "busy": stats.borrowed_tokens, "waiting": stats.tasks_waiting}
+'''
+
+
+def test_the_first_calls_are_served_before_anyio_loads_and_max_threads_bounds_sync_handlers(tmp_path: Path) -> None:
+    """The host's own lifetime is plain asyncio: an app with no hooks, lifespans or sync handler
+    never loads anyio's backend (a fifth of start-up). Worker threads are sized by --max-threads
+    on first use: of three sync calls, two run and one waits for a thread."""
+    from harness import Host
+
+    app = tmp_path / "lazy_app.py"
+    app.write_text(LAZY_APP)
+    with Host(str(app), "--no-plugins", "--no-audit", "--max-threads", "2") as host:
+        host.recv()  # $/ready
+        assert host.call("loaded", id=1)["result"] is False
+        host.send(*({"jsonrpc": "2.0", "id": 10 + i, "method": "hold"} for i in range(3)))
+        for attempt in range(1000):  # until the three calls have reached the limiter
+            workers = host.call("workers", id=100 + attempt)["result"]
+            if workers["busy"] + workers["waiting"] == 3:
+                break
+        assert workers == {"total": 2, "busy": 2, "waiting": 1}
+        assert host.call("loaded", id=2)["result"] is True
+        host.send({"jsonrpc": "2.0", "id": 3, "method": "release"})
+        held = {}
+        while len(held) < 3:
+            message = host.recv()
+            if message.get("id") in (10, 11, 12):
+                held[message["id"]] = message["result"]
+        assert held == {10: "held", 11: "held", 12: "held"}
+
+
 def test_importing_bridge_leaves_collection_as_it_was() -> None:
     import subprocess
 

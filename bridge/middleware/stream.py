@@ -215,9 +215,9 @@ async def _in_thread(func: Any, *args: Any) -> Any:
     raised: a generator cannot be closed while its ``next()`` runs (it is "already executing")."""
     import asyncio
 
-    from anyio import to_thread
+    from ..threads import run_sync
 
-    step = asyncio.ensure_future(to_thread.run_sync(func, *args))
+    step = asyncio.ensure_future(run_sync(func, *args))
     try:
         return await asyncio.shield(step)
     except asyncio.CancelledError:

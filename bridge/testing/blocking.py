@@ -41,10 +41,10 @@ class TestClient:
     def __enter__(self) -> TestClient:
         if self.portal is not None:
             raise RuntimeError("this client is already open")
-        from ..server import _loop_options
+        from ..server import _loop_factory
 
-        loop = Settings(loop=self._client.overrides.get("loop", "auto"))  # uvloop where the real host uses it
-        portal_cm = start_blocking_portal("asyncio", _loop_options(loop))
+        factory = _loop_factory(Settings(loop=self._client.overrides.get("loop", "auto")))  # as the real host's
+        portal_cm = start_blocking_portal("asyncio", {"use_uvloop": True} if factory is not None else {})
         portal = portal_cm.__enter__()
         try:
             client_cm = portal.wrap_async_context_manager(self._client)

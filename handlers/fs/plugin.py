@@ -186,7 +186,7 @@ async def unwatch(subscription: str, ctx: Context) -> bool:
 async def _run(state: Watches, w: _Watch, notifier: Any, roots: AllowedRoots, include: list[str],
                exclude: list[str], debounce_ms: int, aggregator: Aggregator, ctx: Context) -> None:
     """One watch's task. It must not raise: a failure in the plugin's task group would cancel the host."""
-    from anyio import to_thread
+    from bridge.threads import run_sync
 
     def wanted(path: str) -> bool:
         name = os.path.basename(path)
@@ -216,7 +216,7 @@ async def _run(state: Watches, w: _Watch, notifier: Any, roots: AllowedRoots, in
     try:
         with notifier:
             while not w.stop.is_set():
-                found = await to_thread.run_sync(changes, abandon_on_cancel=True)
+                found = await run_sync(changes, abandon_on_cancel=True)
                 if found is None:
                     break
                 for kind, path in found:
