@@ -208,12 +208,13 @@ class _CheckedNdjson(NdjsonDecoder):
 
 @settings(max_examples=500)
 @given(
-    st.lists(st.sampled_from([b"\n", b"\r\n", b" ", b"\t", b"{}", b"[1,2]", b"x" * 7, b'"abc"', b"\r"]), max_size=40),
+    st.lists(st.sampled_from([b"\n", b"\r\n", b" ", b"\t", b"{}", b"[1,2]", b"x" * 7, b'"abc"', b"\r", b"y" * 700]),
+             max_size=40),
     st.lists(st.integers(min_value=0), max_size=10),
-    st.integers(min_value=1, max_value=24),
+    st.integers(min_value=1, max_value=4096),
 )
 def test_ndjson_split_fast_path_matches_the_checked_loop(pieces, cuts, limit):
-    """Chunks that cannot hold a too-long line are split in C; the frames, errors and what is kept
+    """Chunks of short lines that cannot hold a too-long one are split in C; the frames, errors and what is kept
     for the next chunk are the same as the line-by-line loop's, at any split and any limit."""
     stream = b"".join(pieces)
     fast, checked = NdjsonDecoder(limit), _CheckedNdjson(limit)
