@@ -208,7 +208,9 @@ class Method:
         named: dict[str, Any]
         if self.variadic is not None:
             return self._bind_variadic(params)
-        if isinstance(params, list):
+        if type(params) is dict and "$meta" not in params:  # by name: the usual case, first
+            named = params
+        elif isinstance(params, list):
             if len(params) > len(self.param_names):
                 raise BridgeError(
                     INVALID_PARAMS,
@@ -217,10 +219,8 @@ class Method:
             named = dict(zip(self.param_names, params))
         elif params is None:
             named = {}
-        elif "$meta" in params:
-            named = {k: v for k, v in params.items() if k != "$meta"}
         else:
-            named = params
+            named = {k: v for k, v in params.items() if k != "$meta"}
         if not self.param_names:
             if named:
                 raise invalid(self.name, [

@@ -134,21 +134,13 @@ def run(method: Method, conn: Connection, call: Call, id: Any, params: dict[str,
     if method.context_param is not None:
         meta = params.get("$meta") if type(params) is dict else None
         kwargs[method.context_param] = _context(conn, method, id, call, meta if type(meta) is dict else {})
-    if method.is_async and not method.shapes_result:  # _invoke, inline: the path most calls take
+    if method.is_async and not method.shapes_result:  # a plain async handler's own coroutine (a frame spared)
         return method.func(**kwargs)  # type: ignore[no-any-return]
     return _shaped(method, kwargs)
 
 
 def _context(conn: Connection, method: Method, id: Any, call: Call, meta: Mapping[str, Any]) -> Context:
     return Context(conn, method.name, id, call, meta.get("progressToken"))
-
-
-def _invoke(method: Method, kwargs: dict[str, Any]) -> Awaitable[Any]:
-    """The handler's result: a plain async handler's own coroutine (sparing a frame), else
-    the handler run (sync ones in a worker thread) and its result shaped."""
-    if method.is_async and not method.shapes_result:
-        return method.func(**kwargs)  # type: ignore[no-any-return]
-    return _shaped(method, kwargs)
 
 
 def _endpoint(method: Method) -> Next:
@@ -158,12 +150,15 @@ def _endpoint(method: Method) -> Next:
         kwargs = request.validate()
         if method.context_param is not None:
             kwargs = {**kwargs, method.context_param: request.context}
-        return _invoke(method, kwargs)
+        if method.is_async and not method.shapes_result:  # as in run(): the handler's own coroutine
+            return method.func(**kwargs)  # type: ignore[no-any-return]
+        return _shaped(method, kwargs)
 
     return run
 
 
 async def _shaped(method: Method, kwargs: dict[str, Any]) -> Any:
+    """The handler run (a sync one in a worker thread), its result shaped as annotated."""
     result = await (method.func(**kwargs) if method.is_async else method.invoke(kwargs))
     return method.shape(result) if method.shapes_result else result
 
@@ -215,7 +210,8 @@ def compose(middleware: Sequence[Middleware], endpoint: Next) -> Next:
 def _fuse(steps: list[Step], call_next: Next) -> Next:
     """Steps run as nested middleware would, in one layer: no coroutine of its own unless a
     ``before`` waits or a step has an ``after`` (the base class's no-op is skipped)."""
-    afters = [step for step in reversed(steps) if type(step).after is not Step.after]
+    afters = [step.after for step in reversed(steps) if type(step).after is not Step.after]
+    befores = [step.before for step in steps]  # bound once: the layer runs on every call
     count = len(steps)
 
     async def finish(request: Request, waiting: Awaitable[Any], entered: int) -> Any:
@@ -241,8 +237,8 @@ def _fuse(steps: list[Step], call_next: Next) -> Next:
     async def run(request: Request) -> Any:
         entered = 0
         try:
-            while entered < count:
-                waiting = steps[entered].before(request)
+            for before in befores:
+                waiting = before(request)
                 if waiting is not None:
                     await waiting
                 entered += 1
@@ -251,8 +247,8 @@ def _fuse(steps: list[Step], call_next: Next) -> Next:
             for step in reversed(steps[:entered]):
                 step.after(request, exc)
             raise
-        for step in afters:
-            step.after(request, None)
+        for after in afters:
+            after(request, None)
         return result
 
     return run

@@ -54,10 +54,29 @@ class RateLimit(Step):
         self._last: Any = None  # the key used last (the last in _buckets)
 
     def before(self, request: Request) -> Awaitable[Any] | None:
+        """Take a token from the call's bucket (reserving one if it is empty: see ``_short``)."""
         key = request.method.name if self.key is None else self._bucket_key(request)
-        wait = self._take(key)
-        if not wait:
+        now = time.monotonic()
+        buckets = self._buckets
+        bucket = buckets.get(key)
+        if bucket is None:
+            if len(buckets) >= self.max_keys:
+                buckets.popitem(last=False)
+            bucket = buckets[key] = [self.burst, now]
+        elif key is not self._last:  # the most recent key is last already (a method's own limit: always)
+            buckets.move_to_end(key)
+        self._last = key
+        tokens = bucket[0] + (now - bucket[1]) * self.rate  # key -> [tokens, last refill]
+        if tokens > self.burst:
+            tokens = self.burst
+        bucket[1] = now
+        bucket[0] = tokens - 1  # may go negative: a queued caller's reservation
+        if tokens >= 1:
             return None
+        return self._short(request, key, max((1 - tokens) / self.rate, math.ulp(1.0)))
+
+    def _short(self, request: Request, key: Any, wait: float) -> Awaitable[Any]:
+        """No token for ``wait`` seconds: refuse (giving the reservation back), or wait (``queue``)."""
         if not self.queue or wait > self.max_wait:
             self._give_back(key)
             if _debugging(request):
@@ -76,27 +95,6 @@ class RateLimit(Step):
         if self.key == "caller":
             return (request.name, request.participant)
         return (request.name, self.key(request))  # type: ignore[operator]
-
-    def _take(self, key: Any) -> float:
-        """Take a token; return 0 if one was there, else how long until it will be (reserved)."""
-        now = time.monotonic()
-        buckets = self._buckets
-        bucket = buckets.get(key)
-        if bucket is None:
-            if len(buckets) >= self.max_keys:
-                buckets.popitem(last=False)
-            bucket = buckets[key] = [self.burst, now]
-        elif key is not self._last:  # the most recent key is last already (a method's own limit: always)
-            buckets.move_to_end(key)
-        self._last = key
-        tokens = bucket[0] + (now - bucket[1]) * self.rate
-        if tokens > self.burst:
-            tokens = self.burst
-        bucket[1] = now
-        bucket[0] = tokens - 1  # may go negative: a queued caller's reservation
-        if tokens >= 1:
-            return 0.0
-        return max((1 - tokens) / self.rate, math.ulp(1.0))
 
     def _give_back(self, key: Any) -> None:
         self._buckets[key][0] += 1
