@@ -864,16 +864,7 @@ class Connection:
 
     def _write(self, message: Any) -> None:
         """Queue one message; it goes out with the rest of this loop turn's output."""
-        frame = self._frame(message)
-        if self.closed:  # _queue, inline: every reply takes this path
-            return
-        self._out.append(frame)
-        if not self._flush_pending:
-            self._flush_pending = True
-            if self._loop is None:
-                self._flush()
-            else:
-                self._loop.call_soon(self._flush)
+        self._queue(self._frame(message))
 
     def _frame(self, message: Any) -> bytes:
         self._sent += 1  # every message written is framed here once
