@@ -80,6 +80,7 @@ class Method:
 
     __slots__ = (
         "_description",
+        "_core",
         "_doc",
         "_mismatch_warned",
         "_model",
@@ -179,6 +180,7 @@ class Method:
         #: Per param (name, the exact types taken as they are or None for any, default), when
         #: every param is that simple; None otherwise (then pydantic binds every call).
         self._plain = _plain_params(self.params)
+        self._core: Any = None  # plain params' pydantic_core validator, built when a call first needs it
         self.shapes_result = _needs_shaping(self.return_type)
         self._result_adapter: Any = None
         self._mismatch_warned = False
@@ -231,6 +233,14 @@ class Method:
             values = _as_given(self._plain, named)
             if values is not None:
                 return values
+            core = self._core or self._plain_validator()
+            try:
+                return core.validate_python(named)  # type: ignore[no-any-return]
+            except Exception as exc:
+                errors = getattr(exc, "errors", None)
+                if errors is None:
+                    raise
+                raise invalid(self.name, errors(include_url=False, include_context=False, include_input=False)) from None
         model = self._model or self.prepare()
         try:
             values = model.model_validate(named).__dict__
@@ -308,6 +318,14 @@ class Method:
                                                 self.name, self.return_type, where, first["msg"])
         except Exception:  # an annotation pydantic cannot check
             self._mismatch_warned = True
+
+    def _plain_validator(self) -> Any:
+        """Build (once) the pydantic_core validator of plain params (``plain_schema``)."""
+        if self._core is None:
+            from .plain_schema import validator
+
+            self._core = validator(self.params, _EMPTY)
+        return self._core
 
     def prepare(self) -> type[BaseModel]:
         """Build (once) the pydantic model of the params; safe to race from two threads."""

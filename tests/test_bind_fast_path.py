@@ -49,6 +49,42 @@ def test_what_skips_pydantic_is_what_pydantic_would_give(annotation: Any, defaul
     assert shape(fast) == shape(slow)  # the same types all the way down (1 == 1.0 == True)
 
 
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(ANNOTATIONS), st.none() | st.tuples(st.none() | st.integers() | st.text(max_size=3)),
+       st.dictionaries(st.sampled_from(["x", "y"]), JSON | st.text(max_size=4) | st.sampled_from(
+           ["1", "1.5", "true", "no", "", " 2 ", "1e3", "nan"]), max_size=2))
+def test_plain_params_converted_without_pydantic_as_pydantic_would(annotation: Any, default: Any,
+                                                                    named: dict[str, Any]) -> None:
+    """What the fast path leaves (a conversion, an error) goes to pydantic_core with the schema
+    pydantic generates (``plain_schema``): the same arguments of the same types, or the same errors."""
+    method = method_for(annotation, default)
+    options = {"include_url": False, "include_context": False, "include_input": False}
+    try:
+        core = method._plain_validator().validate_python(named)
+    except Exception as exc:
+        core = exc.errors(**options)  # type: ignore[attr-defined]
+    try:
+        model = method.prepare().model_validate(named).__dict__
+    except Exception as exc:
+        model = exc.errors(**options)  # type: ignore[attr-defined]
+    assert core == model
+    assert shape(core) == shape(model)
+
+
+def test_a_call_that_converts_plain_params_does_not_import_pydantic() -> None:
+    """pydantic_core alone converts them: a host's first such call does not wait for pydantic."""
+    import subprocess
+
+    from harness import ROOT, python
+
+    code = ("import sys; from bridge import Bridge; app = Bridge()\n"
+            "@app.method\nasync def add(a: int, b: float = 0.5, c: int | None = None) -> float:\n    return a + b\n"
+            "print(app.methods['add'].bind({'a': '2', 'b': '1'}), 'pydantic' in sys.modules)")
+    done = subprocess.run([python(), "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.split("}")[1].strip() == "False"
+    assert done.stdout.startswith("{'a': 2, 'b': 1.0, 'c': None}")
+
+
 def shape(value: Any) -> Any:
     """``value`` with every leaf replaced by its type."""
     if isinstance(value, dict):
