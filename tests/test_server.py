@@ -27,9 +27,10 @@ def test_eof_lets_in_flight_calls_finish_then_exits_0():
         assert b"shutdown hook ran" in host.stderr
 
 
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_finishes_in_flight_work_and_exits_0(signum):
-    with Host(APP) as host:
+def test_signal_finishes_in_flight_work_and_exits_0(signum, loop):
+    with Host(APP, "--loop", loop) as host:
         host.recv()
         host.send({"jsonrpc": "2.0", "id": 1, "method": "slow", "params": {"seconds": 0.3}})
         assert host.call("system.ping", id="p")["result"] == "pong"
@@ -90,12 +91,13 @@ async def stubborn() -> str:
 '''
 
 
-def test_a_third_signal_stops_the_host_whatever_its_calls_do(tmp_path) -> None:
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_third_signal_stops_the_host_whatever_its_calls_do(tmp_path, loop: str) -> None:
     """The first signal waits for the call (the grace period is long), the second cancels it
     (it goes on cleaning up), the third stops the host now: it exits at once, not in a minute."""
     app = tmp_path / "stubborn_app.py"
     app.write_text(STUBBORN_APP)
-    with Host(str(app), "--no-plugins", "--no-audit", env={"BRIDGE_SHUTDOWN_GRACE": "30"}) as host:
+    with Host(str(app), "--no-plugins", "--no-audit", "--loop", loop, env={"BRIDGE_SHUTDOWN_GRACE": "30"}) as host:
         host.recv()
         host.send({"jsonrpc": "2.0", "id": 1, "method": "stubborn"})
         assert host.call("rpc.ping", id="p")["result"] == "pong"
