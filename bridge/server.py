@@ -92,6 +92,7 @@ async def app_lifetime(app: Bridge, settings: Settings) -> AsyncIterator[None]:
         return
     import anyio
 
+    threads.size()  # anyio loads here anyway: plugins' own worker threads share the limit from the start
     with anyio.CancelScope() as lifetime:
         async with AsyncExitStack() as lifespans:  # left last, in reverse, after the shutdown hooks
             await run_hooks(app.startup_hooks)

@@ -23,8 +23,9 @@ def configure(max_threads: int) -> None:
     _max_threads, _sized = max_threads, None
 
 
-async def run_sync(func: Callable[..., T], *args: Any, abandon_on_cancel: bool = False) -> T:
-    """``func(*args)`` in a worker thread (``anyio.to_thread.run_sync``), under the host's limit."""
+def size() -> None:
+    """Size anyio's default limiter in the running loop now (once anyio is loaded anyway, as for
+    hooks and lifespans, so plugins' own ``to_thread`` calls share the limit from the start)."""
     global _sized
     from anyio import to_thread
 
@@ -32,4 +33,12 @@ async def run_sync(func: Callable[..., T], *args: Any, abandon_on_cancel: bool =
     if _sized is not loop:
         to_thread.current_default_thread_limiter().total_tokens = _max_threads
         _sized = loop
+
+
+async def run_sync(func: Callable[..., T], *args: Any, abandon_on_cancel: bool = False) -> T:
+    """``func(*args)`` in a worker thread (``anyio.to_thread.run_sync``), under the host's limit."""
+    from anyio import to_thread
+
+    if _sized is not asyncio.get_running_loop():
+        size()
     return await to_thread.run_sync(func, *args, abandon_on_cancel=abandon_on_cancel)

@@ -180,3 +180,31 @@ def test_a_docstring_is_the_description_cleaned_when_first_read() -> None:
     assert Method(documented, "m").description.startswith("Add one.\n\n")  # type: ignore[union-attr]
     assert Method(documented, "m", description="given").description == "given"
     assert Method(lambda: None, "m").description is None
+
+
+@pytest.mark.anyio
+async def test_lifespans_start_with_worker_threads_sized_by_max_threads() -> None:
+    """Where anyio is loaded for hooks and lifespans anyway, its thread limiter is sized before
+    they run: a plugin's own ``to_thread`` calls are bounded by --max-threads from the start."""
+    from contextlib import asynccontextmanager
+
+    from anyio import to_thread
+
+    from bridge.testing import AsyncTestClient
+
+    seen: list[float] = []
+
+    @asynccontextmanager
+    async def lifespan(app: Bridge):  # type: ignore[no-untyped-def]
+        seen.append(to_thread.current_default_thread_limiter().total_tokens)
+        yield
+
+    app = Bridge(lifespan=lifespan)
+
+    @app.method
+    async def ping() -> str:
+        return "pong"
+
+    async with AsyncTestClient(app, max_threads=3) as client:
+        assert await client.call("ping") == "pong"
+    assert seen == [3]
