@@ -140,7 +140,7 @@ class LspDecoder:
 
     def feed(self, data: bytes) -> list[bytes | FrameError]:
         out: list[bytes | FrameError] = []
-        pos = 0
+        pos = 0 if self._need >= 0 or self._resyncing or self._head else self._whole_frames(data, out)
         while pos < len(data):
             if self._need >= 0:
                 take = min(self._need - self._have, len(data) - pos)
@@ -175,6 +175,25 @@ class LspDecoder:
             else:
                 data, pos = self._read_header(data, pos, out)
         return out
+
+    def _whole_frames(self, data: bytes, out: list[bytes | FrameError]) -> int:
+        """The usual chunk: frames that each start with a bare ``Content-Length: N`` header and
+        end inside it, taken in one tight loop; where it stops (``feed`` goes on from there)."""
+        starts, find, append = data.startswith, data.find, out.append
+        size, max_bytes = len(data), self.max_bytes
+        pos = 0
+        while starts(b"Content-Length: ", pos):
+            end = find(b"\r\n\r\n", pos + 16, pos + 40)
+            digits = data[pos + 16 : end]
+            if end < 0 or not digits.isdigit():
+                break
+            start = end + 4
+            stop = start + int(digits)
+            if stop > size or stop - start > max_bytes:
+                break
+            append(data[start:stop])
+            pos = stop
+        return pos
 
     def _read_header(self, data: bytes, pos: int, out: list[bytes | FrameError]) -> tuple[bytes, int]:
         """Consume one header block, or keep a partial one; return where reading goes on."""

@@ -226,6 +226,34 @@ def test_ndjson_split_fast_path_matches_the_checked_loop(pieces, cuts, limit):
                (b"".join(checked._parts), checked._size, checked._discarding)
 
 
+class _LoopLsp(LspDecoder):
+    """The LSP decoder without its tight loop for whole frames: what that loop must match."""
+
+    def _whole_frames(self, data: bytes, out: list) -> int:
+        return 0
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(st.sampled_from([
+        encode_lsp(b'{"a":1}'), encode_lsp(b""), encode_lsp(b"x" * 50), b"Content-Length: 3\r\nContent-Type: x\r\n\r\nabc",
+        b"Content-Length: 99999\r\n\r\n", b"Content-Length: abc\r\n\r\n", b"junk\r\n", b"\r\n",
+        b"content-length: 2\r\n\r\n{}", b"Content-Length:  4\r\n\r\n1234", b"Content-Length: 5\n\n12345",
+    ]), max_size=12),
+    st.lists(st.integers(min_value=0), max_size=8),
+    st.sampled_from([10, 40, 1 << 20]),
+)
+def test_lsp_whole_frame_loop_matches_the_general_one(pieces, cuts, limit):
+    """Chunks of whole frames with bare headers are taken in one tight loop; frames, errors and
+    what is kept for the next chunk are the same as the general loop's, at any split and limit."""
+    stream = b"".join(pieces)
+    fast, general = LspDecoder(limit), _LoopLsp(limit)
+    for chunk in split(stream, cuts):
+        got, want = fast.feed(chunk), general.feed(chunk)
+        assert [o if isinstance(o, bytes) else o.reason for o in got] == \
+               [o if isinstance(o, bytes) else o.reason for o in want]
+
+
 def test_lsp_header_after_a_long_junk_run_survives_a_chunk_split():
     for junk in (b"x" * (MAX_HEADER_BYTES + 100), b"Content-Length:" * 700):
         for cut in (3, 11, 15, 19):
