@@ -241,6 +241,9 @@ async function eachServer(entries, phase, fn) {
       if (tail) e.res.stderrTail = tail.slice(-1500);
       log(`${e.spec.id}: FAILED in ${phase}: ${e.res.error}`);
       if (tail) log(`${e.spec.id} stderr:\n${tail.slice(-1500)}`);
+      if (tail?.includes("No module named 'pylsp_jsonrpc'")) {
+        log(`${e.spec.id}: the peer is not installed: .venv/bin/python -m pip install -e '.[bench]'`);
+      }
       e.server?.kill();
     }
   }
