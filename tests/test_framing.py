@@ -216,14 +216,18 @@ class _CheckedNdjson(NdjsonDecoder):
 def test_ndjson_split_fast_path_matches_the_checked_loop(pieces, cuts, limit):
     """Chunks of short lines that cannot hold a too-long one are split in C; the frames, errors and what is kept
     for the next chunk are the same as the line-by-line loop's, at any split and any limit."""
-    stream = b"".join(pieces)
-    fast, checked = NdjsonDecoder(limit), _CheckedNdjson(limit)
-    for chunk in split(stream, cuts):
-        got, want = fast.feed(chunk), checked.feed(chunk)
+    same_frames(NdjsonDecoder(limit), _CheckedNdjson(limit), split(b"".join(pieces), cuts),
+                lambda d: (b"".join(d._parts), d._size, d._discarding))
+
+
+def same_frames(fast, general, chunks: list[bytes], kept) -> None:
+    """Both decoders fed the same chunks give the same frames and errors for each, and keep the
+    same for the next (``kept(decoder)``)."""
+    for chunk in chunks:
+        got, want = fast.feed(chunk), general.feed(chunk)
         assert [o if isinstance(o, bytes) else o.reason for o in got] == \
                [o if isinstance(o, bytes) else o.reason for o in want]
-        assert (b"".join(fast._parts), fast._size, fast._discarding) == \
-               (b"".join(checked._parts), checked._size, checked._discarding)
+        assert kept(fast) == kept(general)
 
 
 class _LoopLsp(LspDecoder):
@@ -246,12 +250,8 @@ class _LoopLsp(LspDecoder):
 def test_lsp_whole_frame_loop_matches_the_general_one(pieces, cuts, limit):
     """Chunks of whole frames with bare headers are taken in one tight loop; frames, errors and
     what is kept for the next chunk are the same as the general loop's, at any split and limit."""
-    stream = b"".join(pieces)
-    fast, general = LspDecoder(limit), _LoopLsp(limit)
-    for chunk in split(stream, cuts):
-        got, want = fast.feed(chunk), general.feed(chunk)
-        assert [o if isinstance(o, bytes) else o.reason for o in got] == \
-               [o if isinstance(o, bytes) else o.reason for o in want]
+    same_frames(LspDecoder(limit), _LoopLsp(limit), split(b"".join(pieces), cuts),
+                lambda d: (b"".join(d._parts), d._need, d._have, bytes(d._head), d._resyncing))
 
 
 def test_lsp_header_after_a_long_junk_run_survives_a_chunk_split():
