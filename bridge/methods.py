@@ -237,18 +237,12 @@ class Method:
             try:
                 return core.validate_python(named)  # type: ignore[no-any-return]
             except Exception as exc:
-                errors = getattr(exc, "errors", None)
-                if errors is None:
-                    raise
-                raise invalid(self.name, errors(include_url=False, include_context=False, include_input=False)) from None
+                raise invalid(self.name, _errors_of(exc)) from None
         model = self._model or self.prepare()
         try:
             values = model.model_validate(named).__dict__
         except Exception as exc:
-            errors = getattr(exc, "errors", None)
-            if errors is None:
-                raise
-            raise invalid(self.name, errors(include_url=False, include_context=False, include_input=False)) from None
+            raise invalid(self.name, _errors_of(exc)) from None
         if self._renames:
             values = {self._renames.get(k, k): v for k, v in values.items()}
         return values
@@ -259,11 +253,7 @@ class Method:
         try:
             values = model.model_validate(variadic.arrange(self.name, params)).__dict__
         except Exception as exc:
-            errors = getattr(exc, "errors", None)
-            if errors is None:
-                raise
-            raise invalid(self.name, variadic.relocate(
-                errors(include_url=False, include_context=False, include_input=False))) from None
+            raise invalid(self.name, variadic.relocate(_errors_of(exc))) from None
         if self._renames:
             values = {self._renames.get(k, k): v for k, v in values.items()}
         return values
@@ -414,6 +404,15 @@ def _plain_params(params: tuple[Param, ...]) -> tuple[tuple[str, Any, Any, Any],
             return None
         plain.append((p.name, exact, p.default, items))
     return tuple(plain)
+
+
+def _errors_of(exc: Exception) -> list[Any]:
+    """A failed validation's errors as a reply carries them (pydantic's, or pydantic_core's);
+    ``exc`` raised again when it is something else."""
+    errors = getattr(exc, "errors", None)
+    if errors is None:
+        raise exc
+    return errors(include_url=False, include_context=False, include_input=False)  # type: ignore[no-any-return]
 
 
 def _as_given(plain: tuple[tuple[str, Any, Any, Any], ...], named: dict[str, Any]) -> dict[str, Any] | None:

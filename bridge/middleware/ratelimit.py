@@ -90,8 +90,7 @@ class RateLimit(Step):
         return anyio.sleep(wait)
 
     def _bucket_key(self, request: Request) -> Any:
-        if self.key is None:
-            return request.name
+        """The bucket of a limit with a ``key`` (without one, the method's name: ``before``)."""
         if self.key == "caller":
             return (request.name, request.participant)
         return (request.name, self.key(request))  # type: ignore[operator]
