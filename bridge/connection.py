@@ -62,6 +62,10 @@ log = logging.getLogger("bridge")
 
 _dumps = orjson.dumps
 _loads = orjson.loads
+class _Exited(BaseException):
+    """Raised by ``$/exit`` to end ``feed``'s loop (past the per-message ``except Exception``)."""
+
+
 _NO_ID = object()  # the id slot of a reply that must carry id null
 _ID_TYPES = (str, int, float, type(None))
 
@@ -342,26 +346,29 @@ class Connection:
             self._encode = ENCODERS[self._decoder.framing]
             self._send_ready()
         dispatch, emit = self._dispatch, self._emit
-        for frame in frames:
-            try:
-                if type(frame) is FrameError:
-                    self._frame_error(frame)
-                    continue
+        try:
+            for frame in frames:
                 try:
-                    message = _loads(frame)
-                except orjson.JSONDecodeError as exc:
-                    self.bad_input.report("parse", str(exc))
-                    emit(self._error(None, E.PARSE_ERROR, None, {"reason": str(exc)}))
-                    continue
-                if type(message) is dict:  # one request: most messages
-                    reply = dispatch(message, emit, None, len(frame))
-                    if reply is not None:
-                        emit(reply)
-                else:
-                    self._not_an_object(message, len(frame))
-            except Exception as exc:  # a defect must cost one message, never the input
-                log.error("internal error handling a message: %s", exc, exc_info=exc)
-                self._emit(self._error(None, E.INTERNAL_ERROR, None, {"exception": type(exc).__name__}))
+                    if type(frame) is FrameError:
+                        self._frame_error(frame)
+                        continue
+                    try:
+                        message = _loads(frame)
+                    except orjson.JSONDecodeError as exc:
+                        self.bad_input.report("parse", str(exc))
+                        emit(self._error(None, E.PARSE_ERROR, None, {"reason": str(exc)}))
+                        continue
+                    if type(message) is dict:  # one request: most messages
+                        reply = dispatch(message, emit, None, len(frame))
+                        if reply is not None:
+                            emit(reply)
+                    else:
+                        self._not_an_object(message, len(frame))
+                except Exception as exc:  # a defect must cost one message, never the input
+                    log.error("internal error handling a message: %s", exc, exc_info=exc)
+                    self._emit(self._error(None, E.INTERNAL_ERROR, None, {"exception": type(exc).__name__}))
+        except _Exited:  # $/exit: nothing after it is read
+            pass
 
     def eof(self) -> None:
         """The client closed its end of the input: the normal shutdown begins."""
@@ -369,6 +376,15 @@ class Connection:
             self._eof = True
             log.info("input closed; finishing %d call(s)", self._inflight + self._queued)
             self._input_done.set()
+
+    def _on_exit(self) -> None:
+        """``$/exit``: what closing stdin does, for a client that cannot close it (Tauri's shell
+        plugin can only kill): nothing after it is read; the calls read before it finish."""
+        log.info("$/exit; finishing %d call(s)", self._inflight + self._queued)
+        self._eof = self.stopping = True
+        self._update_input()
+        self._input_done.set()
+        raise _Exited
 
     def output_paused(self) -> None:
         """The output pipe is full: read nothing more until the client catches up."""
@@ -538,6 +554,8 @@ class Connection:
                     self._on_cancel_request(params)
                 elif method == "$/stream/credit":
                     self._on_credit(params)
+                elif method == "$/exit" and started is None:
+                    self._on_exit()
                 elif not method.startswith("$/"):
                     log.debug("notification for unknown method %s", method)
                 return None
@@ -854,6 +872,7 @@ class Connection:
                 "cancel": "$/cancelRequest",
                 "progress": "$/progress",
                 "discover": "rpc.discover",
+                "exit": "$/exit",
             },
             "limits": {"maxMessageBytes": s.max_message_bytes, "maxInflight": s.max_inflight, "maxBatch": s.max_batch,
                        "maxInflightPerCaller": s.caller_share, "maxQueued": s.max_queued,

@@ -4,7 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export BRIDGE_PYTHON="$PWD/.venv/bin/python"
-export BRIDGE_AUDIT_DIR="${BRIDGE_AUDIT_DIR:-$(mktemp -d)}"  # test hosts keep their audit logs out of the home directory
+if [ -z "${BRIDGE_AUDIT_DIR:-}" ]; then  # test hosts keep their audit logs out of the home directory
+  BRIDGE_AUDIT_DIR="$(mktemp -d -t bridge-test-audit-XXXXXXXX)"
+  trap 'rm -rf "$BRIDGE_AUDIT_DIR"' EXIT
+  export BRIDGE_AUDIT_DIR
+fi
 missing="$(bash scripts/system-parts.sh)"
 if [ -n "$missing" ]; then
   if [ "${CI:-}" = "true" ]; then

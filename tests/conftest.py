@@ -1,6 +1,7 @@
 """pytest fixtures shared by every test module."""
 
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 
@@ -8,8 +9,16 @@ import anyio
 import pytest
 from anyio.abc import TaskGroup
 
-# Hosts the tests spawn keep their audit logs here, not in the user's data directory.
-os.environ.setdefault("BRIDGE_AUDIT_DIR", tempfile.mkdtemp(prefix="bridge-test-audit-"))
+# Hosts the tests spawn keep their audit logs here, not in the user's data directory; removed
+# when the run ends (pytest_unconfigure) unless the caller chose the folder.
+_AUDIT_DIR = None if "BRIDGE_AUDIT_DIR" in os.environ else tempfile.mkdtemp(prefix="bridge-test-audit-")
+if _AUDIT_DIR is not None:
+    os.environ["BRIDGE_AUDIT_DIR"] = _AUDIT_DIR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _AUDIT_DIR is not None:
+        shutil.rmtree(_AUDIT_DIR, ignore_errors=True)
 
 
 @pytest.fixture

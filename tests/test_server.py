@@ -27,6 +27,36 @@ def test_eof_lets_in_flight_calls_finish_then_exits_0():
         assert b"shutdown hook ran" in host.stderr
 
 
+@pytest.mark.parametrize("framing", ["ndjson", "lsp"])
+def test_exit_notification_ends_like_eof_with_stdin_still_open(framing):
+    """``$/exit`` is EOF for a client that cannot close stdin (Tauri's shell plugin can only kill):
+    the call read before it finishes, what follows it in the same read is not, hooks run, exit 0."""
+    with Host(APP, "--framing", framing) as host:
+        assert host.recv()["params"]["capabilities"]["exit"] == "$/exit"
+        host.send(
+            {"jsonrpc": "2.0", "id": 1, "method": "slow", "params": {"seconds": 0.3}},
+            {"jsonrpc": "2.0", "method": "$/exit"},
+            {"jsonrpc": "2.0", "id": 2, "method": "system.ping"},
+        )
+        assert host.reply(1)["result"] == "done"
+        assert host.wait() == 0
+        rest = []
+        with pytest.raises(EOFError):
+            while True:
+                rest.append(host.recv(timeout=5))
+        assert [m for m in rest if isinstance(m, dict) and m.get("id") == 2] == []
+        assert b"shutdown hook ran" in host.stderr
+
+
+def test_exit_inside_a_batch_or_with_an_id_does_not_end_the_host():
+    with Host(APP) as host:
+        host.recv()
+        host.send([{"jsonrpc": "2.0", "method": "$/exit"}, {"jsonrpc": "2.0", "id": 1, "method": "system.ping"}])
+        assert host.recv() == [{"jsonrpc": "2.0", "id": 1, "result": "pong"}]
+        assert host.call("$/exit", id=2)["error"]["code"] == -32601
+        assert host.call("system.ping", id=3)["result"] == "pong"
+
+
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_finishes_in_flight_work_and_exits_0(signum, loop):

@@ -43,18 +43,35 @@ def frozen_argv(app: str, argv: list[str]) -> list[str]:
 
 def _exit_with_bootloader() -> None:
     """A onefile bundle runs as a child of PyInstaller's bootloader, which forwards signals
-    but cannot forward SIGKILL. On Linux, ask for SIGTERM when the bootloader dies, so a
-    killed sidecar never leaves this process behind."""
+    but cannot forward SIGKILL, nor delete the folder it unpacked the bundle into once killed
+    (the shell plugin's kill(), and Tauri's at exit, are SIGKILL). On Linux, ask for SIGTERM
+    when the bootloader dies, so a killed sidecar never leaves this process behind, and delete
+    that folder on the way out if the bootloader is gone (~30 MB left in the temp folder for
+    every kill otherwise)."""
     if not sys.platform.startswith("linux"):
         return
+    import atexit
     import ctypes
     import signal
 
     pr_set_pdeathsig = 1
     try:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
-        parent = os.readlink(f"/proc/{os.getppid()}/exe")
+        bootloader = os.getppid()
+        parent = os.readlink(f"/proc/{bootloader}/exe")
     except (OSError, AttributeError):
         return
     if os.path.realpath(parent) != os.path.realpath(sys.executable):  # it died before prctl took effect
         raise SystemExit(1)
+    unpacked = getattr(sys, "_MEIPASS", None)
+    if unpacked:
+        atexit.register(_delete_if_orphaned, unpacked, bootloader)  # registered first: runs last
+
+
+def _delete_if_orphaned(unpacked: str, bootloader: int) -> None:
+    """Delete ``unpacked`` if the bootloader that would have is gone. The files this process
+    mapped stay readable until it exits (Linux unlinks, it does not pull them away)."""
+    if os.getppid() != bootloader:
+        import shutil
+
+        shutil.rmtree(unpacked, ignore_errors=True)

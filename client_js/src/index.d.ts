@@ -361,6 +361,8 @@ export interface ReadyInfo {
     cancel?: string;
     progress?: string;
     discover?: string;
+    /** The notification that ends the host's input as closing stdin would ("$/exit"). */
+    exit?: string;
     [key: string]: unknown;
   };
   limits?: {

@@ -42,6 +42,12 @@ export interface TauriSidecarOptions extends HostProcessOptions {
   cwd?: string;
   /** The plugin's output encoding: default UTF-8 lines, or "raw" for byte chunks. */
   encoding?: string;
+  /**
+   * Milliseconds close() waits, after sending `$/exit`, for the host to exit before killing it.
+   * Default 10000: longer than the host's own shutdown grace (BRIDGE_SHUTDOWN_GRACE, 5 s),
+   * after which it answers still-running calls with -32802 and exits 0 by itself.
+   */
+  closeTimeout?: number;
 }
 
 /** An RpcClient bound to a sidecar spawned through the shell plugin; `Api` types its calls (see RpcClient). */
@@ -50,9 +56,9 @@ export declare class TauriSidecarClient<Api = any> extends RpcClient<Api> {
   /** The plugin's Child. */
   readonly child: ShellChild;
   /**
-   * Kill the sidecar (the plugin cannot end its stdin, so in-flight calls reject with
-   * ConnectionClosedError and the host's shutdown hooks do not run). Resolves with the exit
-   * code, null when it ended by a signal.
+   * Send the host `$/exit` (the plugin cannot end its stdin): it reads nothing more, finishes
+   * in-flight calls, runs its shutdown hooks and exits. Killed if still running after
+   * `closeTimeout` ms. Resolves with the exit code, null when it ended by a signal.
    */
   close(): Promise<number | null>;
 }

@@ -6,7 +6,8 @@
 // to the inherited environment; stdout/stderr 'data' events carrying one line each (its "\n"
 // included) as a string, or raw chunks with `encoding: 'raw'`; 'close' with { code, signal }
 // after the output is drained; 'error' with a message; child.write(data) and child.kill().
-// It has no way to close the child's stdin, so close() kills the host (see shutdown()).
+// It has no way to close the child's stdin, so close() sends the host `$/exit`, which ends its
+// input as EOF would, and kills it only if it has not exited within `closeTimeout` (see shutdown()).
 
 import { ConnectionClosedError } from './errors.js';
 import { SidecarClientBase, SidecarTransport, connect, hostEnv, transportOf } from './sidecar.js';
@@ -14,6 +15,8 @@ import { SidecarClientBase, SidecarTransport, connect, hostEnv, transportOf } fr
 export * from './index.js';
 
 const CLOSE_WAIT_MS = 5000;
+/** Longer than the host's own shutdown (BRIDGE_SHUTDOWN_GRACE, 5 s, then 1 s to cancel calls). */
+const CLOSE_TIMEOUT_MS = 10_000;
 /** A Rust target triple at the end of a file name, as `bridge bundle` and Tauri's externalBin use them. */
 const TRIPLE_SUFFIX = /-(?:x86_64|aarch64|i686|armv7|riscv64gc|powerpc64le|s390x)-(?:unknown-linux-(?:gnu|musl)(?:eabihf)?|apple-darwin|pc-windows-(?:msvc|gnu))(?:\.exe)?$/;
 
@@ -54,6 +57,7 @@ export function createTauriSidecar({
   cwd,
   encoding,
   readyTimeout = 10_000,
+  closeTimeout = CLOSE_TIMEOUT_MS,
   onStderr = defaultOnStderr,
   onError,
   ...clientOptions // timeout, trace, retry: the client's own options
@@ -76,7 +80,7 @@ export function createTauriSidecar({
   } catch (error) {
     return Promise.reject(error);
   }
-  const transport = new ShellTransport(command, { onStderr, onError });
+  const transport = new ShellTransport(command, { onStderr, onError, closeTimeout });
   return connect(transport, TauriSidecarClient, { ...clientOptions, onError, name: `bridge sidecar (${program})`, readyTimeout });
 }
 
@@ -88,10 +92,12 @@ class ShellTransport extends SidecarTransport {
   #outbox = '';
   #writing = false;
   #spawning = null;
+  #closeTimeout;
 
-  constructor(command, { onStderr, onError }) {
+  constructor(command, { onStderr, onError, closeTimeout }) {
     super('sidecar', { onStderr, onError });
     this.#command = command;
+    this.#closeTimeout = closeTimeout;
     // Listeners go on before spawn(): the plugin may deliver output before spawn() resolves.
     command.stdout.on('data', (payload) => feed(this.stdout, payload));
     command.stderr.on('data', (payload) => feed(this.stderr, payload));
@@ -126,11 +132,18 @@ class ShellTransport extends SidecarTransport {
   }
 
   /**
-   * Kill the sidecar and resolve with its exit code (null when it ended by a signal, as a
-   * kill does on Unix) once the plugin reports it closed. The plugin cannot end the child's
-   * stdin, so the host gets no chance to finish in-flight calls or run shutdown hooks.
+   * Send the host `$/exit` (its capability in `$/ready`): it reads nothing more, finishes the
+   * calls in flight, runs its shutdown hooks and exits. Kill it if it has not exited within
+   * `timeout` ms (at once with 0, or if it never got ready). Resolves with the exit code, null
+   * when it ended by a signal. A kill leaves no chance to finish, and a onefile bundle's
+   * bootloader killed so cannot delete the folder it unpacked itself into.
    */
-  async shutdown() {
+  async shutdown({ timeout = this.#closeTimeout } = {}) {
+    const exit = this.readyInfo?.capabilities?.exit;
+    if (!this.closed && this.child && timeout > 0 && typeof exit === 'string') {
+      this.write(`${JSON.stringify({ jsonrpc: '2.0', method: exit })}\n`);
+      if (await this.exitedWithin(timeout)) return this.exitCode ?? null;
+    }
     if (!this.closed && this.child) await this.#kill();
     if (!this.closed && !this.#spawning) this.exit(null, null);
     // If 'close' never comes, give up after CLOSE_WAIT_MS and close anyway.

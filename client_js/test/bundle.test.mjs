@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -47,6 +47,14 @@ function processesOf(executable) {
     }
   }
   return pids;
+}
+
+/** The folder a onefile bundle's Python (`pid`) runs from: where its bootloader unpacked it (`_MEI...`). */
+function unpackedDir(pid) {
+  const maps = readFileSync(`/proc/${pid}/maps`, 'latin1');
+  const match = /\s(\/\S*\/_MEI[^/\s]+)\//.exec(maps);
+  assert.ok(match, `no _MEI folder mapped by ${pid}`);
+  return match[1];
 }
 
 /** Wait (up to `ms`) until no live process runs `executable`; returns those still there. */
@@ -138,8 +146,8 @@ describe('the onefile bundle as a Tauri sidecar', { skip: !linux && 'uses /proc'
     if (appDir) rmSync(appDir, { recursive: true, force: true });
   });
 
-  test('resolved by the name Tauri gives it, called, then killed without leaving its Python behind', async (t) => {
-    if (built.skip) return t.skip(built.skip);
+  /** Spawn the installed sidecar as the example's page does, with the shell plugin's rules. */
+  async function spawnInstalled(t) {
     // Tauri's bundler copies src-tauri/binaries/NAME-TRIPLE beside the app's executable as NAME.
     const installed = join(appDir, built.name);
     copyFileSync(built.executable, installed);
@@ -153,28 +161,49 @@ describe('the onefile bundle as a Tauri sidecar', { skip: !linux && 'uses /proc'
       }],
       sidecars: { [entry]: { command: installed, cwd: appDir } },
     });
-    try {
-      const client = await createTauriSidecar({
-        Command: shell.module.Command,
-        program: `src-tauri/binaries/${built.name}-${built.triple}`, // the file bridge bundle wrote
-        args: ['serve'],
-        env: { BRIDGE_LOG_LEVEL: 'warning' },
-        onStderr: null,
-        readyTimeout: 30_000,
-      });
-      assert.equal(shell.spawned[0].program, entry);
-      assert.equal(await client.call('math.add', [2, 3]), 5);
-      const titles = [];
-      for await (const items of client.stream('notes.export', {})) titles.push(...items);
-      assert.deepEqual(titles, ['Welcome']);
-      const python = client.ready.pid;
-      assert.notEqual(python, client.child.pid, 'onefile: $/ready comes from the bootloader\'s child');
-      // The plugin's kill() is SIGKILL, which the bootloader cannot pass on; the child asked
-      // Linux for SIGTERM when its parent dies, and stops by itself.
-      assert.equal(await client.close(), null);
-      assert.deepEqual(await settled(installed), []);
-    } finally {
-      shell.uninstall();
-    }
+    t.after(() => shell.uninstall());
+    const client = await createTauriSidecar({
+      Command: shell.module.Command,
+      program: `src-tauri/binaries/${built.name}-${built.triple}`, // the file bridge bundle wrote
+      args: ['serve'],
+      env: { BRIDGE_LOG_LEVEL: 'warning' },
+      onStderr: null,
+      readyTimeout: 30_000,
+    });
+    assert.equal(shell.spawned[0].program, entry);
+    return { client, installed };
+  }
+
+  test('resolved by the name Tauri gives it, called, closed: it exits 0 and its unpacked folder is gone', async (t) => {
+    if (built.skip) return t.skip(built.skip);
+    const { client, installed } = await spawnInstalled(t);
+    assert.equal(await client.call('math.add', [2, 3]), 5);
+    const titles = [];
+    for await (const items of client.stream('notes.export', {})) titles.push(...items);
+    assert.deepEqual(titles, ['Welcome']);
+    const python = client.ready.pid;
+    assert.notEqual(python, client.child.pid, 'onefile: $/ready comes from the bootloader\'s child');
+    const unpacked = unpackedDir(python);
+    assert.ok(existsSync(unpacked));
+    // close() sends $/exit: the host exits by itself, and its bootloader deletes the folder
+    // (a killed bootloader cannot: each kill left ~30 MB in the temp folder).
+    assert.equal(await client.close(), 0);
+    assert.deepEqual(await settled(installed), []);
+    assert.equal(existsSync(unpacked), false, `${unpacked} left behind`);
+  });
+
+  test('killed by the plugin, as Tauri does at exit, it leaves no Python and no unpacked folder behind', async (t) => {
+    if (built.skip) return t.skip(built.skip);
+    const { client, installed } = await spawnInstalled(t);
+    const unpacked = unpackedDir(client.ready.pid);
+    t.after(() => rmSync(unpacked, { recursive: true, force: true })); // should the test fail
+    const closed = new Promise((resolve) => client.onClose(resolve));
+    // The plugin's kill() is SIGKILL, which the bootloader cannot pass on; the child asked
+    // Linux for SIGTERM when its parent dies, stops by itself, and deletes the folder the
+    // bootloader can no longer delete.
+    await client.child.kill();
+    await closed;
+    assert.deepEqual(await settled(installed), []);
+    assert.equal(existsSync(unpacked), false, `${unpacked} left behind`);
   });
 });

@@ -5,7 +5,9 @@
 // tests/tauri/ runs the same in a real Tauri webview.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { register } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -34,6 +36,8 @@ const quietHost = { BRIDGE_LOG_LEVEL: 'warning' };
 describe('createTauriSidecar against the real host', { timeout: 20_000 }, () => {
   let shell;
   let client;
+  const markDir = mkdtempSync(join(tmpdir(), 'bridge-tauri-mark-'));
+  const shutdownMark = join(markDir, 'hook-ran');
   const traceListeners = new Set();
 
   function nextTraced(direction, predicate) {
@@ -53,7 +57,7 @@ describe('createTauriSidecar against the real host', { timeout: 20_000 }, () => 
       Command: shell.module.Command,
       program: 'binaries/bridge-host',
       args: ['serve'],
-      env: quietHost,
+      env: { ...quietHost, SIDECAR_SHUTDOWN_MARK: shutdownMark },
       trace: (direction, message) => traceListeners.forEach((listener) => listener(direction, message)),
     });
   });
@@ -68,7 +72,9 @@ describe('createTauriSidecar against the real host', { timeout: 20_000 }, () => 
     assert.equal(spawned.program, 'binaries/bridge-host');
     assert.deepEqual(spawned.args, ['serve']);
     assert.deepEqual(spawned.ran, ['serve']);
-    assert.deepEqual(spawned.options, { env: { BRIDGE_LOG_LEVEL: 'warning', BRIDGE_FRAMING: 'ndjson' }, sidecar: true });
+    assert.deepEqual(spawned.options, {
+      env: { BRIDGE_LOG_LEVEL: 'warning', SIDECAR_SHUTDOWN_MARK: shutdownMark, BRIDGE_FRAMING: 'ndjson' }, sidecar: true,
+    });
     assert.equal(client.ready.framing, 'ndjson');
     assert.equal(client.ready.pid, client.child.pid);
   });
@@ -137,19 +143,46 @@ describe('createTauriSidecar against the real host', { timeout: 20_000 }, () => 
     assert.equal((await hostReply).error.code, ErrorCodes.RequestCancelled);
   });
 
-  test('close() kills the sidecar: in-flight calls reject, the process is gone', async () => {
+  test('close() sends $/exit: the call in flight finishes, the shutdown hooks run, the host exits 0', async () => {
+    assert.equal(client.ready.capabilities.exit, '$/exit');
     const pid = client.child.pid;
-    const inFlight = client.call('demo.sleep', { seconds: 30 });
-    assert.equal(await client.close(), null, 'killed by a signal, so no exit code');
-    const error = await inFlight.then(() => assert.fail('resolved'), (e) => e);
-    assert.ok(error instanceof ConnectionClosedError);
-    assert.equal(error.signal, 9);
+    const sent = nextTraced('send', (message) => message.method === 'demo.sleep');
+    const inFlight = client.call('demo.sleep', { seconds: 0.3 });
+    await sent;
+    assert.equal(await client.close(), 0, 'exited by itself, not killed');
+    assert.equal(await inFlight, 0.3);
+    assert.equal(readFileSync(shutdownMark, 'utf8'), 'shut down');
     assert.equal(processExists(pid), false);
     await assert.rejects(client.call('system.ping'), ConnectionClosedError);
   });
+
+  after(() => rmSync(markDir, { recursive: true, force: true }));
 });
 
 describe('createTauriSidecar edge cases', { timeout: 20_000 }, () => {
+  test('close() kills a host still busy after closeTimeout: the call rejects, no hook runs', async () => {
+    const markDir = mkdtempSync(join(tmpdir(), 'bridge-tauri-mark-'));
+    const shell = installTauriShell({ tauriConf, capabilities, sidecars: { 'binaries/bridge-host': bridgeHost } });
+    try {
+      const mark = join(markDir, 'hook-ran');
+      const client = await createTauriSidecar({
+        Command: shell.module.Command, args: ['serve'], env: { ...quietHost, SIDECAR_SHUTDOWN_MARK: mark }, closeTimeout: 300,
+      });
+      const pid = client.child.pid;
+      const inFlight = client.call('demo.sleep', { seconds: 30 });
+      assert.equal(await client.call('system.ping'), 'pong'); // read in order: the sleep is running
+      assert.equal(await client.close(), null, 'killed by a signal, so no exit code');
+      const error = await inFlight.then(() => assert.fail('resolved'), (e) => e);
+      assert.ok(error instanceof ConnectionClosedError);
+      assert.equal(error.signal, 9);
+      assert.equal(processExists(pid), false);
+      assert.equal(existsSync(mark), false);
+    } finally {
+      shell.uninstall();
+      rmSync(markDir, { recursive: true, force: true });
+    }
+  });
+
   test("with encoding 'raw' the output arrives as byte chunks and is split into lines", async () => {
     const shell = installTauriShell({ tauriConf, capabilities, sidecars: { 'binaries/bridge-host': bridgeHost } });
     try {

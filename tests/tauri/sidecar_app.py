@@ -1,9 +1,11 @@
 """What the Tauri tests' sidecar serves: the built-in demo app (the one examples/tauri bundles)
-plus ``data.rows``, a stream, so one host shows calls, progress, events and credit, and
-``sidecar.argv``, the arguments the shell plugin started it with."""
+plus ``data.rows``, a stream, so one host shows calls, progress, events and credit,
+``sidecar.argv``, the arguments the shell plugin started it with, and a shutdown hook that
+writes "shut down" to the file ``$SIDECAR_SHUTDOWN_MARK`` names, if set."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from bridge import Context
@@ -25,3 +27,11 @@ async def rows(n: int, ctx: Context):
 async def argv() -> list[str]:
     """The sidecar's own arguments, as the shell plugin passed them."""
     return sys.argv[1:]
+
+
+@app.on_shutdown
+def mark_shutdown() -> None:
+    """Leave the mark a test looks for: the host ran its shutdown hooks."""
+    if path := os.environ.get("SIDECAR_SHUTDOWN_MARK"):
+        with open(path, "w") as f:
+            f.write("shut down")

@@ -36,8 +36,9 @@ async function step(name, run) {
 }
 
 /** The sidecar as examples/tauri starts it; `trace` watchers see every message. */
-function start(args, watchers = new Set()) {
+function start(args, watchers = new Set(), options = {}) {
   const client = createTauriSidecar({
+    ...options,
     Command,
     program: 'binaries/bridge-host',
     args,
@@ -67,7 +68,7 @@ async function main() {
     pids.push(client.child.pid);
     const argv = await client.call('sidecar.argv');
     check(JSON.stringify(argv) === '["serve"]', `the sidecar got ${JSON.stringify(argv)}`);
-    check((await client.close()) === null, 'closed by a kill');
+    check((await client.close()) === 0, 'exited by itself after $/exit');
     return { argv, ready: client.ready.name };
   });
 
@@ -155,13 +156,22 @@ async function main() {
     return { code: error.code, data: error.data };
   });
 
-  await step('close() kills the sidecar; calls in flight reject', async () => {
-    const inFlight = client.call('demo.sleep', { seconds: 30 });
-    check((await client.close()) === null, 'killed, so no exit code');
-    const error = await inFlight.then(() => null, (e) => e);
-    check(error instanceof ConnectionClosedError && error.signal === 9, `${error} (signal ${error?.signal})`);
+  await step('close() sends $/exit: the call in flight finishes, the host exits 0', async () => {
+    const inFlight = client.call('demo.sleep', { seconds: 0.3 });
+    check((await client.close()) === 0, 'exited by itself, not killed');
+    check((await inFlight) === 0.3, 'the call read before $/exit was answered');
     const after = await client.call('system.ping').then(() => null, (e) => e);
     check(after instanceof ConnectionClosedError, 'closed for good');
+  });
+
+  await step('close() kills a sidecar still busy after closeTimeout; calls in flight reject', async () => {
+    const busy = await start(['serve'], new Set(), { closeTimeout: 300 });
+    pids.push(busy.child.pid);
+    const inFlight = busy.call('demo.sleep', { seconds: 30 });
+    check((await busy.call('system.ping')) === 'pong', 'ping, read after the sleep');
+    check((await busy.close()) === null, 'killed, so no exit code');
+    const error = await inFlight.then(() => null, (e) => e);
+    check(error instanceof ConnectionClosedError && error.signal === 9, `${error} (signal ${error?.signal})`);
   });
 
   let leftOpen = null;
