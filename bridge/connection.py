@@ -62,6 +62,12 @@ log = logging.getLogger("bridge")
 
 _dumps = orjson.dumps
 _loads = orjson.loads
+#: A loop turn's output goes out in one write, or every this many messages: a client that
+#: pipelines calls gets the first replies and sends more while the rest are worked on (bench/
+#: README.md: pipelined calls/s 0.66-0.69x -> 0.77-0.83x the floor, LSP 0.71-0.74x -> 0.89-0.91x).
+FLUSH_EVERY = 64
+
+
 class _Exited(BaseException):
     """Raised by ``$/exit`` to end ``feed``'s loop (past the per-message ``except Exception``)."""
 
@@ -882,7 +888,8 @@ class Connection:
         })
 
     def _write(self, message: Any) -> None:
-        """Queue one message; it goes out with the rest of this loop turn's output."""
+        """Queue one message; it goes out with the rest of this loop turn's output, or with the
+        ``FLUSH_EVERY`` messages it completes."""
         self._queue(self._frame(message))
 
     def _frame(self, message: Any) -> bytes:
@@ -899,8 +906,13 @@ class Connection:
     def _queue(self, frame: bytes) -> None:
         if self.closed:
             return
-        self._out.append(frame)
-        if not self._flush_pending:
+        out = self._out
+        out.append(frame)
+        if len(out) >= FLUSH_EVERY:  # the client gets these now and can send more meanwhile
+            data = b"".join(out)
+            out.clear()
+            self._send_now(data)
+        elif not self._flush_pending:
             self._flush_pending = True
             if self._loop is None:
                 self._flush()

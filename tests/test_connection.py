@@ -392,3 +392,24 @@ async def test_an_input_that_fails_ends_like_eof_after_the_calls_it_gave(caplog:
     [reply] = [orjson.loads(x) for x in bytes(writer.data).splitlines()]
     assert reply == {"jsonrpc": "2.0", "id": 1, "result": 2}
     assert "reading the input failed" in caplog.text
+
+
+async def test_a_read_of_many_calls_is_answered_every_flush_every_replies() -> None:
+    """A client pipelining calls gets the first replies while the rest are worked on (and can
+    send more meanwhile), not all of a read's replies in one write at the end."""
+    from bridge.connection import FLUSH_EVERY
+
+    app = Bridge("flush")
+
+    @app.method
+    async def echo(value: int) -> int:
+        return value
+
+    n = 2 * FLUSH_EVERY + 10
+    writer = MemoryWriter()
+    calls = lines(*({"jsonrpc": "2.0", "id": i, "method": "echo", "params": [i]} for i in range(n)))
+    conn = Connection(app, Settings(ready=False, framing="ndjson"), MemoryReader([calls]), writer)
+    with anyio.fail_after(10):
+        await conn.run()
+    assert [chunk.count(b"\n") for chunk in writer.chunks] == [FLUSH_EVERY, FLUSH_EVERY, 10]
+    assert [orjson.loads(line)["result"] for line in bytes(writer.data).splitlines()] == list(range(n))
