@@ -38,13 +38,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from . import errors as E
-from .discovery import discover_method
 from .badinput import BadInput
 from .codec import DUMPS_OPTIONS, dumps, serialisable, to_jsonable
 from .framing import ENCODERS, FrameError, decoder, encode_ndjson
 from .host import Host
 from .identity import participant_id
 from .methods import Method
+from .rpc_methods import discover_method, metrics_method, ping_method
 from .metrics import RING, Metrics
 from .middleware import build as build_pipeline
 from .middleware import needs_cache
@@ -72,6 +72,7 @@ class _Exited(BaseException):
     """Raised by ``$/exit`` to end ``feed``'s loop (past the per-message ``except Exception``)."""
 
 
+_SERIALS = itertools.count(1)  # connections' numbers in this process
 _NO_ID = object()  # the id slot of a reply that must carry id null
 _ID_TYPES = (str, int, float, type(None))
 
@@ -139,13 +140,11 @@ class Waiting:
 class Connection:
     """Serves ``app`` on one reader/writer pair until EOF or ``stop()``."""
 
-    _serials = itertools.count(1)
-
     def __init__(self, app: Bridge, settings: Settings, reader: Reader | Input, writer: Writer) -> None:
         self.app = app
         #: This connection's number in the process; callers that declare no identity are
         #: the participant ``connection:<serial>``.
-        self.serial = next(Connection._serials)
+        self.serial = next(_SERIALS)
         self.settings = settings
         self._input: Input = reader if hasattr(reader, "attach") else Pump(reader)  # type: ignore[assignment,arg-type]
         self._writer = writer
@@ -157,8 +156,8 @@ class Connection:
         self._methods["rpc.discover"] = discover_method(app)
         self.metrics = Metrics()
         self.host = Host(self)  # what handlers see of this connection (ctx.host)
-        self._methods["rpc.metrics"] = Method(self._metrics_snapshot, "rpc.metrics")
-        self._ping = self._methods["rpc.ping"] = Method(_pong, "rpc.ping", idempotent=True)
+        self._methods["rpc.metrics"] = metrics_method(self)
+        self._ping = self._methods["rpc.ping"] = ping_method()
         self.streams = Credits()  # running streams' credit by request id
         self.exit_code = 0  # the host's exit status: what stop(..., exit_code) asked for
         self.cache: CacheStore | None = None
@@ -181,7 +180,7 @@ class Connection:
         self._queued = 0
         self._queued_bytes = 0
         self.bad_input = BadInput(settings.bad_input_log_limit, settings.bad_input_summary)
-        self.watchdog = LoopWatchdog(settings.loop_block_warning, Connection._call.__code__) \
+        self.watchdog = LoopWatchdog(settings.loop_block_warning, self._methods) \
             if settings.loop_block_warning else None
         self._debug = settings.debug
         self._log_calls = log.isEnabledFor(logging.DEBUG)
@@ -287,10 +286,6 @@ class Connection:
         except TimeoutError:
             pass
 
-    async def _metrics_snapshot(self) -> dict[str, Any]:
-        """Calls, errors, latency percentiles and more, per method; message rates; uptime."""
-        return self.metrics_snapshot()
-
     @property
     def inflight(self) -> int:
         """Calls (and batches) running now."""
@@ -348,14 +343,15 @@ class Connection:
         frames = self._decoder.feed(data)
         self.metrics.received(len(frames))
         self._lone = len(frames) == 1
-        if self._encode is None and self._decoder.framing is not None:
+        if self._encode is None and self._decoder.framing is not None:  # "auto" has picked
             self._encode = ENCODERS[self._decoder.framing]
+            self._decoder = getattr(self._decoder, "inner", None) or self._decoder  # its own from now on
             self._send_ready()
         dispatch, emit = self._dispatch, self._emit
         try:
             for frame in frames:
                 try:
-                    if type(frame) is FrameError:
+                    if isinstance(frame, FrameError):
                         self._frame_error(frame)
                         continue
                     try:
@@ -448,7 +444,8 @@ class Connection:
         if args[0] is None:
             call.task = self._spawn(self._run_batch(call, args[1]))
         else:
-            self._run_soon(call, args[0], self._call(call, *args, self._emit))
+            method, id, has_id, params = args
+            self._run_soon(call, method, self._call(call, method, id, has_id, params, self._emit))
 
     def _unqueue(self, call: Call) -> None:
         """Take a call out of its caller's queue (it was cancelled before it began)."""
@@ -1001,11 +998,6 @@ class _Resume:
                 waiting = run(step, arg)
             except StopIteration as stop:
                 return stop.value
-
-
-async def _pong() -> str:
-    """Answer "pong": every host has it, for health checks."""
-    return "pong"
 
 
 def _prepare_all(methods: list[Method], cache: CacheStore | None) -> None:

@@ -122,16 +122,6 @@ def _method(method: Method, schemas: _Schemas) -> tuple[dict[str, Any], dict[str
     return doc, schemas.add(method.prepare(), "validation")
 
 
-def discover_method(app: Bridge) -> Method:
-    """``rpc.discover`` as a method of ``app``'s connection."""
-
-    async def discover() -> dict[str, Any]:
-        """The OpenRPC document of this service."""
-        return openrpc(app)
-
-    return Method(discover, "rpc.discover")
-
-
 class _Schemas:
     """Schemas asked for while the document is built, made in one pydantic pass at the end: each
     ``add`` returns a dict that ``resolve`` fills in place."""

@@ -39,7 +39,8 @@ class FrameError:
 
 
 class Decoder(Protocol):
-    framing: Framing | None
+    @property
+    def framing(self) -> Framing | None: ...
 
     def feed(self, data: bytes) -> list[bytes | FrameError]: ...
 
@@ -53,8 +54,9 @@ class NdjsonDecoder:
 
     framing: Framing = "ndjson"
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, *, fast: bool = True) -> None:
         self.max_bytes = max_bytes
+        self._fast = fast  # False: every chunk line by line (what tests hold the fast path to)
         self._parts: list[bytes] = []  # the start of a line still missing its newline
         self._size = 0
         self._discarding = False
@@ -62,7 +64,7 @@ class NdjsonDecoder:
     def feed(self, data: bytes) -> list[bytes | FrameError]:
         size = self._size + len(data)
         first = data.find(b"\n")
-        if not 0 <= first < SPLIT_BELOW or size > self.max_bytes or self._discarding:
+        if not 0 <= first < SPLIT_BELOW or size > self.max_bytes or self._discarding or not self._fast:
             return self._feed_checked(data, first)
         # Short lines, none too long (the common case): split in C, then the usual filter. (split
         # looks at each byte where find uses memchr: a chunk of one long line goes the other way.)
@@ -127,9 +129,10 @@ class LspDecoder:
 
     framing: Framing = "lsp"
 
-    def __init__(self, max_bytes: int, max_header_bytes: int = MAX_HEADER_BYTES) -> None:
+    def __init__(self, max_bytes: int, max_header_bytes: int = MAX_HEADER_BYTES, *, fast: bool = True) -> None:
         self.max_bytes = max_bytes
         self.max_header_bytes = max_header_bytes
+        self._fast = fast  # False: no tight loop for whole frames (what tests hold it to)
         self._digits = len(str(max_bytes))
         self._head = bytearray()  # an incomplete header block, or the tail kept while resyncing
         self._parts: list[bytes] = []  # an incomplete body
@@ -140,7 +143,7 @@ class LspDecoder:
 
     def feed(self, data: bytes) -> list[bytes | FrameError]:
         out: list[bytes | FrameError] = []
-        pos = 0 if self._need >= 0 or self._resyncing or self._head else self._whole_frames(data, out)
+        pos = 0 if self._need >= 0 or self._resyncing or self._head or not self._fast else self._whole_frames(data, out)
         while pos < len(data):
             if self._need >= 0:
                 take = min(self._need - self._have, len(data) - pos)
@@ -159,8 +162,8 @@ class LspDecoder:
                 # The usual case, one header and often the whole body in this chunk. Digits
                 # only up to the CRLFCRLF means no earlier empty line; the search is bounded.
                 end = data.find(b"\r\n\r\n", pos + 16, pos + 40)
-                digits = data[pos + 16 : end]
-                length = int(digits) if end >= 0 and digits.isdigit() else -1
+                digits = data[pos + 16 : end] if end >= 0 else b""  # (no negative slice ends: mypyc)
+                length = int(digits) if digits.isdigit() else -1
                 if length < 0 or length > self.max_bytes:
                     data, pos = self._read_header(data, pos, out)
                     continue
@@ -184,8 +187,10 @@ class LspDecoder:
         pos = 0
         while starts(b"Content-Length: ", pos):
             end = find(b"\r\n\r\n", pos + 16, pos + 40)
+            if end < 0:  # (before slicing: mypyc does not take negative slice ends)
+                break
             digits = data[pos + 16 : end]
-            if end < 0 or not digits.isdigit():
+            if not digits.isdigit():
                 break
             start = end + 4
             stop = start + int(digits)
@@ -289,24 +294,27 @@ class LspDecoder:
 
 
 class AutoDecoder:
-    """Picks NDJSON or LSP from the first non-blank byte, then delegates."""
+    """Picks NDJSON or LSP from the first non-blank byte, then delegates to ``inner`` (which
+    its owner may call directly from then on, as the connection does)."""
 
     def __init__(self, max_bytes: int, max_header_bytes: int = MAX_HEADER_BYTES) -> None:
         self.max_bytes = max_bytes
         self.max_header_bytes = max_header_bytes
         self.framing: Framing | None = None
-        self._inner: NdjsonDecoder | LspDecoder | None = None
+        #: The decoder of the framing picked, once there is one.
+        self.inner: NdjsonDecoder | LspDecoder | None = None
 
     def feed(self, data: bytes) -> list[bytes | FrameError]:
-        if self._inner is None:
+        inner = self.inner
+        if inner is None:
             stripped = data.lstrip()
             if not stripped:
                 return []
-            self._inner = LspDecoder(self.max_bytes, self.max_header_bytes) if stripped[:1] in b"Cc" else NdjsonDecoder(self.max_bytes)
-            self.framing = self._inner.framing
-            self.feed = self._inner.feed  # type: ignore[method-assign]
+            inner = self.inner = LspDecoder(self.max_bytes, self.max_header_bytes) \
+                if stripped[:1] in b"Cc" else NdjsonDecoder(self.max_bytes)
+            self.framing = inner.framing
             data = stripped
-        return self._inner.feed(data)
+        return inner.feed(data)
 
 
 def decoder(

@@ -127,8 +127,9 @@ class Method:
         self.middleware = tuple(options["middleware"]) if "middleware" in options else ()
         #: The built-in middleware named by keyword (``PART_OPTIONS``), in chain order; False
         #: turns the app's default off.
+        given: dict[str, Any] = options  # type: ignore[assignment]  # read by key names from a tuple
         self.options: dict[str, Any] = {
-            key: _keyword_part(key, options[key]) for key in PART_OPTIONS if options.get(key) is not None
+            key: _keyword_part(key, given[key]) for key in PART_OPTIONS if given.get(key) is not None
         } if options else {}
         #: How the handler is run when not plainly (``Batch``, ``Stream``): the chain's endpoint.
         self.kind: Any = _kind(name, func, options.get("batch"), options.get("stream")) \
@@ -471,7 +472,7 @@ def _signature(func: Callable[..., Any]) -> list[tuple[str, Any, Any]]:
     defaults = func.__defaults__ or ()
     first_default = positional - len(defaults)
     posonly = code.co_posonlyargcount
-    out = [(names[i], _POSITIONAL_ONLY if i < posonly else _POSITIONAL_OR_KEYWORD,
+    out: list[tuple[str, Any, Any]] = [(names[i], _POSITIONAL_ONLY if i < posonly else _POSITIONAL_OR_KEYWORD,
             defaults[i - first_default] if i >= first_default else _EMPTY) for i in range(positional)]
     kwonly = code.co_kwonlyargcount
     if not kwonly and not code.co_flags & _VARIADIC_FLAGS:

@@ -13,8 +13,12 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from types import CodeType, FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .methods import Method
 
 log = logging.getLogger("bridge")
 
@@ -22,9 +26,9 @@ log = logging.getLogger("bridge")
 class LoopWatchdog:
     """Warns when the loop is blocked longer than ``threshold`` seconds; ``stats()`` for rpc.metrics."""
 
-    def __init__(self, threshold: float, call_code: CodeType) -> None:
+    def __init__(self, threshold: float, methods: Mapping[str, Method]) -> None:
         self.threshold = threshold
-        self._call_code = call_code  # the frame of Connection._call holds the method being served
+        self._methods = methods  # their handlers' frames on the loop's stack name the culprit
         self._beat = time.monotonic()
         self._stop = threading.Event()
         self._timer: asyncio.TimerHandle | None = None
@@ -77,12 +81,31 @@ class LoopWatchdog:
         )
 
     def _culprit(self) -> tuple[str, str]:
-        """The method whose call holds the loop, and the innermost line of Python running."""
+        """The method whose call holds the loop, and the innermost line of Python running. The
+        method is the one whose handler has a frame on the stack, else the one a frame between
+        the loop and it holds as ``method`` (a middleware's); the connection itself may run
+        compiled, without frames."""
         frame: FrameType | None = sys._current_frames().get(self._loop_thread)
         where = f" at {frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else ""
-        while frame is not None:
-            if frame.f_code is self._call_code:
+        handlers = self._handler_codes()
+        found = None
+        while frame is not None:  # innermost first: the outermost match is the call being served
+            name = handlers.get(frame.f_code)
+            if name is None:
                 method = frame.f_locals.get("method")
-                return str(getattr(method, "name", "a call")), where
+                name = getattr(method, "name", None) if type(method).__name__ == "Method" else None
+            found = name or found
             frame = frame.f_back
-        return "code outside any call", where
+        return (found, where) if found else ("code outside any call", where)
+
+    def _handler_codes(self) -> dict[CodeType, str]:
+        """Each handler's code objects (through its decorators' ``__wrapped__``), to its method's name."""
+        codes: dict[CodeType, str] = {}
+        for name, method in list(self._methods.items()):
+            func: Any = method.func
+            while func is not None:
+                code = getattr(func, "__code__", None)
+                if code is not None:
+                    codes.setdefault(code, name)
+                func = getattr(func, "__wrapped__", None)
+        return codes

@@ -199,13 +199,6 @@ def test_ndjson_never_yields_more_than_the_limit(garbage):
     assert all(isinstance(o, FrameError) or len(o) <= 16 for o in out)
 
 
-class _CheckedNdjson(NdjsonDecoder):
-    """The decoder with every chunk taken line by line, sizes checked: what the split fast path must match."""
-
-    def feed(self, data: bytes) -> list:
-        return self._feed_checked(data)
-
-
 @settings(max_examples=500)
 @given(
     st.lists(st.sampled_from([b"\n", b"\r\n", b" ", b"\t", b"{}", b"[1,2]", b"x" * 7, b'"abc"', b"\r", b"y" * 700]),
@@ -216,7 +209,7 @@ class _CheckedNdjson(NdjsonDecoder):
 def test_ndjson_split_fast_path_matches_the_checked_loop(pieces, cuts, limit):
     """Chunks of short lines that cannot hold a too-long one are split in C; the frames, errors and what is kept
     for the next chunk are the same as the line-by-line loop's, at any split and any limit."""
-    same_frames(NdjsonDecoder(limit), _CheckedNdjson(limit), split(b"".join(pieces), cuts),
+    same_frames(NdjsonDecoder(limit), NdjsonDecoder(limit, fast=False), split(b"".join(pieces), cuts),
                 lambda d: (b"".join(d._parts), d._size, d._discarding))
 
 
@@ -228,13 +221,6 @@ def same_frames(fast, general, chunks: list[bytes], kept) -> None:
         assert [o if isinstance(o, bytes) else o.reason for o in got] == \
                [o if isinstance(o, bytes) else o.reason for o in want]
         assert kept(fast) == kept(general)
-
-
-class _LoopLsp(LspDecoder):
-    """The LSP decoder without its tight loop for whole frames: what that loop must match."""
-
-    def _whole_frames(self, data: bytes, out: list) -> int:
-        return 0
 
 
 @settings(max_examples=500)
@@ -250,7 +236,7 @@ class _LoopLsp(LspDecoder):
 def test_lsp_whole_frame_loop_matches_the_general_one(pieces, cuts, limit):
     """Chunks of whole frames with bare headers are taken in one tight loop; frames, errors and
     what is kept for the next chunk are the same as the general loop's, at any split and limit."""
-    same_frames(LspDecoder(limit), _LoopLsp(limit), split(b"".join(pieces), cuts),
+    same_frames(LspDecoder(limit), LspDecoder(limit, fast=False), split(b"".join(pieces), cuts),
                 lambda d: (b"".join(d._parts), d._need, d._have, bytes(d._head), d._resyncing))
 
 

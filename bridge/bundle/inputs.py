@@ -142,6 +142,21 @@ def _package_modules(package: str, root: str, skip: tuple[str, ...] = ()) -> tup
     return modules, sources
 
 
+def _compiled(folder: str) -> tuple[list[str], list[str]]:
+    """Where bridge runs compiled (docs/design.md, "Compiled"): the library modules mypyc's
+    compiled modules load by name, which PyInstaller cannot see, and the compiled files (for
+    the cache key). Empty lists for pure Python."""
+    import importlib.machinery
+
+    import bridge.connection  # noqa: F401  # compiled with the others: its library is loaded now
+
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(suffixes))
+    libraries = sorted(name for name in list(sys.modules) if name.endswith("__mypyc"))
+    files += [path for name in libraries if (path := getattr(sys.modules[name], "__file__", None))]
+    return libraries, files
+
+
 def _sources_of(module_name: str) -> list[str]:
     """The files the app's own code lives in: its package, or its module and sibling modules."""
     import importlib.util
@@ -181,8 +196,9 @@ def plan(app: str, *, name: str | None = None, triple: str | None = None, mode: 
         modules, sources = _package_modules(BUILTINS, folder)
         bridge_modules += modules
         bridge_sources += sources
-    result.hidden_imports = [module, *RUNTIME_IMPORTS, *bridge_modules]
-    result.sources = [*bridge_sources, BUILTINS_HOOK, *_sources_of(module)]
+    compiled_libraries, compiled_files = _compiled(os.path.dirname(bridge.__file__))
+    result.hidden_imports = [module, *RUNTIME_IMPORTS, *bridge_modules, *compiled_libraries]
+    result.sources = [*bridge_sources, *compiled_files, BUILTINS_HOOK, *_sources_of(module)]
     result.metadata = [dist for dist in ("bridge-sidecar",) if _installed(dist)]
     for ep_name, dist_name, ep_module in _entry_points():
         if plugins is not None and ep_name not in plugins:
