@@ -1,7 +1,7 @@
 // Where the benchmarks run: the repository, the Python they spawn, its environment, the machine.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,8 @@ export function checkout(dir, die) {
   }
   let label = path.basename(abs);
   try {
-    label = execFileSync('git', ['-C', abs, 'rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const git = (...args) => execFileSync('git', ['-C', abs, ...args], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    if (realpathSync(git('rev-parse', '--show-toplevel')) === realpathSync(abs)) label = git('rev-parse', '--short', 'HEAD');
   } catch {
     // not a git checkout: its folder's name
   }

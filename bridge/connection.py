@@ -72,6 +72,8 @@ class _Exited(BaseException):
     """Raised by ``$/exit`` to end ``feed``'s loop (past the per-message ``except Exception``)."""
 
 
+#: This module runs compiled (``BRIDGE_COMPILE=1`` wheels, hatch_build.py), as ``$/ready`` says.
+COMPILED = not __file__.endswith(".py")
 _SERIALS = itertools.count(1)  # connections' numbers in this process
 _NO_ID = object()  # the id slot of a reply that must carry id null
 _ID_TYPES = (str, int, float, type(None))
@@ -870,6 +872,7 @@ class Connection:
             "appVersion": self.app.version,
             "pid": _pid(),
             "framing": self._decoder.framing,
+            "compiled": COMPILED,
             "capabilities": {
                 "batch": True,
                 "cancel": "$/cancelRequest",

@@ -7,4 +7,5 @@ command -v chromium >/dev/null || missing+=("Chromium (the Electron renderer): c
 command -v Xvfb >/dev/null || missing+=("a virtual screen (the Tauri webview): Xvfb")
 command -v xauth >/dev/null || missing+=("X authority (the Tauri webview): xauth")
 [ -n "$(ldconfig -p 2>/dev/null | grep libwebkit2gtk-4.1.so.0)" ] || missing+=("WebKitGTK (the Tauri webview): libwebkit2gtk-4.1-0")
+command -v gcc >/dev/null || missing+=("a C compiler (the compiled run of the Python tests, mypyc): gcc")
 printf '%s\n' "${missing[@]}"

@@ -21,3 +21,12 @@ fi
 if [ -f client_js/package.json ]; then
   (cd client_js && npm test --silent)
 fi
+# The Python suite again with the hot path compiled by mypyc, as BRIDGE_COMPILE=1 wheels ship it
+# (hatch_build.py), in a copy of the checkout (packaging is tested once, above).
+if command -v gcc >/dev/null; then
+  root="$PWD"
+  tree="$(.venv/bin/python scripts/compiled_tree.py)"
+  echo "The Python tests again, compiled (in $tree):"
+  (cd "$tree" && PYTHONPATH="$tree" BRIDGE_EXPECT_COMPILED=1 "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider \
+    --ignore=tests/test_package.py --ignore=tests/test_quickstart.py)
+fi

@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from parts import require
 
 REPO = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -37,6 +38,34 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (wheel,) = out.glob("*.whl")
     (sdist,) = out.glob("*.tar.gz")
     return {"wheel": wheel, "sdist": sdist}
+
+
+@pytest.fixture(scope="module")
+def compiled_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel with ``BRIDGE_COMPILE=1``: the hot path compiled by mypyc (hatch_build.py), ~25 s."""
+    require("gcc")
+    out = tmp_path_factory.mktemp("compiled")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(out)], cwd=REPO, env={**os.environ, "BRIDGE_COMPILE": "1"},
+                           capture_output=True, text=True, timeout=600, check=False)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = out.glob("*.whl")
+    return wheel
+
+
+def test_a_compiled_wheel_is_the_pure_one_plus_the_extensions(compiled_wheel: Path, dists: dict[str, Path]) -> None:
+    from hatch_build import HOT_PATH
+
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    assert compiled_wheel.name.startswith(f"bridge_sidecar-{VERSION}-{tag}-{tag}-")  # a platform wheel
+    with zipfile.ZipFile(compiled_wheel) as compiled, zipfile.ZipFile(dists["wheel"]) as pure:
+        names, pure_names = set(compiled.namelist()), set(pure.namelist())
+    extensions = {name for name in names if name.endswith((".so", ".pyd"))}
+    for path in HOT_PATH:  # each compiled, its source kept beside it (tracebacks, inspect)
+        assert [e for e in extensions if e.startswith(path.removesuffix(".py") + ".")], path
+        assert path in names
+    assert [e for e in extensions if "__mypyc" in e and "/" not in e]  # mypyc's shared library
+    assert {n for n in names - extensions if ".dist-info/" not in n} == {n for n in pure_names if ".dist-info/" not in n}
 
 
 def test_the_wheel_holds_the_host_and_its_entry_point(dists: dict[str, Path]) -> None:
@@ -86,12 +115,16 @@ def test_the_editable_wheel_puts_the_checkout_on_the_path(tmp_path: Path) -> Non
         assert not [n for n in archive.namelist() if n.endswith(".py")]  # no copies to go stale
 
 
-def test_the_wheel_installs_into_a_fresh_venv_and_serves(dists: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["pure", "compiled"])
+def test_the_wheel_installs_into_a_fresh_venv_and_serves(
+    kind: str, dists: dict[str, Path], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    wheel = dists["wheel"] if kind == "pure" else request.getfixturevalue("compiled_wheel")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-    installed = subprocess.run([str(bindir / "python"), "-m", "pip", "install", "-q", str(dists["wheel"])],
+    installed = subprocess.run([str(bindir / "python"), "-m", "pip", "install", "-q", str(wheel)],
                                env=env, capture_output=True, text=True, timeout=600, check=False)
     assert installed.returncode == 0, installed.stderr[-3000:]
 
@@ -110,6 +143,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_serves(dists: dict[str, Path],
     try:
         ready = json.loads(host.stdout.readline())
         assert ready["method"] == "$/ready" and ready["params"]["version"] == VERSION
+        assert ready["params"]["compiled"] is (kind == "compiled")
         host.stdin.write(b'{"jsonrpc":"2.0","id":1,"method":"demo.add","params":{"a":2,"b":40}}\n'
                          b'{"jsonrpc":"2.0","id":2,"method":"system.ping"}\n'
                          b'{"jsonrpc":"2.0","id":3,"method":"state.set","params":{"doc":"d","value":1}}\n')

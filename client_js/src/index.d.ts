@@ -356,6 +356,8 @@ export interface ReadyInfo {
   appVersion?: string;
   pid: number;
   framing: string;
+  /** Whether the host's hot path runs compiled (a `BRIDGE_COMPILE=1` wheel or bundle). */
+  compiled?: boolean;
   capabilities: {
     batch?: boolean;
     cancel?: string;

@@ -1,0 +1,27 @@
+"""The compiled hot path (hatch_build.py): scripts/test.sh runs the whole suite a second time in
+.build/compiled with ``BRIDGE_EXPECT_COMPILED=1``; these tests make sure each run is what it says,
+and that a ``BRIDGE_COMPILE=1`` wheel carries the extensions."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import pytest
+from harness import Host
+
+from hatch_build import HOT_PATH
+
+EXPECT_COMPILED = os.environ.get("BRIDGE_EXPECT_COMPILED") == "1"
+
+
+@pytest.mark.parametrize("path", HOT_PATH)
+def test_the_hot_path_runs_compiled_exactly_in_the_compiled_run(path: str) -> None:
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    assert module.__file__ is not None
+    assert module.__file__.endswith(".py") is not EXPECT_COMPILED, module.__file__
+
+
+def test_a_spawned_host_says_in_ready_whether_it_runs_compiled() -> None:
+    with Host() as host:
+        assert host.recv()["params"]["compiled"] is EXPECT_COMPILED
