@@ -83,7 +83,7 @@ const ITEM_JSON = 102; // a row in JSON: 100 characters and two quotes
 function parseArgs(argv) {
   const opts = {
     quick: false, json: null, window: 128, streamItems: null, slowChunks: null, slowMs: 2, slowWindow: 4,
-    parseAll: false, pin: true, keepEnv: false, verbose: false, against: null,
+    parseAll: false, pin: true, keepEnv: false, verbose: false, against: [],
   };
   const int = (v, a) => {
     const n = Number(v);
@@ -105,7 +105,7 @@ function parseArgs(argv) {
     else if (a === '--parse-all') opts.parseAll = true;
     else if (a === '--no-pin') opts.pin = false;
     else if (a === '--keep-env') opts.keepEnv = true;
-    else if (a === '--against') opts.against = checkout(next(), die);
+    else if (a === '--against') opts.against.push(checkout(next(), die));
     else if (a === '--verbose' || a === '-v') opts.verbose = true;
     else if (a === '--help' || a === '-h') {
       console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 6).join('\n'));
@@ -388,11 +388,15 @@ async function run(opts, cfg, servers) {
  * --against DIR: the other checkout's `plain` and `piped` servers, and every pipelined and
  * latency row again on them (`<key>@<label>`), measured in the same rounds as this one's.
  */
-function againstToo(servers, against, make) {
-  const at = (x) => `${x}@${against.label}`;
-  for (const name of ['plain', 'piped']) servers[at(name)] = make(at(name), name);
-  PIPELINE.push(...PIPELINE.map((v) => ({ ...v, key: at(v.key), server: at(v.server) })));
-  LATENCY.push(...LATENCY.map((v) => ({ ...v, key: at(v.key), server: at(v.server) })));
+function againstToo(servers, againsts, make) {
+  const pipeline = [...PIPELINE];
+  const latency = [...LATENCY];
+  for (const against of againsts) {
+    const at = (x) => `${x}@${against.label}`;
+    for (const name of ['plain', 'piped']) servers[at(name)] = make(at(name), name, against.dir);
+    PIPELINE.push(...pipeline.map((v) => ({ ...v, key: at(v.key), server: at(v.server) })));
+    LATENCY.push(...latency.map((v) => ({ ...v, key: at(v.key), server: at(v.server) })));
+  }
 }
 
 function verdict(x, t) {
@@ -527,7 +531,7 @@ async function main() {
     pipe: new Server(spec('stream-pipe', 'plain'), opts),
     idle: new Server(spec('idle', 'plain'), opts),
   };
-  if (opts.against) againstToo(servers, opts.against, (name, app) => new Server(spec(name, app, opts.against.dir), opts));
+  againstToo(servers, opts.against, (name, app, dir) => new Server(spec(name, app, dir), opts));
   log(`python ${py.exe} (${py.version}); ${machine.cpus} cpus; ${profile} profile; cache in ${cacheDir}`);
   const t0 = performance.now();
   const close = {};

@@ -4,7 +4,8 @@
 // Usage: node bench/run.mjs [--quick] [--json out.json] [--only floor,json,json-each,asyncio,bridge,pylsp,pygls,cat]
 //        [--framing ndjson,lsp] [--window N] [--no-pygls] [--keep-env] [--verbose] [--against DIR]
 //        (--against DIR: also serve the bridge of another checkout, e.g. a `git worktree` of an
-//        older commit, side by side with this one: before and after in the same run)
+//        older commit, side by side with this one: before and after in the same run; repeatable,
+//        e.g. `--against /tmp/old --against .build/compiled`)
 // Informational: PASS/MISS are printed beside the targets; exit code 0 unless the driver breaks.
 //
 // All servers stay up side by side and every phase runs in rounds, one server after the
@@ -47,7 +48,7 @@ const PROFILES = {
 function parseArgs(argv) {
   const opts = {
     quick: false, json: null, only: null, framings: ['ndjson', 'lsp'], window: 128,
-    pygls: true, keepEnv: false, verbose: false, pin: true, against: null,
+    pygls: true, keepEnv: false, verbose: false, pin: true, against: [],
   };
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
@@ -64,7 +65,7 @@ function parseArgs(argv) {
     else if (a === '--no-pygls') opts.pygls = false;
     else if (a === '--keep-env') opts.keepEnv = true;
     else if (a === '--no-pin') opts.pin = false;
-    else if (a === '--against') opts.against = checkout(next(), die);
+    else if (a === '--against') opts.against.push(checkout(next(), die));
     else if (a === '--verbose' || a === '-v') opts.verbose = true;
     else if (a === '--help' || a === '-h') {
       console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 9).join('\n'));
@@ -133,9 +134,9 @@ function serverSpecs(opts, py, env) {
     if (want('bridge')) {
       specs.push({ ...base, id: `bridge/${framing}`, name: 'bridge', framing, ready: true, argv: [py.exe, '-m', 'bridge', 'serve', 'bench.echo_app:app', '--framing', framing] });
     }
-    if (opts.against && want('bridge')) {
-      const name = `bridge@${opts.against.label}`;
-      specs.push({ ...base, cwd: opts.against.dir, id: `${name}/${framing}`, name, framing, ready: true, argv: [py.exe, '-m', 'bridge', 'serve', 'bench.echo_app:app', '--framing', framing] });
+    for (const against of want('bridge') ? opts.against : []) {
+      const name = `bridge@${against.label}`;
+      specs.push({ ...base, cwd: against.dir, id: `${name}/${framing}`, name, framing, ready: true, argv: [py.exe, '-m', 'bridge', 'serve', 'bench.echo_app:app', '--framing', framing] });
     }
     if (want('bridge-asyncio')) {
       specs.push({ ...base, env: { ...env, BRIDGE_LOOP: 'asyncio' }, id: `bridge-asyncio/${framing}`, name: 'bridge-asyncio', framing, ready: true, argv: [py.exe, '-m', 'bridge', 'serve', 'bench.echo_app:app', '--framing', framing] });
