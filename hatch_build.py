@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 #: The modules every message goes through, compiled when asked.
-HOT_PATH = ("bridge/connection.py", "bridge/framing.py", "bridge/methods.py", "bridge/metrics.py")
+HOT_PATH = (
+    "bridge/connection.py", "bridge/framing.py", "bridge/methods.py", "bridge/metrics.py", "bridge/context.py",
+    "bridge/middleware/__init__.py", "bridge/middleware/ratelimit.py", "bridge/middleware/circuit.py",
+    "bridge/middleware/validation.py",
+)
 #: What the compiler needs, installed into the build environment only when compiling.
 COMPILER = ("mypy>=1.11", "setuptools>=70")
 

@@ -17,7 +17,7 @@ EXPECT_COMPILED = os.environ.get("BRIDGE_EXPECT_COMPILED") == "1"
 
 @pytest.mark.parametrize("path", HOT_PATH)
 def test_the_hot_path_runs_compiled_exactly_in_the_compiled_run(path: str) -> None:
-    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    module = importlib.import_module(path.removesuffix(".py").removesuffix("/__init__").replace("/", "."))
     assert module.__file__ is not None
     assert module.__file__.endswith(".py") is not EXPECT_COMPILED, module.__file__
 

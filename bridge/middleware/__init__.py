@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..context import CallView, Context
 from ..methods import PART_OPTIONS
+
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # only compiling needs it (hatch_build.py)
+    def mypyc_attr(*attrs: str, **kwattrs: object) -> Callable[[Any], Any]:  # type: ignore[misc]
+        return lambda cls: cls
 
 if TYPE_CHECKING:
     from ..app import Bridge
@@ -83,13 +89,16 @@ class Request(CallView):
         return f"Request({self.method.name!r}, id={self.id!r})"
 
 
-class Build(NamedTuple):
+class Build:
     """What a middleware's ``on_build(build)`` hook is told when the host builds a method's
     chain; the hook returns what joins the chain (itself, another middleware, or None)."""
 
-    app: Bridge
-    method: Method
-    cache: CacheStore | None
+    __slots__ = ("app", "cache", "method")
+
+    def __init__(self, app: Bridge, method: Method, cache: CacheStore | None) -> None:
+        self.app = app
+        self.method = method
+        self.cache = cache
 
 
 def build(app: Bridge, method: Method, cache_store: CacheStore | None) -> Next | None:
@@ -163,6 +172,7 @@ async def _shaped(method: Method, kwargs: dict[str, Any]) -> Any:
     return method.shape(result) if method.shapes_result else result
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # an app's own steps
 class Step:
     """A middleware that acts only before and after the call, never replacing its result.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from ..errors import CIRCUIT_OPEN, INTERNAL_ERROR, REQUEST_TIMEOUT, BridgeError
 from . import Request, Step
@@ -27,23 +28,26 @@ class CircuitBreaker(Step):
     input) and a cancelled call count as neither failure nor success: they leave the count
     alone, and a half-open trial that ends so lets the next call be the trial. So a caller
     can neither keep a failing method's circuit closed nor open a healthy one's. One
-    instance used as an app default keeps a circuit per method.
+    instance used as an app default keeps a circuit per method. ``clock`` (seconds, monotonic)
+    is for tests.
     """
 
     def __init__(self, failures: int = 5, reset_after: float = 30.0, *,
-                 failure_codes: frozenset[int] = FAILURE_CODES, success_threshold: int = 1) -> None:
+                 failure_codes: frozenset[int] = FAILURE_CODES, success_threshold: int = 1,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if failures < 1 or reset_after <= 0 or success_threshold < 1:
             raise ValueError("failures and success_threshold must be at least 1 and reset_after positive")
         self.failures = failures
         self.success_threshold = success_threshold
         self.reset_after = reset_after
         self.failure_codes = failure_codes
+        self._clock = clock
         self._circuits: dict[str, _Circuit] = {}
 
     def state(self, method: str) -> str:
         """"closed", "open" or "half-open"."""
         circuit = self._circuits.get(method)
-        return circuit.state(self.reset_after) if circuit else "closed"
+        return circuit.state(self.reset_after, self._clock()) if circuit else "closed"
 
     def before(self, request: Request) -> None:
         circuit = self._circuits.get(request.method.name)
@@ -51,9 +55,9 @@ class CircuitBreaker(Step):
             circuit = self._circuits[request.name] = _Circuit()
         if not circuit.opened:
             return
-        state = circuit.state(self.reset_after)
+        state = circuit.state(self.reset_after, self._clock())
         if state == "open" or circuit.trial is not None:
-            retry = max(0.0, circuit.opened + self.reset_after - time.monotonic())
+            retry = max(0.0, circuit.opened + self.reset_after - self._clock())
             if _debugging(request):
                 debug.debug("circuit %s id=%r: %s, refused, retry after %.3f s", request.name, request.id,
                             state if circuit.trial is None else "half-open (trial running)", retry)
@@ -61,7 +65,7 @@ class CircuitBreaker(Step):
         circuit.trial = request  # half-open: this call is the trial
         if _debugging(request):
             debug.debug("circuit %s id=%r: half-open, this call is the trial (open %.3f s)", request.name, request.id,
-                        time.monotonic() - circuit.opened)
+                        self._clock() - circuit.opened)
 
     def after(self, request: Request, error: BaseException | None) -> None:
         circuit = self._circuits[request.method.name]
@@ -82,14 +86,14 @@ class CircuitBreaker(Step):
                             request.id, circuit.count, self.reset_after)
             else:
                 debug.debug("circuit %s id=%r: closed after %.3f s open", request.name, request.id,
-                            time.monotonic() - opened)
+                            self._clock() - opened)
 
     def _failed(self, circuit: _Circuit) -> None:
         circuit.trial = None
         circuit.passed = 0
         circuit.count += 1
         if circuit.count >= self.failures or circuit.opened:
-            circuit.opened = time.monotonic()
+            circuit.opened = self._clock()
 
 
 class _Circuit:
@@ -101,10 +105,10 @@ class _Circuit:
         self.opened = 0.0  # when it last opened; 0 while closed
         self.trial: Request | None = None  # the half-open trial call running
 
-    def state(self, reset_after: float) -> str:
+    def state(self, reset_after: float, now: float) -> str:
         if not self.opened:
             return "closed"
-        return "open" if time.monotonic() - self.opened < reset_after else "half-open"
+        return "open" if now - self.opened < reset_after else "half-open"
 
     def succeeded(self, threshold: int) -> None:
         if self.opened:  # a half-open trial passed: closed once enough have in a row

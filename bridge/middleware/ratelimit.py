@@ -93,7 +93,7 @@ class RateLimit(Step):
         """The bucket of a limit with a ``key`` (without one, the method's name: ``before``)."""
         if self.key == "caller":
             return (request.name, request.participant)
-        return (request.name, self.key(request))  # type: ignore[operator]
+        return (request.name, self.key(request))  # type: ignore[operator,misc]
 
     def _give_back(self, key: Any) -> None:
         self._buckets[key][0] += 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import types
 from typing import Any
 
 import anyio
@@ -25,12 +24,8 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch) -> Clock:
-    import bridge.middleware.circuit as circuit_module
-
-    clock = Clock()  # the circuit's own clock: the event loop keeps the real one
-    monkeypatch.setattr(circuit_module, "time", types.SimpleNamespace(monotonic=clock))
-    return clock
+def clock() -> Clock:
+    return Clock()  # the circuit's own clock (CircuitBreaker(clock=...)): the event loop keeps the real one
 
 
 def failing_app(breaker: CircuitBreaker) -> tuple[Bridge, dict[str, Any]]:
@@ -65,7 +60,7 @@ async def codes(app: Bridge, *messages: Any) -> list[int | None]:
 @pytest.mark.anyio
 @pytest.mark.parametrize("bad", [{"n": "x"}, [1, 2], {"n": -1}], ids=["invalid-params", "too-many", "app-code"])
 async def test_caller_errors_between_failures_do_not_keep_the_circuit_closed(clock, bad) -> None:
-    breaker = CircuitBreaker(failures=3, reset_after=10)
+    breaker = CircuitBreaker(failures=3, reset_after=10, clock=clock)
     app, _ = failing_app(breaker)
     got = await codes(app, call(1, [1]), call(2, bad), call(3, [1]), call(4, bad), call(5, [1]), call(6, [1]))
     assert got[::2] == [-32603, -32603, -32603]  # three failures in a row, the caller's errors between
@@ -74,7 +69,7 @@ async def test_caller_errors_between_failures_do_not_keep_the_circuit_closed(clo
 
 @pytest.mark.anyio
 async def test_rate_limited_calls_are_not_successes(clock) -> None:
-    breaker = CircuitBreaker(failures=2, reset_after=10)
+    breaker = CircuitBreaker(failures=2, reset_after=10, clock=clock)
     app = Bridge()
 
     @app.method(circuit=breaker, rate_limit=RateLimit(2, per=3600))
@@ -91,7 +86,7 @@ async def test_rate_limited_calls_are_not_successes(clock) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize(("bad", "code"), [({"n": "x"}, -32602), ({"n": -1}, 4000)], ids=["invalid-params", "app-code"])
 async def test_a_caller_error_neither_closes_a_half_open_circuit_nor_keeps_its_trial(clock, bad, code) -> None:
-    breaker = CircuitBreaker(failures=1, reset_after=10)
+    breaker = CircuitBreaker(failures=1, reset_after=10, clock=clock)
     app, state = failing_app(breaker)
     assert await codes(app, call(1, [1])) == [-32603]
     clock.now += 10
@@ -109,7 +104,7 @@ async def test_a_caller_error_neither_closes_a_half_open_circuit_nor_keeps_its_t
 
 @pytest.mark.anyio
 async def test_timeouts_count_as_failures(clock) -> None:
-    breaker = CircuitBreaker(failures=2, reset_after=10)
+    breaker = CircuitBreaker(failures=2, reset_after=10, clock=clock)
     app = Bridge()
 
     @app.method(circuit=breaker, timeout=0.01)
@@ -122,7 +117,7 @@ async def test_timeouts_count_as_failures(clock) -> None:
 
 @pytest.mark.anyio
 async def test_a_cancelled_trial_leaves_the_circuit_half_open(clock) -> None:
-    breaker = CircuitBreaker(failures=1, reset_after=10)
+    breaker = CircuitBreaker(failures=1, reset_after=10, clock=clock)
     app = Bridge()
     started = anyio.Event()
 

@@ -170,12 +170,9 @@ class Clock:
         return self.now
 
 
-async def test_circuit_opens_fails_fast_then_half_opens_and_closes(monkeypatch) -> None:
-    import bridge.middleware.circuit as circuit_module
-
+async def test_circuit_opens_fails_fast_then_half_opens_and_closes() -> None:
     clock = Clock()
-    monkeypatch.setattr(circuit_module.time, "monotonic", clock)
-    breaker = CircuitBreaker(failures=3, reset_after=10)
+    breaker = CircuitBreaker(failures=3, reset_after=10, clock=clock)
     app = Bridge()
     healthy = False
     invoked = 0
@@ -207,12 +204,9 @@ async def test_circuit_opens_fails_fast_then_half_opens_and_closes(monkeypatch) 
     assert breaker.state("flaky") == "closed"
 
 
-async def test_a_success_threshold_needs_that_many_trials_in_a_row_to_close(monkeypatch) -> None:
-    import bridge.middleware.circuit as circuit_module
-
+async def test_a_success_threshold_needs_that_many_trials_in_a_row_to_close() -> None:
     clock = Clock()
-    monkeypatch.setattr(circuit_module.time, "monotonic", clock)
-    breaker = CircuitBreaker(failures=1, reset_after=10, success_threshold=3)
+    breaker = CircuitBreaker(failures=1, reset_after=10, success_threshold=3, clock=clock)
     app = Bridge()
     healthy = False
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -42,24 +44,32 @@ async def allowed_call(call: PendingCall) -> bool:
     return True
 
 
-class Stub:
-    """What a key function sees of a request: here only the key."""
+def requests_of_method_m() -> Any:
+    """``make(key)``: a real Request of a method ``m`` whose params are ``{"key": key}``."""
+    from harness import MemoryReader, MemoryWriter
 
-    name = "m"
+    from bridge import Settings
+    from bridge.connection import Call, Connection
+    from bridge.methods import Method
+    from bridge.middleware import Request
 
-    def __init__(self, key: int) -> None:
-        self.key = key
+    async def m(key: int) -> None: ...
+
+    method = Method(m, "m")
+    conn = Connection(Bridge(), Settings(), MemoryReader(), MemoryWriter())
+    return lambda key: Request(method, 1, {"key": key}, conn, Call())
 
 
 @given(st.integers(1, 6), st.lists(st.integers(0, 12), max_size=120))
 def test_buckets_kept_are_the_most_recently_used(max_keys, keys) -> None:
     """Each key has one token (that does not come back during the test): a call is allowed
     exactly when its key is not among the ``max_keys`` most recently used."""
-    limit = RateLimit(1, per=3600, key=lambda request: request.key, max_keys=max_keys)
+    limit = RateLimit(1, per=3600, key=lambda request: request.params["key"], max_keys=max_keys)
+    request = requests_of_method_m()
     recent: list[int] = []  # the model: distinct keys, least recently used first
     for key in keys:
         try:
-            limit.before(Stub(key))  # type: ignore[arg-type]
+            limit.before(request(key))
             allowed = True
         except BridgeError as exc:
             assert exc.code == -32003
