@@ -33,6 +33,7 @@ from time import perf_counter
 import traceback
 from collections import deque
 from collections.abc import Callable
+from importlib.machinery import EXTENSION_SUFFIXES
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -73,7 +74,7 @@ class _Exited(BaseException):
 
 
 #: This module runs compiled (``BRIDGE_COMPILE=1`` wheels, hatch_build.py), as ``$/ready`` says.
-COMPILED = not __file__.endswith(".py")
+COMPILED = __file__.endswith(tuple(EXTENSION_SUFFIXES))
 _SERIALS = itertools.count(1)  # connections' numbers in this process
 _NO_ID = object()  # the id slot of a reply that must carry id null
 _ID_TYPES = (str, int, float, type(None))

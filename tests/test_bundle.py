@@ -312,6 +312,8 @@ def test_serves_like_the_module(built: dict[str, Any]) -> None:
     ready = host.read()
     assert ready["method"] == "$/ready" and ready["params"]["name"] == "notes-example"
     assert ready["params"]["framing"] == "ndjson"
+    # Built in the suite's compiled run (scripts/test.sh), the bundle carries the compiled hot path.
+    assert ready["params"]["compiled"] is (os.environ.get("BRIDGE_EXPECT_COMPILED") == "1")
     if built["mode"] == "onedir":
         assert ready["params"]["pid"] == host.proc.pid  # the executable is the interpreter
     assert host.call(1, "math.add", {"a": 2, "b": 3})["result"] == 5
