@@ -76,7 +76,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     are listed, for help and errors): ``serve`` builds 31 arguments, not every command's 61."""
     parser = argparse.ArgumentParser(prog="bridge", description="A JSON-RPC 2.0 sidecar host for desktop apps.",
                                      formatter_class=_Formatter)
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--version", action="store_true",
+                        help="print the version (and whether the hot path is compiled) and exit")
     sub = parser.add_subparsers(dest="command",
                                 parser_class=functools.partial(argparse.ArgumentParser, formatter_class=_Formatter))
 
@@ -314,8 +315,9 @@ def main(argv: list[str] | None = None) -> int:
                 from . import server  # noqa: F401 (its imports too, while collection is off)
     if args.version:
         from . import __version__
+        from .connection import COMPILED
 
-        print(f"bridge {__version__}")
+        print(f"bridge {__version__}" + (" (compiled)" if COMPILED else ""))
         return 0
     if args.command is None:
         parser.print_help(sys.stderr)

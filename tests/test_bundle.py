@@ -386,7 +386,8 @@ def test_version_and_discover(built: dict[str, Any]) -> None:
 
     done = subprocess.run([built["executable"], "--version"], capture_output=True, text=True, timeout=60, cwd="/",
                           check=True)
-    assert done.stdout.strip() == f"bridge {__version__}"
+    compiled = " (compiled)" if os.environ.get("BRIDGE_EXPECT_COMPILED") == "1" else ""
+    assert done.stdout.strip() == f"bridge {__version__}{compiled}"
     done = subprocess.run([built["executable"], "discover", "--no-plugins"], capture_output=True, text=True,
                           timeout=60, cwd="/", check=True)
     names = {m["name"] for m in json.loads(done.stdout)["methods"]}

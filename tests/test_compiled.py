@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
 
 import pytest
 from harness import Host
@@ -25,3 +27,8 @@ def test_the_hot_path_runs_compiled_exactly_in_the_compiled_run(path: str) -> No
 def test_a_spawned_host_says_in_ready_whether_it_runs_compiled() -> None:
     with Host() as host:
         assert host.recv()["params"]["compiled"] is EXPECT_COMPILED
+
+
+def test_the_version_says_compiled_when_it_is() -> None:
+    done = subprocess.run([sys.executable, "-m", "bridge", "--version"], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().endswith(" (compiled)") is EXPECT_COMPILED, done.stdout
