@@ -910,9 +910,7 @@ class Connection:
         out = self._out
         out.append(frame)
         if len(out) >= FLUSH_EVERY:  # the client gets these now and can send more meanwhile
-            data = b"".join(out)
-            out.clear()
-            self._send_now(data)
+            self._write_out()
         elif not self._flush_pending:
             self._flush_pending = True
             if self._loop is None:
@@ -922,11 +920,15 @@ class Connection:
 
     def _flush(self) -> None:
         self._flush_pending = False
+        if self._out:
+            self._write_out()
+
+    def _write_out(self) -> None:
+        """Write what is queued, in one go."""
         out = self._out
-        if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            out.clear()
-            self._send_now(data)
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self._send_now(data)
 
     def _send_now(self, data: bytes) -> None:
         if self.closed:

@@ -15,10 +15,9 @@ import threading
 import time
 from collections.abc import Mapping
 from types import CodeType, FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .methods import Method
+from .methods import Method
 
 log = logging.getLogger("bridge")
 
@@ -93,7 +92,7 @@ class LoopWatchdog:
             name = handlers.get(frame.f_code)
             if name is None:
                 method = frame.f_locals.get("method")
-                name = getattr(method, "name", None) if type(method).__name__ == "Method" else None
+                name = method.name if isinstance(method, Method) else None
             found = name or found
             frame = frame.f_back
         return (found, where) if found else ("code outside any call", where)
