@@ -72,17 +72,28 @@ def test_plain_params_converted_without_pydantic_as_pydantic_would(annotation: A
 
 
 def test_a_call_that_converts_plain_params_does_not_import_pydantic() -> None:
-    """pydantic_core alone converts them: a host's first such call does not wait for pydantic."""
+    """pydantic_core's engine alone converts them: a host's first such call waits for neither
+    pydantic nor the pydantic_core package (its schema builders), and pydantic imported later
+    shares that engine: the same ValidationError, models that convert."""
     import subprocess
 
     from harness import ROOT, python
 
-    code = ("import sys; from bridge import Bridge; app = Bridge()\n"
+    code = ("import sys; from bridge import Bridge, BridgeError; app = Bridge()\n"
             "@app.method\nasync def add(a: int, b: float = 0.5, c: int | None = None) -> float:\n    return a + b\n"
-            "print(app.methods['add'].bind({'a': '2', 'b': '1'}), 'pydantic' in sys.modules)")
+            "print(app.methods['add'].bind({'a': '2', 'b': '1'}))\n"
+            "print(sorted(m for m in ('pydantic', 'pydantic_core', 'pydantic_core.core_schema') if m in sys.modules))\n"
+            "try:\n    app.methods['add'].bind({'a': 'x'})\nexcept BridgeError as e:\n    print(e.data)\n"
+            "import pydantic, pydantic_core\n"
+            "class M(pydantic.BaseModel):\n    a: int\n"
+            "print(M(a='3').a, pydantic_core.SchemaValidator is type(app.methods['add']._core),\n"
+            "      pydantic.ValidationError is sys.modules['pydantic_core._pydantic_core'].ValidationError)\n")
     done = subprocess.run([python(), "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert done.stdout.split("}")[1].strip() == "False"
-    assert done.stdout.startswith("{'a': 2, 'b': 1.0, 'c': None}")
+    bound, imported, refused, later = done.stdout.splitlines()
+    assert bound == "{'a': 2, 'b': 1.0, 'c': None}"
+    assert imported == "[]"
+    assert "int_parsing" in refused and "'loc': ['a']" in refused
+    assert later == "3 True True"
 
 
 def shape(value: Any) -> Any:
