@@ -256,3 +256,11 @@ def test_the_header_bound_is_a_setting() -> None:
     assert LspDecoder(1024).feed(long_header) == [b"{}"]  # within the default 8 KiB
     out = LspDecoder(1024, max_header_bytes=64).feed(long_header + b"Content-Length: 2\r\n\r\n[]")
     assert out[-1] == b"[]" and any(isinstance(o, FrameError) for o in out)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=9000) | st.integers(min_value=8185, max_value=8200), max_size=20))
+def test_lsp_headers_state_each_body_length(sizes):
+    """Headers of small bodies are kept once made: each frame still names its own length."""
+    for size in sizes:
+        body = b"x" * size
+        assert encode_lsp(body) == b"Content-Length: " + str(size).encode() + b"\r\n\r\n" + body
