@@ -1,6 +1,6 @@
-"""The wheel's build hook: with ``BRIDGE_COMPILE=1``, the hot path (``HOT_PATH``) is compiled by
-mypyc into extension modules and the wheel becomes a platform wheel. The ``.py`` files stay in
-it: Python imports an extension module before a source file of the same name, and the sources
+"""The wheel's build hook: with ``BRIDGE_COMPILE=1``, the hot path (``HOT_PATH``; bridge/hot_path.py
+does the compiling) is compiled by mypyc into extension modules and the wheel becomes a platform
+wheel. The ``.py`` files stay in it: Python imports an extension module before a source file of the same name, and the sources
 are what tracebacks and ``inspect`` read. Without the variable (and always for the editable
 install) the wheel is pure Python, as before. docs/design.md, "Compiled", says what it buys.
 
@@ -13,51 +13,30 @@ extensions would shadow the sources being edited. This builds in a temporary fol
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-#: The modules every message goes through, compiled when asked.
-HOT_PATH = (
-    "bridge/connection.py", "bridge/framing.py", "bridge/methods.py", "bridge/metrics.py", "bridge/context.py",
-    "bridge/middleware/__init__.py", "bridge/middleware/ratelimit.py", "bridge/middleware/circuit.py",
-    "bridge/middleware/validation.py",
-)
-#: What the compiler needs, installed into the build environment only when compiling.
-COMPILER = ("mypy>=1.11", "setuptools>=70")
 
-_SETUP = """
-import sys
-from setuptools import setup
-from mypyc.build import mypycify
-
-setup(name="bridge-hot-path", script_args=sys.argv[1:], ext_modules=mypycify(
-    [*%r, "--ignore-missing-imports", "--follow-imports=silent"], opt_level="3"))
-"""
+def _hot_path() -> Any:
+    """bridge/hot_path.py, loaded by its path: importing the package would need its dependencies,
+    which a build environment does not have."""
+    path = Path(__file__).resolve().parent / "bridge" / "hot_path.py"
+    spec = importlib.util.spec_from_file_location("_bridge_hot_path", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
-def compile_hot_path(root: Path, out: Path) -> list[Path]:
-    """Compile ``HOT_PATH`` of the checkout at ``root``; the extension modules go to ``out`` in
-    their package layout (``out/bridge/connection.<tag>.so`` and mypyc's shared library beside
-    ``out/bridge``). Returns their paths. Raises ``RuntimeError`` with the compiler's output."""
-    with tempfile.TemporaryDirectory(prefix="bridge-mypyc-") as temp:
-        work = Path(temp)
-        # A copy of the package alone: setuptools would read the checkout's pyproject.toml (and
-        # refuse its PEP 639 license), and mypy must see the package, not the editable install.
-        shutil.copytree(root / "bridge", work / "bridge", ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd"))
-        (work / "setup.py").write_text(_SETUP % (list(HOT_PATH),))
-        result = subprocess.run(
-            [sys.executable, "setup.py", "build_ext", "--build-lib", str(out), "--build-temp", str(work / "temp")],
-            cwd=work, capture_output=True, text=True,
-        )
-        if result.returncode:
-            raise RuntimeError(f"mypyc failed:\n{result.stdout}\n{result.stderr}")
-    suffixes = (".so", ".pyd")
-    return sorted(path for path in out.rglob("*") if path.suffix in suffixes)
+_compiler = _hot_path()
+HOT_PATH: tuple[str, ...] = _compiler.HOT_PATH
+COMPILER: tuple[str, ...] = _compiler.COMPILER
+compile_hot_path = _compiler.compile_hot_path
 
 
 try:

@@ -162,6 +162,9 @@ def _bundle_arguments(bundle: argparse.ArgumentParser) -> None:
                         help="passed to PyInstaller as is (repeatable), e.g. --pyinstaller-arg=--icon=app.ico")
     bundle.add_argument("--cache", metavar="DIR", help="reuse the build of identical inputs from DIR (keyed by a "
                         "hash of the sources, options and installed versions)")
+    bundle.add_argument("--compiled", action="store_true",
+                        help="freeze bridge with its hot path compiled by mypyc (~25%% less CPU per call; needs "
+                        "pip install 'bridge-sidecar[compile]' and a C compiler; the compiled copy is cached)")
     bundle.add_argument("--json", action="store_true", help="print the result as JSON instead of the snippets")
     bundle.add_argument("--verbose", action="store_true", help="show PyInstaller's output")
 
@@ -266,13 +269,16 @@ def _cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bundle(args: argparse.Namespace) -> int:
+def _bundle(args: argparse.Namespace, argv: list[str]) -> int:
     """``bridge bundle``: imported only here, so ``serve`` never loads it."""
     import json
     from pathlib import Path
 
     from .bundle import builder, config, inputs
+    from .connection import COMPILED
 
+    if args.compiled and not COMPILED:
+        return builder.build_compiled(argv, Path(args.cache).expanduser() if args.cache else None)
     try:
         the_plan = inputs.plan(args.app, name=args.name, triple=args.target_triple,
                                mode=args.mode or inputs.DEFAULT_MODE, plugins=[] if args.no_plugins else args.plugins,
@@ -305,9 +311,10 @@ def _collection_off() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     with _collection_off():
         # only the command given is built: the first word that is not an option (the top level takes no values)
-        parser = _parser(next((arg for arg in (sys.argv[1:] if argv is None else argv) if not arg.startswith("-")), None))
+        parser = _parser(next((arg for arg in argv if not arg.startswith("-")), None))
         args = parser.parse_args(argv)
         if args.command in ("serve", "discover", "types"):
             app = _load(args)
@@ -325,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "plugins":
         return _list_plugins()
     if args.command == "bundle":
-        return _bundle(args)
+        return _bundle(args, argv)
     if args.command == "cache":
         return _cache(args)
     if args.command == "discover":

@@ -1,5 +1,5 @@
 """Make ``.build/compiled``: a copy of this checkout with the hot path compiled by mypyc (the
-extensions ``BRIDGE_COMPILE=1`` puts in a wheel, from hatch_build.py), and print its path.
+extensions ``BRIDGE_COMPILE=1`` puts in a wheel, by bridge/hot_path.py), and print its path.
 
 The test suite's compiled run (scripts/test.sh) runs there, with ``PYTHONPATH`` at the copy so
 every host it spawns imports the compiled modules too; ``node bench/run.mjs --against
@@ -18,14 +18,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from hatch_build import HOT_PATH, compile_hot_path  # noqa: E402
+from bridge.hot_path import HOT_PATH, compile_hot_path  # noqa: E402
 
 
 def cache_key() -> str:
     import mypy.version
 
     digest = hashlib.sha256(f"{sys.version}\0{mypy.version.__version__}".encode())
-    for name in ("hatch_build.py", *HOT_PATH):
+    for name in ("bridge/hot_path.py", *HOT_PATH):
         digest.update((ROOT / name).read_bytes())
     return digest.hexdigest()[:16]
 

@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export BRIDGE_PYTHON="$PWD/.venv/bin/python"
+# PyInstaller builds are cached in the checkout, shared by the pure and the compiled run.
+export BRIDGE_TEST_BUNDLE_CACHE="${BRIDGE_TEST_BUNDLE_CACHE:-$PWD/.build/bundle-cache}"
 if [ -z "${BRIDGE_AUDIT_DIR:-}" ]; then  # test hosts keep their audit logs out of the home directory
   BRIDGE_AUDIT_DIR="$(mktemp -d -t bridge-test-audit-XXXXXXXX)"
   trap 'rm -rf "$BRIDGE_AUDIT_DIR"' EXIT

@@ -1,10 +1,11 @@
 """bridge/bundle.py: target triples, the frozen entry's arguments, what a build includes, and
 end to end, the frozen examples/app.py in both modes behaving like ``python -m bridge serve``.
 
-The builds are cached under ``$BRIDGE_TEST_BUNDLE_CACHE`` (default
-``~/.cache/bridge-test-bundle``), keyed by a hash of every input, so only the first run after a
-change pays for PyInstaller. ``python tests/test_bundle.py onefile`` builds (or finds) one
-and prints its JSON: the Node tests use the same builds that way.
+The builds are cached under ``$BRIDGE_TEST_BUNDLE_CACHE`` (default ``.build/bundle-cache`` in
+the checkout: scripts/test.sh points the compiled run's copy there too), keyed by a hash of
+every input, so only the first run after a change pays for PyInstaller. ``python
+tests/test_bundle.py onefile`` builds (or finds) one and prints its JSON: the Node tests use the
+same builds that way.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from harness import gone
 
 REPO = Path(__file__).resolve().parent.parent
 APP = "examples.app:app"
-CACHE = Path(os.environ.get("BRIDGE_TEST_BUNDLE_CACHE", "~/.cache/bridge-test-bundle")).expanduser()
+CACHE = Path(os.environ.get("BRIDGE_TEST_BUNDLE_CACHE", REPO / ".build" / "bundle-cache")).expanduser()
 
 
 # ---------------------------------------------------------------- without building
@@ -207,7 +208,7 @@ def test_serve_does_not_import_the_bundler() -> None:
 
 # ---------------------------------------------------------------- building
 
-def build(mode: str) -> dict[str, Any]:
+def build(mode: str, *options: str) -> dict[str, Any]:
     """The frozen examples/app.py (with the example plugin installed), from the cache if its
     inputs are unchanged. Fails when PyInstaller is missing under CI, skips otherwise."""
     try:
@@ -218,7 +219,8 @@ def build(mode: str) -> dict[str, Any]:
         pytest.skip("PyInstaller is not installed")
     site = _fake_plugin_site(CACHE / "plugin-site")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(site), os.environ.get("PYTHONPATH")] if p)}
-    done = subprocess.run([sys.executable, "-m", "bridge", "bundle", APP, f"--{mode}", "--cache", str(CACHE), "--json"],
+    done = subprocess.run([sys.executable, "-m", "bridge", "bundle", APP, f"--{mode}", *options, "--cache", str(CACHE),
+                           "--json"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
@@ -324,6 +326,47 @@ def test_serves_like_the_module(built: dict[str, Any]) -> None:
     methods = {m["name"] for m in host.call(5, "rpc.discover")["result"]["methods"]}
     assert {"notes.export", "hello.greet", "system.ping"} <= methods
     assert host.close() == 0
+
+
+@linux_only
+def test_compiled_on_request() -> None:
+    """``--compiled`` from a pure bridge: mypyc compiles a copy of it (cached beside the builds)
+    and the bundle freezes that copy; in the suite's compiled run bridge already is, and the
+    option changes nothing."""
+    from bridge.hot_path import HOT_PATH, missing_compiler
+
+    missing = missing_compiler()
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must build a compiled bundle, which needs {missing}")
+        pytest.skip(f"compiling needs {missing}")
+    built = build("onedir", "--compiled")
+    folder = Path(built["artifact"]) / "_internal"
+    for path in HOT_PATH:
+        assert list(folder.glob(path.removesuffix(".py") + ".*.so")), path
+    version = subprocess.run([built["executable"], "--version"], capture_output=True, text=True, timeout=60, check=True)
+    assert version.stdout.strip().endswith(" (compiled)"), version.stdout
+    host = Sidecar(built["executable"], "serve", "--plugin", "hello", "--plugin", "system",
+                   env={"BRIDGE_FRAMING": "ndjson"})
+    assert host.read()["params"]["compiled"] is True
+    assert host.call(1, "math.add", {"a": "2", "b": 3})["result"] == 5
+    assert host.call(2, "hello.greet", {"name": "Ada"})["result"] == "Hello, Ada!"
+    assert host.call(3, "system.ping")["result"] == "pong"
+    assert host.close() == 0
+
+
+def test_compiled_says_what_compiling_lacks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from bridge import hot_path
+
+    monkeypatch.setenv("CC", "/nonexistent/cc -O2")
+    with pytest.raises(SystemExit, match=r"--compiled needs a C compiler: /nonexistent/cc is not on PATH"):
+        builder.build_compiled(["bundle", APP, "--compiled"], tmp_path)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mypyc" else real(name, *a))
+    assert hot_path.missing_compiler() == "mypy and setuptools: pip install 'bridge-sidecar[compile]'"
+    assert not list(tmp_path.iterdir())  # nothing compiled, nothing cached
 
 
 @linux_only

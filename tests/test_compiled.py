@@ -12,7 +12,7 @@ import sys
 import pytest
 from harness import Host
 
-from hatch_build import HOT_PATH
+from bridge.hot_path import HOT_PATH
 
 EXPECT_COMPILED = os.environ.get("BRIDGE_EXPECT_COMPILED") == "1"
 
@@ -32,3 +32,15 @@ def test_a_spawned_host_says_in_ready_whether_it_runs_compiled() -> None:
 def test_the_version_says_compiled_when_it_is() -> None:
     done = subprocess.run([sys.executable, "-m", "bridge", "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.strip().endswith(" (compiled)") is EXPECT_COMPILED, done.stdout
+
+
+def test_the_compile_extra_is_what_the_compiler_needs() -> None:
+    """``pip install 'bridge-sidecar[compile]'`` (what ``bridge bundle --compiled`` asks for)
+    installs what the wheel's build hook installs to compile."""
+    import tomllib
+    from pathlib import Path
+
+    from bridge.hot_path import COMPILER
+
+    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
+    assert tuple(project["optional-dependencies"]["compile"]) == COMPILER

@@ -54,7 +54,7 @@ def compiled_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_compiled_wheel_is_the_pure_one_plus_the_extensions(compiled_wheel: Path, dists: dict[str, Path]) -> None:
-    from hatch_build import HOT_PATH
+    from bridge.hot_path import HOT_PATH
 
     tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
     assert compiled_wheel.name.startswith(f"bridge_sidecar-{VERSION}-{tag}-{tag}-")  # a platform wheel

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .inputs import CACHE_KEEP, Plan
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 
@@ -92,6 +93,43 @@ def build(the_plan: Plan, out: Path | None, cache: Path | None = None, log: Any 
     where = source.parent
     return Result(the_plan, source, the_plan.executable(where), _size(source), time.monotonic() - started, cached,
                   key)
+
+
+def build_compiled(argv: Sequence[str], cache: Path | None) -> int:
+    """``bridge bundle --compiled`` run by a pure bridge: make (or find in ``cache``, else the
+    user's cache folder) a copy of it with the hot path compiled (``hot_path.compiled_copy``),
+    then run the same command again with that copy first on the path, so the build freezes it."""
+    import subprocess
+    from pathlib import Path
+
+    import bridge
+    import bridge.builtins
+
+    from .. import hot_path
+
+    if os.environ.get(_COMPILED_RUN):
+        raise SystemExit("bridge bundle --compiled: the compiled copy of bridge did not load")
+    missing = hot_path.missing_compiler()
+    if missing is not None:
+        raise SystemExit(f"bridge bundle --compiled needs {missing}")
+    if cache is None:
+        from platformdirs import user_cache_path
+
+        cache = user_cache_path("bridge-sidecar")
+    try:  # a checkout's built-in plugins (handlers/) are reached through __path__: see bridge/builtins
+        folder = hot_path.compiled_copy(Path(bridge.__file__).parent, [Path(p) for p in bridge.builtins.__path__[1:]],
+                                        cache / "compiled")
+    except RuntimeError as exc:
+        raise SystemExit(f"bridge bundle --compiled: {exc}") from None
+    # First on this command's path (before the working directory, which may hold a checkout's
+    # bridge) and on PyInstaller's (its hooks import bridge too).
+    code = "import sys; sys.path.insert(0, sys.argv.pop(1)); from bridge.cli import main; sys.exit(main())"
+    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
+    return subprocess.call([sys.executable, "-c", code, str(folder), *argv],
+                           env={**os.environ, "PYTHONPATH": path, _COMPILED_RUN: "1"})
+
+
+_COMPILED_RUN = "BRIDGE_BUNDLE_COMPILED_RUN"  # set in the command run again by build_compiled
 
 
 def _run_pyinstaller(the_plan: Plan, dist: Path, log: Any) -> None:

@@ -30,8 +30,8 @@ BUILTINS = "bridge.builtins"
 HOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hooks")
 BUILTINS_HOOK = os.path.join(HOOKS, "pre_safe_import_module", "hook-bridge.builtins.py")
 CACHE_FORMAT = 1
-#: Builds a cache keeps, the most recently used (onefile and onedir of two versions).
-CACHE_KEEP = 4
+#: Builds a cache keeps, the most recently used (onefile, onedir and a compiled one, of two versions).
+CACHE_KEEP = 6
 
 
 @dataclass
@@ -197,6 +197,8 @@ def plan(app: str, *, name: str | None = None, triple: str | None = None, mode: 
         bridge_modules += modules
         bridge_sources += sources
     compiled_libraries, compiled_files = _compiled(os.path.dirname(bridge.__file__))
+    if compiled_libraries:  # PyInstaller finds this bridge before any other (a checkout's, say, in the cwd)
+        result.paths.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(bridge.__file__))))
     result.hidden_imports = [module, *RUNTIME_IMPORTS, *bridge_modules, *compiled_libraries]
     result.sources = [*bridge_sources, *compiled_files, BUILTINS_HOOK, *_sources_of(module)]
     result.metadata = [dist for dist in ("bridge-sidecar",) if _installed(dist)]
