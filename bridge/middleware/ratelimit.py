@@ -50,27 +50,33 @@ class RateLimit(Step):
         self.max_wait = max_wait
         self.key = key
         self.max_keys = max_keys
-        self._buckets: OrderedDict[Any, list[float]] = OrderedDict()  # key -> [tokens, last refill], LRU first
-        self._last: Any = None  # the key used last (the last in _buckets)
+        self._buckets: OrderedDict[Any, _Bucket] = OrderedDict()  # LRU first
+        self._last: Any = None  # the key used last (the last in _buckets), and its bucket
+        self._last_bucket = _Bucket(0.0, 0.0)
 
     def before(self, request: Request) -> Awaitable[Any] | None:
         """Take a token from the call's bucket (reserving one if it is empty: see ``_short``)."""
         key = request.method.name if self.key is None else self._bucket_key(request)
-        now = time.monotonic()
-        buckets = self._buckets
-        bucket = buckets.get(key)
-        if bucket is None:
-            if len(buckets) >= self.max_keys:
-                buckets.popitem(last=False)
-            bucket = buckets[key] = [self.burst, now]
-        elif key is not self._last:  # the most recent key is last already (a method's own limit: always)
-            buckets.move_to_end(key)
-        self._last = key
-        tokens = bucket[0] + (now - bucket[1]) * self.rate  # key -> [tokens, last refill]
+        now = _monotonic()
+        if key is self._last:  # the most recent key is last already (a method's own limit: always)
+            bucket = self._last_bucket
+        else:
+            buckets = self._buckets
+            found = buckets.get(key)
+            if found is None:
+                if len(buckets) >= self.max_keys:
+                    buckets.popitem(last=False)
+                bucket = buckets[key] = _Bucket(self.burst, now)
+            else:
+                bucket = found
+                buckets.move_to_end(key)
+            self._last = key
+            self._last_bucket = bucket
+        tokens = bucket.tokens + (now - bucket.refilled) * self.rate
         if tokens > self.burst:
             tokens = self.burst
-        bucket[1] = now
-        bucket[0] = tokens - 1  # may go negative: a queued caller's reservation
+        bucket.refilled = now
+        bucket.tokens = tokens - 1  # may go negative: a queued caller's reservation
         if tokens >= 1:
             return None
         return self._short(request, key, max((1 - tokens) / self.rate, math.ulp(1.0)))
@@ -96,7 +102,20 @@ class RateLimit(Step):
         return (request.name, self.key(request))  # type: ignore[operator,misc]
 
     def _give_back(self, key: Any) -> None:
-        self._buckets[key][0] += 1
+        self._buckets[key].tokens += 1
+
+
+class _Bucket:
+    """A key's tokens (negative: reserved by queued calls) and when they were last refilled."""
+
+    __slots__ = ("refilled", "tokens")
+
+    def __init__(self, tokens: float, refilled: float) -> None:
+        self.tokens = tokens
+        self.refilled = refilled
+
+
+_monotonic = time.monotonic
 
 
 def _debugging(request: Request) -> bool:
