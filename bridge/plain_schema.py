@@ -87,7 +87,7 @@ def _engine() -> Any:
         sys.modules[name] = module
         spec.loader.exec_module(module)
         return module
-    except Exception:
+    except Exception:  # noqa: BLE001  # whatever went wrong, the package's own import is the way
         sys.modules.pop(name, None)
         from pydantic_core import _pydantic_core
 

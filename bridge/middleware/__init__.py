@@ -40,23 +40,31 @@ class Request(CallView):
     else what the client declared in ``$meta.caller``.
     """
 
-    __slots__ = ("method", "id", "params", "meta", "kwargs", "_context")
+    __slots__ = ("method", "id", "params", "kwargs", "_context", "_meta")
 
     def __init__(self, method: Method, id: Any, params: dict[str, Any] | list[Any] | None,
                  conn: Connection, call: Call) -> None:
         self.method = method
         self.id = id
         self.params = params
-        meta = params.get("$meta") if type(params) is dict else None
-        self.meta: Mapping[str, Any] = meta if type(meta) is dict else _NO_META
         self.kwargs: dict[str, Any] | None = None
         self._conn = conn
         self._call = call
         self._context: Context | None = None
+        self._meta: Mapping[str, Any] | None = None
 
     @property
     def name(self) -> str:
         return self.method.name
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        """The params' ``$meta`` object (empty when they have none), read on first use."""
+        if self._meta is None:
+            params = self.params
+            meta = params.get("$meta") if type(params) is dict else None
+            self._meta = meta if type(meta) is dict else _NO_META
+        return self._meta
 
     @property
     def context(self) -> Context:
@@ -154,6 +162,13 @@ def _context(conn: Connection, method: Method, id: Any, call: Call, meta: Mappin
 
 def _endpoint(method: Method) -> Next:
     """The handler itself, at the end of the chain."""
+    if method.context_param is None and method.is_async and not method.shapes_result:
+
+        def plain(request: Request) -> Awaitable[Any]:  # the usual handler: its own coroutine, as in run()
+            kwargs = request.kwargs  # (func read per call: a plugin that fails to start replaces it)
+            return method.func(**(kwargs if kwargs is not None else request.validate()))  # type: ignore[no-any-return]
+
+        return plain
 
     def run(request: Request) -> Awaitable[Any]:
         kwargs = request.validate()
