@@ -250,10 +250,12 @@ def _fuse(steps: list[Step], call_next: Next) -> Next:
         return await call_next(request)
 
     def run_before(request: Request) -> Awaitable[Any]:
-        for entered, step in enumerate(steps):
-            waiting = step.before(request)
+        entered = 0
+        for before in befores:
+            entered += 1
+            waiting = before(request)
             if waiting is not None:
-                return finish(request, waiting, entered + 1)
+                return finish(request, waiting, entered)
         return call_next(request)
 
     if not afters:
