@@ -430,3 +430,37 @@ async def test_a_validator_may_answer_true_false_a_message_or_the_arguments(kind
     assert out["no"]["error"]["code"] == -32602 and "the validator refused these params" in out["no"]["error"]["message"]
     assert out["why"]["error"]["code"] == -32602 and out["why"]["error"]["message"].endswith("n must be even")
     assert out["why"]["error"]["data"]["errors"][0]["msg"] == "n must be even"
+
+
+@pytest.mark.parametrize("with_after", [False, True])
+@pytest.mark.parametrize("waiting", [0, 1, 2])
+async def test_steps_in_one_layer_run_once_each_in_order_whichever_waits(waiting: int, with_after: bool) -> None:
+    """Steps fused into one layer: the befores run in order, each once, when one of them waits
+    (the rest run after it), then the handler; afters in reverse order."""
+    from bridge.middleware import Step
+
+    seen: list[str] = []
+
+    class Mark(Step):
+        def __init__(self, name: str, waits: bool) -> None:
+            self.name, self.waits = name, waits
+
+        def before(self, request: Request) -> Any:
+            seen.append(f"before {self.name}")
+            return anyio.sleep(0) if self.waits else None
+
+    class Watch(Mark):
+        def after(self, request: Request, error: BaseException | None) -> None:
+            seen.append(f"after {self.name}")
+
+    kind = Watch if with_after else Mark
+    app = Bridge()
+
+    @app.method(middleware=[kind(str(i), i == waiting) for i in range(3)])
+    async def handler() -> str:
+        seen.append("handler")
+        return "ok"
+
+    assert (await call_once(app, "handler", 1))["result"] == "ok"
+    assert seen == ["before 0", "before 1", "before 2", "handler",
+                    *(["after 2", "after 1", "after 0"] if with_after else [])]
