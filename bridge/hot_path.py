@@ -83,24 +83,41 @@ def compiled_copy(package: Path, builtins: Sequence[Path], cache: Path) -> Path:
     import mypy.version
 
     digest = hashlib.sha256(f"{sys.version}\0{mypy.version.__version__}\0{HOT_PATH}".encode())
-    sources = _files(package, package) + [f for folder in builtins for f in _files(folder, package / "builtins")]
-    for source, target in sorted(sources, key=lambda pair: str(pair[1])):
-        digest.update(str(target.relative_to(package)).encode() + b"\0" + source.read_bytes() + b"\0")
+    files = staged(package, builtins)
+    for source, target in sorted(files, key=lambda pair: str(pair[1])):
+        digest.update(str(target).encode() + b"\0" + source.read_bytes() + b"\0")
     copy = cache / f"mypyc-{digest.hexdigest()[:20]}"
     if not copy.is_dir():
-        partial = copy.with_suffix(".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        for source, target in sources:
-            destination = partial / "bridge" / target.relative_to(package)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination)
-        compile_hot_path(partial, partial)
-        partial.rename(copy)
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f"{copy.name}.partial-", dir=cache))  # one per build: two may race
+        try:
+            for source, target in files:
+                (partial / target).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, partial / target)
+            compile_hot_path(partial, partial)
+            try:
+                partial.rename(copy)
+            except OSError:  # another build of the same copy finished first
+                if not copy.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     os.utime(copy)
-    copies = sorted(cache.glob("mypyc-*"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in [p for p in copies if p.is_dir() and p.suffix != ".partial"][COPIES_KEPT:]:
+    copies = sorted((p for p in cache.glob("mypyc-*") if ".partial-" not in p.name), key=lambda p: p.stat().st_mtime,
+                    reverse=True)
+    for old in copies[COPIES_KEPT:]:
         shutil.rmtree(old, ignore_errors=True)
     return copy
+
+
+def staged(package: Path, builtins: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """(source, where it goes in the copy) of every file ``compiled_copy`` copies: the package's
+    as ``bridge/...``, and the ``builtins`` folders' as ``bridge/builtins/...``; no caches and no
+    compiled modules."""
+    files = _files(package, Path("bridge"))
+    for folder in builtins:
+        files += _files(folder, Path("bridge", "builtins"))
+    return files
 
 
 def _files(folder: Path, into: Path) -> list[tuple[Path, Path]]:

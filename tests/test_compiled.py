@@ -44,3 +44,28 @@ def test_the_compile_extra_is_what_the_compiler_needs() -> None:
 
     project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
     assert tuple(project["optional-dependencies"]["compile"]) == COMPILER
+
+
+def test_a_compiled_copy_holds_the_package_with_the_builtins_where_a_wheel_has_them(tmp_path) -> None:
+    """What ``bridge bundle --compiled`` copies before compiling: from a checkout, bridge/ and
+    handlers/ (as bridge/builtins/); from an installed wheel, the package as it is. Never caches
+    or compiled modules (the copy is compiled afresh)."""
+    from pathlib import Path
+
+    import bridge
+    import bridge.builtins
+    from bridge.hot_path import HOT_PATH, staged
+
+    files = {str(target) for _, target in staged(Path(bridge.__file__).parent,
+                                                 [Path(p) for p in bridge.builtins.__path__[1:]])}
+    assert set(HOT_PATH) <= files
+    assert {"bridge/builtins/__init__.py", "bridge/builtins/system.py", "bridge/builtins/state/store.py"} <= files
+    assert not [f for f in files if "__pycache__" in f or f.endswith((".so", ".pyd", ".pyc"))]
+
+    wheel = tmp_path / "site" / "bridge"
+    for name in ("__init__.py", "connection.py", "connection.cpython-311-x86_64-linux-gnu.so",
+                 "__pycache__/connection.cpython-311.pyc", "builtins/__init__.py", "builtins/system.py"):
+        (wheel / name).parent.mkdir(parents=True, exist_ok=True)
+        (wheel / name).write_text("")
+    assert sorted(str(target) for _, target in staged(wheel, [])) == [
+        "bridge/__init__.py", "bridge/builtins/__init__.py", "bridge/builtins/system.py", "bridge/connection.py"]
