@@ -68,30 +68,37 @@ def schema_of(annotation: Any) -> CoreSchema:
 def _engine() -> Any:
     """pydantic_core's compiled module: the one already imported, else loaded from its file
     under the name the package gives it, so a later ``import pydantic_core`` (pydantic's) finds
-    and reuses it. The package's own import when its layout is not the one expected."""
+    and reuses it. The package's own import once that has begun (in a thread building models,
+    say: it is waited for), or when the layout is not the one expected. (Two threads loading it
+    at once get two module objects of the same classes: the extension initialises once and
+    Python hands out copies.)"""
     name = "pydantic_core._pydantic_core"
-    loaded = sys.modules.get(name)
-    if loaded is not None:
-        return loaded
-    try:
-        import importlib.machinery
-        import importlib.util
+    module = sys.modules.get(name)
+    if module is None and "pydantic_core" not in sys.modules:
+        try:
+            module = _load_alone(name)
+        except Exception:  # noqa: BLE001  # whatever went wrong, the package's own import is the way
+            module = None
+    if module is None:
+        from pydantic_core import _pydantic_core as module
+    return module
 
-        package = importlib.util.find_spec("pydantic_core")
-        if package is None or not package.submodule_search_locations:
-            raise ImportError(name)
-        spec = importlib.machinery.PathFinder.find_spec(name, list(package.submodule_search_locations))
-        if spec is None or not isinstance(spec.loader, importlib.machinery.ExtensionFileLoader):
-            raise ImportError(name)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-    except Exception:  # noqa: BLE001  # whatever went wrong, the package's own import is the way
-        sys.modules.pop(name, None)
-        from pydantic_core import _pydantic_core
 
-        return _pydantic_core
+def _load_alone(name: str) -> Any:
+    """The extension module ``name`` of pydantic_core loaded from its file (None if there is no
+    such file), in ``sys.modules`` under that name."""
+    import importlib.machinery
+    import importlib.util
+
+    package = importlib.util.find_spec("pydantic_core")
+    if package is None or not package.submodule_search_locations:
+        return None
+    spec = importlib.machinery.PathFinder.find_spec(name, list(package.submodule_search_locations))
+    if spec is None or not isinstance(spec.loader, importlib.machinery.ExtensionFileLoader):
+        return None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return sys.modules.setdefault(name, module)  # (one a thread put there meanwhile is as good)
 
 
 _SIMPLE: dict[Any, str] = {str: "str", int: "int", float: "float", bool: "bool", _NONE: "none", list: "list",

@@ -96,6 +96,52 @@ def test_a_call_that_converts_plain_params_does_not_import_pydantic() -> None:
     assert later == "3 True True"
 
 
+RACE = """
+import sys, threading, time
+from bridge import plain_schema
+start, failed = threading.Barrier(2), []
+
+def models():  # as the thread building params models right after $/ready does
+    start.wait()
+    try:
+        import pydantic
+        assert pydantic.create_model("M", x=(int, ...))(x="1").x == 1
+    except Exception as exc:
+        failed.append(repr(exc))
+
+def convert(delay):  # a converting call on the loop, a little later each run
+    start.wait()
+    until = time.perf_counter() + delay
+    while time.perf_counter() < until:
+        pass
+    try:
+        assert plain_schema._engine().SchemaValidator({"type": "int"}).validate_python("2") == 2
+    except Exception as exc:
+        failed.append(repr(exc))
+
+threads = [threading.Thread(target=models), threading.Thread(target=convert, args=(float(sys.argv[1]),))]
+for t in threads: t.start()
+for t in threads: t.join()
+import pydantic_core
+assert sys.modules["pydantic_core._pydantic_core"].SchemaValidator is pydantic_core.SchemaValidator
+print(failed)
+"""
+
+
+@pytest.mark.parametrize("delay_ms", [0, 0.5, 1, 2, 3, 5])
+def test_the_engine_loads_while_another_thread_imports_pydantic(delay_ms: float) -> None:
+    """The engine loaded alone while pydantic is being imported elsewhere (every interleaving
+    of the two starts, as the delay moves): both work, with the same classes."""
+    import subprocess
+
+    from harness import ROOT, python
+
+    done = subprocess.run([python(), "-c", RACE, str(delay_ms / 1e3)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def shape(value: Any) -> Any:
     """``value`` with every leaf replaced by its type."""
     if isinstance(value, dict):
