@@ -69,24 +69,27 @@ def _engine() -> Any:
     """pydantic_core's compiled module: the one already imported, else loaded from its file
     under the name the package gives it, so a later ``import pydantic_core`` (pydantic's) finds
     and reuses it. The package's own import once that has begun (in a thread building models,
-    say: it is waited for), or when the layout is not the one expected. (Two threads loading it
-    at once get two module objects of the same classes: the extension initialises once and
-    Python hands out copies.)"""
+    say), which waits for it to finish, or when the layout is not the one expected. Two threads
+    loading it at once each get a whole module, of the same classes (the tests race the two)."""
     name = "pydantic_core._pydantic_core"
     module = sys.modules.get(name)
+    if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return module
     if module is None and "pydantic_core" not in sys.modules:
         try:
             module = _load_alone(name)
         except Exception:  # noqa: BLE001  # whatever went wrong, the package's own import is the way
             module = None
-    if module is None:
-        from pydantic_core import _pydantic_core as module
-    return module
+        if module is not None:
+            return module
+    from pydantic_core import _pydantic_core
+
+    return _pydantic_core
 
 
 def _load_alone(name: str) -> Any:
     """The extension module ``name`` of pydantic_core loaded from its file (None if there is no
-    such file), in ``sys.modules`` under that name."""
+    such file), then shared in ``sys.modules`` unless a thread put one there meanwhile."""
     import importlib.machinery
     import importlib.util
 
@@ -98,7 +101,8 @@ def _load_alone(name: str) -> Any:
         return None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return sys.modules.setdefault(name, module)  # (one a thread put there meanwhile is as good)
+    sys.modules.setdefault(name, module)
+    return module  # (this one, whole: one a thread put there may still be initialising)
 
 
 _SIMPLE: dict[Any, str] = {str: "str", int: "int", float: "float", bool: "bool", _NONE: "none", list: "list",
