@@ -160,12 +160,15 @@ class Documents:
         """Open the store (off the loop) and recover every document from it (``accept_loss``:
         see Store). The writer runs in the task group of ``start_soon``: close() before it ends."""
         executor = ThreadPoolExecutor(1, thread_name_prefix="bridge-state")  # the store's one thread, from here on
+        store: Store | None = None
         try:
             store = await asyncio.get_running_loop().run_in_executor(
                 executor, lambda: Store(path, synchronous=synchronous, accept_loss=accept_loss))
             docs = cls(store, start_soon, limits, executor)
             recovered = await docs.run(docs._recover_all)
         except BaseException:
+            if store is not None:  # a database that cannot be trusted is let go at once (it is held alone)
+                store.close()
             executor.shutdown(wait=False)
             raise
         log.info("state: %d document(s) recovered from %s", recovered, path or "memory")

@@ -275,13 +275,32 @@ async def test_a_log_that_cannot_be_trusted_is_an_error_at_open(tmp_path: Path, 
     db = sqlite3.connect(tmp_path / "state.sqlite3")
     db.execute("UPDATE log SET ops = ? WHERE version = 2", (b'[]',))
     db.commit()
+    db.close()  # (open, it would keep the host out: see the next test)
     with pytest.raises(StoreError, match="log entry 2 fails its checksum"):
         await open_docs(tasks, tmp_path)
+    db = sqlite3.connect(tmp_path / "state.sqlite3")
     db.execute("DELETE FROM log WHERE version = 2")
     db.commit()
     db.close()
     with pytest.raises(StoreError, match="jumps from version 1 to 3"):
         await open_docs(tasks, tmp_path)
+
+
+def test_one_host_at_a_time_serves_a_database(tmp_path: Path) -> None:
+    """Documents live in the host's memory, so a second host on the same file would fork their
+    histories: the first holds the database until it closes, and the second is refused (after
+    ``wait`` seconds) with a clear error, then opens once the first has closed."""
+    first = Store(tmp_path / "state.sqlite3")
+    with pytest.raises(StoreError, match="is in use by another process"):
+        Store(tmp_path / "state.sqlite3", wait=0.05)
+    outsider = sqlite3.connect(tmp_path / "state.sqlite3", timeout=0.05)  # nor does anything else get in
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        outsider.execute("SELECT count(*) FROM log").fetchone()
+    outsider.close()
+    first.close()
+    second = Store(tmp_path / "state.sqlite3", wait=0.05)
+    assert second.docs() == []
+    second.close()
 
 
 async def test_an_unopenable_or_garbage_file_is_a_clear_error(tmp_path: Path, tasks: TaskGroup) -> None:
