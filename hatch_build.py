@@ -1,8 +1,9 @@
 """The wheel's build hook: with ``BRIDGE_COMPILE=1``, the hot path (``HOT_PATH``; bridge/hot_path.py
 does the compiling) is compiled by mypyc into extension modules and the wheel becomes a platform
-wheel. The ``.py`` files stay in it: Python imports an extension module before a source file of the same name, and the sources
-are what tracebacks and ``inspect`` read. Without the variable (and always for the editable
-install) the wheel is pure Python, as before. docs/design.md, "Compiled", says what it buys.
+wheel. The ``.py`` files stay in it: Python imports an extension module before a source file of
+the same name, and the sources are what tracebacks and ``inspect`` read. Without the variable
+(and always for the editable install) the wheel is pure Python, as before. docs/design.md,
+"Compiled", says what it buys.
 
 Not hatch-mypyc: it takes ``[tool.hatch.build.targets.wheel] sources`` (our ``handlers`` →
 ``bridge/builtins`` mapping) for the package root and compiles into the source tree, where the
@@ -34,7 +35,6 @@ def _hot_path() -> Any:
 
 
 _compiler = _hot_path()
-HOT_PATH: tuple[str, ...] = _compiler.HOT_PATH
 COMPILER: tuple[str, ...] = _compiler.COMPILER
 compile_hot_path = _compiler.compile_hot_path
 

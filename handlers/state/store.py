@@ -167,33 +167,25 @@ class Store:
                                 "acknowledged writes before now cannot be checked)", self.marker.path)
                 self.marker.reset(found)
         except (sqlite3.Error, OSError) as exc:
-            self._close_quietly()
+            self.close()
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise StoreError(f"the state database {path} is in use by another process (another host of this "
                                  "app?); one host at a time serves a state database") from exc
             raise StoreError(f"cannot open the state database {path}: {exc}") from exc
         except StoreError:
-            self._close_quietly()
+            self.close()
             raise
         try:
             self.migrate("state", MIGRATIONS)
         except BaseException:
-            self._close_quietly()
+            self.close()
             raise
 
-    def _close_quietly(self) -> None:
-        """Close what opening got to (the database's lock goes with it)."""
+    def close(self) -> None:
+        """Let the database go (its lock with it); also what opening got to, when it failed."""
         db = getattr(self, "db", None)
         if db is not None:
-            try:
-                db.close()
-            except sqlite3.Error:
-                pass
-        if self.marker is not None:
-            self.marker.close()
-
-    def close(self) -> None:
-        self.db.close()
+            db.close()
         if self.marker is not None:
             self.marker.close()
 
