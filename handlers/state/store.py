@@ -41,6 +41,13 @@ MIGRATIONS = [
 ]
 #: Snapshots kept per document: the newest, and one to fall back on if it is found corrupt.
 SNAPSHOTS_KEPT = 2
+#: The WAL is folded into the database once it holds this many pages (SQLite's default: 1000).
+#: A commit that grows the WAL file pays in its fsync for a journal commit of the file's new
+#: size: ~180 against ~95 us a lone patch here, and the file starts empty at every start. At 300
+#: pages (~1.2 MiB) it stops growing after ~230 lone patches instead of ~770 (the first 1,000
+#: patches one at a time 19-25% faster); folding more often cost nothing measurable after that
+#: (bench/state.mjs), while 100 pages cost 5%.
+WAL_PAGES = 300
 #: Store bookkeeping outside any component's schema: one row, its id and the commits that
 #: appended no patch (those that do are checked by their newest patch instead: see Mark).
 META = "CREATE TABLE IF NOT EXISTS meta (id TEXT NOT NULL, writes INTEGER NOT NULL)"
@@ -145,6 +152,7 @@ class Store:
             self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+            self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
             check = self.db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise StoreError(f"state database {path} is corrupt: {check}")

@@ -22,7 +22,7 @@ from bridge.builtins.state import engine
 from bridge.builtins.state.engine import (CONFLICT, HISTORY_GONE, PATCH_FAILED, TOO_LARGE, TOO_MANY_SUBSCRIPTIONS,
                                           UNAVAILABLE, Documents, Limits)
 from bridge.builtins.state.patches import apply
-from bridge.builtins.state.store import Entry, Store, StoreError, dumps
+from bridge.builtins.state.store import WAL_PAGES, Entry, Store, StoreError, dumps
 
 from harness import Notifications
 from state_ops import draw_op
@@ -301,6 +301,22 @@ def test_one_host_at_a_time_serves_a_database(tmp_path: Path) -> None:
     second = Store(tmp_path / "state.sqlite3", wait=0.05)
     assert second.docs() == []
     second.close()
+
+
+def test_the_wal_stops_growing_at_its_fold(tmp_path: Path) -> None:
+    """A commit that grows the WAL file pays in its fsync for a journal commit of its size, so the
+    WAL is folded in at WAL_PAGES (not SQLite's 1000): lone patches soon reuse the file."""
+    store = Store(tmp_path / "state.sqlite3", synchronous="normal")  # the same WAL, without the fsyncs
+    page = store.db.execute("PRAGMA page_size").fetchone()[0]
+    wal = tmp_path / "state.sqlite3-wal"
+    sizes = []
+    for version in range(1, 1001):
+        store.append([Entry("d", version, [{"op": "add", "path": f"/k{version}", "value": version}], [], "p", 0.0)])
+        sizes.append(wal.stat().st_size)
+    store.close()
+    bound = 32 + (WAL_PAGES + 4) * (page + 24)  # the header, then frames: the fold comes after the commit crossing it
+    assert max(sizes) <= bound
+    assert sizes[-1] - sizes[-400] <= 8 * (page + 24)  # reused for the last 400 patches (a fold may come a page late)
 
 
 async def test_an_unopenable_or_garbage_file_is_a_clear_error(tmp_path: Path, tasks: TaskGroup) -> None:
