@@ -3,7 +3,8 @@
 // driven by the JavaScript client over real stdio pipes, each compared in the same run with
 // a floor (echo calls on the same host) and a peer (one SQLite transaction per patch, no RPC;
 // and the same transaction behind an RPC, bench/sqlite_peer.py served as an app), the phases
-// of every round interleaved. Host CPU per patch from /proc/<pid>/task/*/schedstat.
+// of every round interleaved; then one at a time on hosts just started on new databases.
+// Host CPU per patch from /proc/<pid>/task/*/schedstat.
 // Usage: node bench/state.mjs [--quick] [--json out.json] [--against DIR]
 // (--against DIR: also measure the state plugin of another checkout, e.g. a copy of the tree
 // before a change, in the same rounds, interleaved with this one; its bridge is imported from DIR.)
@@ -145,6 +146,40 @@ async function throughput(mode) {
   }
 }
 
+/** One patch at a time on a host just started on a new database (synchronous=full): the first
+ * N / 10 patches, while the WAL file still grows (see handlers/state/store.py, WAL_PAGES),
+ * against the bare peer on a new database of its own in the same round. */
+async function freshStart() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bridge-state-bench-'));
+  const sides = [{ label: 'this', cwd: REPO }];
+  if (against) sides.push({ label: against.label, cwd: against.dir });
+  const runs = sides.map(() => []);
+  const peer = [];
+  try {
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [k, side] of sides.entries()) {
+        const client = await host(path.join(dir, `fresh${r}-${k}`), { BRIDGE_STATE_SYNCHRONOUS: 'full' }, side.cwd);
+        try {
+          await client.call('rpc.ping');
+          runs[k].push(await measured(client.process.pid, N / 10, 1, (i) => client.call('state.patch', patchOf(`f${r}`)(i))));
+        } finally {
+          await client.close();
+        }
+      }
+      const bare = JSON.parse(execFileSync(python, [path.join(REPO, 'bench', 'sqlite_peer.py'), String(N / 10), 'full',
+        path.join(dir, `fresh-peer${r}.sqlite3`)], { encoding: 'utf8' }));
+      peer.push({ perS: bare.per_s, cpuUs: bare.cpu_us });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return {
+    peer: { perS: medianOf(peer, 'perS'), each: peer },
+    hosts: sides.map((side, k) => ({ label: side.label, perS: medianOf(runs[k], 'perS'), cpuUs: medianOf(runs[k], 'cpuUs'),
+      range: range(runs[k], 'perS'), vsPeer: range(ratios(runs[k], peer), 'ratio'), each: runs[k] })),
+  };
+}
+
 /** Per round, ``mine.perS / theirs.perS``. */
 function ratios(mine, theirs) {
   return mine.map((m, r) => ({ ratio: m.perS / theirs[r].perS }));
@@ -235,6 +270,14 @@ for (const mode of ['full', 'normal']) {
       `${spread(h.serialVsPeerRpc)}x the peer behind an RPC, host CPU ${h.serial.cpuUs.toFixed(0)} us/patch; ` +
       `${(h.serial.perS / h.echoSerial.perS).toFixed(2)}x echo round trips/s (${fmt(h.echoSerial.perS)})`);
   }
+}
+const fresh = await freshStart();
+results.freshStart = fresh;
+console.log(`synchronous=full, one at a time on a host just started on a new database (the first ${N / 10} patches; ` +
+  `the peer on a new database too: ${fmt(fresh.peer.perS)}/s):`);
+for (const h of fresh.hosts) {
+  console.log(`  ${against ? `[${h.label}] ` : ''}${fmt(h.perS)} patches/s (${fmt(h.range[0])}-${fmt(h.range[1])}) = ` +
+    `${spread(h.vsPeer)}x the peer, host CPU ${h.cpuUs.toFixed(0)} us/patch`);
 }
 const big = await largeDocument();
 results.largeDocument = big;
