@@ -44,9 +44,9 @@ SNAPSHOTS_KEPT = 2
 #: The WAL is folded into the database once it holds this many pages (SQLite's default: 1000).
 #: A commit that grows the WAL file pays in its fsync for a journal commit of the file's new
 #: size: ~180 against ~95 us a lone patch here, and the file starts empty at every start. At 300
-#: pages (~1.2 MiB) it stops growing after ~230 lone patches instead of ~770 (the first 1,000
-#: patches one at a time 19-25% faster); folding more often cost nothing measurable after that
-#: (bench/state.mjs), while 100 pages cost 5%.
+#: pages (~1.2 MiB) it stops growing after ~230 lone patches instead of ~770: the first 1,000
+#: patches one at a time after a start are 24-26% faster (bench/state.mjs). Later patches
+#: measured the same within the runs' spread; at 100 pages they cost 5-7% more (folded more often).
 WAL_PAGES = 300
 #: Store bookkeeping outside any component's schema: one row, its id and the commits that
 #: appended no patch (those that do are checked by their newest patch instead: see Mark).
