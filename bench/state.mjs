@@ -32,6 +32,9 @@ const against = againstAt > 0 ? checkout(process.argv[againstAt + 1], (message) 
   process.exit(2);
 }) : null;
 
+/** The trees measured: this one, and the one given with --against. */
+const SIDES = [{ label: 'this', cwd: REPO }, ...(against ? [{ label: against.label, cwd: against.dir }] : [])];
+
 async function host(dir, env = {}, cwd = REPO) {
   return spawnSidecar({
     command: python,
@@ -100,21 +103,19 @@ const range = (xs, key) => [Math.min(...xs.map((x) => x[key])), Math.max(...xs.m
 /** One mode: every round runs each host's phases, then the peer bare and behind an RPC. */
 async function throughput(mode) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bridge-state-bench-'));
-  const sides = [{ label: 'this', cwd: REPO }];
-  if (against) sides.push({ label: against.label, cwd: against.dir });
   const clients = [];
   try {
-    for (const [k, side] of sides.entries()) {
+    for (const [k, side] of SIDES.entries()) {
       const sub = path.join(dir, `h${k}`);
       clients.push(await host(sub, { BRIDGE_STATE_SYNCHRONOUS: mode }, side.cwd));
     }
     const peerClient = await peerHost(dir, mode);
     clients.push(peerClient);
-    const rounds = sides.map(() => ({ echo: [], piped: [], echoSerial: [], serial: [] }));
+    const rounds = SIDES.map(() => ({ echo: [], piped: [], echoSerial: [], serial: [] }));
     const peer = [];
     const peerRpc = [];
     for (let r = 0; r < ROUNDS; r++) {
-      for (const [k, client] of clients.slice(0, sides.length).entries()) {
+      for (const [k, client] of clients.slice(0, SIDES.length).entries()) {
         const pid = client.process.pid;
         const m = rounds[k];
         m.echo.push(await measured(pid, N, WINDOW, () => client.call('rpc.ping')));
@@ -127,7 +128,7 @@ async function throughput(mode) {
       peer.push({ perS: bare.per_s, cpuUs: bare.cpu_us });
       peerRpc.push(await measured(peerClient.process.pid, N / 10, 1, (i) => peerClient.call('peer.commit', patchOf(`s${r}`)(i))));
     }
-    const hosts = sides.map((side, k) => {
+    const hosts = SIDES.map((side, k) => {
       const out = { label: side.label };
       for (const [phase, xs] of Object.entries(rounds[k])) {
         out[phase] = { perS: medianOf(xs, 'perS'), cpuUs: medianOf(xs, 'cpuUs'), range: range(xs, 'perS'), each: xs };
@@ -151,13 +152,11 @@ async function throughput(mode) {
  * against the bare peer on a new database of its own in the same round. */
 async function freshStart() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bridge-state-bench-'));
-  const sides = [{ label: 'this', cwd: REPO }];
-  if (against) sides.push({ label: against.label, cwd: against.dir });
-  const runs = sides.map(() => []);
+  const runs = SIDES.map(() => []);
   const peer = [];
   try {
     for (let r = 0; r < ROUNDS; r++) {
-      for (const [k, side] of sides.entries()) {
+      for (const [k, side] of SIDES.entries()) {
         const client = await host(path.join(dir, `fresh${r}-${k}`), { BRIDGE_STATE_SYNCHRONOUS: 'full' }, side.cwd);
         try {
           await client.call('rpc.ping');
@@ -175,7 +174,7 @@ async function freshStart() {
   }
   return {
     peer: { perS: medianOf(peer, 'perS'), each: peer },
-    hosts: sides.map((side, k) => ({ label: side.label, perS: medianOf(runs[k], 'perS'), cpuUs: medianOf(runs[k], 'cpuUs'),
+    hosts: SIDES.map((side, k) => ({ label: side.label, perS: medianOf(runs[k], 'perS'), cpuUs: medianOf(runs[k], 'cpuUs'),
       range: range(runs[k], 'perS'), vsPeer: range(ratios(runs[k], peer), 'ratio'), each: runs[k] })),
   };
 }

@@ -141,6 +141,15 @@ class Store:
         self.marker = Marker(marker_path(path)) if path is not None else None
         self.loss: HistoryLost | None = None
         try:
+            self._open(path, synchronous, accept_loss, wait)
+            self.migrate("state", MIGRATIONS)
+        except BaseException:  # what opening got to is let go at once (the file is held alone)
+            self.close()
+            raise
+
+    def _open(self, path: FsPath | None, synchronous: str, accept_loss: bool, wait: float) -> None:
+        """Connect, check the database against its marker, and start a new one's bookkeeping."""
+        try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False,
@@ -175,19 +184,10 @@ class Store:
                                 "acknowledged writes before now cannot be checked)", self.marker.path)
                 self.marker.reset(found)
         except (sqlite3.Error, OSError) as exc:
-            self.close()
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise StoreError(f"the state database {path} is in use by another process (another host of this "
                                  "app?); one host at a time serves a state database") from exc
             raise StoreError(f"cannot open the state database {path}: {exc}") from exc
-        except StoreError:
-            self.close()
-            raise
-        try:
-            self.migrate("state", MIGRATIONS)
-        except BaseException:
-            self.close()
-            raise
 
     def close(self) -> None:
         """Let the database go (its lock with it); also what opening got to, when it failed."""
