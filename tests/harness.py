@@ -198,7 +198,7 @@ class Host:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(5)
-        if exc[0] is not None and self.stderr:  # a failing test shows what the host said (pytest prints it)
+        if exc and exc[0] is not None and self.stderr:  # a failing test shows what the host said (pytest prints it)
             sys.stderr.write(f"the host's stderr:\n{self.stderr.decode(errors='replace')}\n")
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
