@@ -40,15 +40,23 @@ def cache_key(method: str, kwargs: dict[str, Any], caller: str | None = None, ge
     shares one with a caller-independent call (whose canonical JSON starts with ``{``).
     ``generation`` (``code_generation``) keeps replies of another app version or handler
     code from ever matching."""
+    return _key(_head(method, generation), kwargs, caller)
+
+
+def _head(method: str, generation: str) -> str:
+    """What every key of ``method``'s replies starts with (a ``Cache`` keeps it per method)."""
+    return f"{method}\x00{generation}\x00" if generation else f"{method}\x00"
+
+
+def _key(head: str, kwargs: dict[str, Any], caller: str | None) -> str:
     try:
         canonical = orjson.dumps(kwargs, default=to_jsonable, option=_KEY_OPTIONS)
     except TypeError:  # what orjson refuses (integers past 64 bits): the slower, total encoder
         canonical = json.dumps(kwargs, default=to_jsonable, sort_keys=True, separators=(",", ":")).encode()
     if caller is not None:
         canonical = orjson.dumps(caller) + canonical
-    head = f"{method}\x00{generation}\x00" if generation else f"{method}\x00"
     if len(canonical) <= 200:
-        return f"{head}{canonical.decode()}"
+        return head + canonical.decode()
     return f"{head}#{hashlib.blake2b(canonical, digest_size=16).hexdigest()}"
 
 
@@ -110,6 +118,7 @@ class Cache:
         self.per_caller = per_caller
         self.store: CacheStore | None = None  # set when the app starts serving (on_build)
         self.generations: dict[str, str] = {}  # by method: code_generation, set by on_build
+        self._heads: dict[str, str] = {}  # by method: what its keys start with (_head), set by on_build
         self.hits: dict[str, int] = {}  # by method
         self.misses: dict[str, int] = {}
         self._flights: dict[str, _Flight] = {}
@@ -120,7 +129,9 @@ class Cache:
         """Keep replies in the host's store (without one, calls pass through), keyed by the
         app's version and this handler's code."""
         self.store = build.cache
-        self.generations[build.method.name] = code_generation(build.app.version, build.method.func)
+        name = build.method.name
+        self.generations[name] = code_generation(build.app.version, build.method.func)
+        self._heads[name] = _head(name, self.generations[name])
         self.app = build.app
         for target, _ in self.warm:
             _check_warm_target(build.app, build.method.name, target)
@@ -137,29 +148,29 @@ class Cache:
         store = self.store
         if store is None:
             return await call_next(request)
+        name = request.method.name
         per_caller = self.per_caller
         if per_caller is None:
             per_caller = request.method.context_param is not None
-        key = cache_key(request.name, request.validate(), request.participant if per_caller else None,
-                        self.generations.get(request.name, ""))
+        key = _key(self._heads[name], request.validate(), request.participant if per_caller else None)
         logs = _debugging(request)
         started = perf_counter() if logs else 0.0
         body = store.get(key, not per_caller)
         if body is not None:
-            self.hits[request.name] = self.hits.get(request.name, 0) + 1
+            self.hits[name] = self.hits.get(name, 0) + 1
             request.annotate(cached=True)
             if logs:
-                debug.debug("cache %s id=%r: hit, %d bytes, %.3f ms", request.name, request.id, len(body),
+                debug.debug("cache %s id=%r: hit, %d bytes, %.3f ms", name, request.id, len(body),
                             (perf_counter() - started) * 1e3)
             return orjson.Fragment(body)
         flight = self._flights.get(key)
         if flight is not None:
             await flight.done.wait()
             if flight.body is not None:
-                self.hits[request.name] = self.hits.get(request.name, 0) + 1
+                self.hits[name] = self.hits.get(name, 0) + 1
                 request.annotate(cached=True, shared=True)
                 if logs:
-                    debug.debug("cache %s id=%r: shared, %d bytes, waited %.3f ms", request.name, request.id,
+                    debug.debug("cache %s id=%r: shared, %d bytes, waited %.3f ms", name, request.id,
                                 len(flight.body), (perf_counter() - started) * 1e3)
                 return orjson.Fragment(flight.body)
             if flight.error is not None:
@@ -170,27 +181,27 @@ class Cache:
             if store.shared is not None and not per_caller:  # a miss in memory: the hosts' shared tier
                 flight.body, seen = await store.fetch(key)
                 if flight.body is not None:
-                    self.hits[request.name] = self.hits.get(request.name, 0) + 1
+                    self.hits[name] = self.hits.get(name, 0) + 1
                     request.annotate(cached=True)
                     if logs:
-                        debug.debug("cache %s id=%r: hit in Redis, %d bytes, %.3f ms", request.name, request.id,
+                        debug.debug("cache %s id=%r: hit in Redis, %d bytes, %.3f ms", name, request.id,
                                     len(flight.body), (perf_counter() - started) * 1e3)
                     return orjson.Fragment(flight.body)
-            self.misses[request.name] = self.misses.get(request.name, 0) + 1
+            self.misses[name] = self.misses.get(name, 0) + 1
             result = await call_next(request)
             request.annotate(cached=False)
             try:
                 flight.body = dumps(result)
             except (TypeError, orjson.JSONEncodeError):
                 if logs:
-                    debug.debug("cache %s id=%r: miss, not stored (not JSON), %.3f ms", request.name, request.id,
+                    debug.debug("cache %s id=%r: miss, not stored (not JSON), %.3f ms", name, request.id,
                                 (perf_counter() - started) * 1e3)
                 return result  # not JSON: the reply will say so; nothing to cache
-            store.set(key, flight.body, self.ttl, request.name, not per_caller, seen)
+            store.set(key, flight.body, self.ttl, name, not per_caller, seen)
             if self.warm:
                 self._start_warming(request, result)
             if logs:
-                debug.debug("cache %s id=%r: miss, stored %d bytes%s, %.3f ms", request.name, request.id,
+                debug.debug("cache %s id=%r: miss, stored %d bytes%s, %.3f ms", name, request.id,
                             len(flight.body), " for the caller" if per_caller else "", (perf_counter() - started) * 1e3)
             return result
 
@@ -217,7 +228,7 @@ class Cache:
         if store is None:
             return False
         kwargs = method.bind(params)
-        key = cache_key(method.name, kwargs, None, self.generations.get(method.name, ""))
+        key = _key(self._heads[method.name], kwargs, None)
         if key in self._flights or store.get(key) is not None:
             return False
         with self._flying(key) as flight:  # a call arriving meanwhile shares this run
