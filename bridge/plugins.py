@@ -168,7 +168,7 @@ def _fail(app: Bridge, status: PluginStatus, exc: Exception) -> None:
 def _failed(status: PluginStatus) -> Callable[..., Any]:
     from .errors import INTERNAL_ERROR, BridgeError
 
-    async def unavailable(**_: Any) -> None:
+    async def unavailable(*_: Any, **__: Any) -> None:
         raise BridgeError(INTERNAL_ERROR, f"plugin {status.name} failed to start", {"plugin": status.name,
                                                                                     "error": status.error})
 

@@ -70,8 +70,8 @@ async def ticks() -> int:
 
 
 @broken.method
-async def ping() -> str:
-    return "pong"
+async def ping(word: str = "pong") -> str:
+    return word
 
 
 app.include(ticker)

@@ -147,6 +147,9 @@ def run(method: Method, conn: Connection, call: Call, id: Any, params: dict[str,
     (the same steps without a ``Request``). The one place a call is run; the connection awaits it."""
     if method.pipeline is not None:
         return method.pipeline(Request(method, id, params, conn, call))
+    args = method.args_given(params)
+    if args is not None:  # by position: no dict to make and unpack (~0.2 us a call)
+        return method.func(*args)  # type: ignore[no-any-return]
     kwargs = method.bind(params)
     if method.context_param is not None:
         meta = params.get("$meta") if type(params) is dict else None

@@ -20,10 +20,11 @@ def test_state_comes_from_the_lifespans_and_they_are_left_in_reverse() -> None:
 
 def test_a_plugin_whose_lifespan_fails_fails_alone() -> None:
     with Host("tests.lifespan_app:app", env={"BREAK_PLUGIN": "1"}) as host:
-        error = host.call("broken.ping", id=1)["error"]
-        assert error["data"] == {"plugin": "broken", "error": "RuntimeError: no database"}
-        assert host.call("greeting", id=2)["result"] == "hello"
-        assert host.call("ticker.ticks", id=3)["result"] >= 1
+        for id, params in enumerate((None, {"word": "hi"}, ["hi"]), 1):  # by name, its handler is called by position
+            error = host.call("broken.ping", params, id=id)["error"]
+            assert error["data"] == {"plugin": "broken", "error": "RuntimeError: no database"}, params
+        assert host.call("greeting", id=4)["result"] == "hello"
+        assert host.call("ticker.ticks", id=5)["result"] >= 1
 
 
 def test_an_app_whose_lifespan_fails_does_not_start() -> None:
