@@ -264,7 +264,8 @@ class Method:
     def args_given(self, params: dict[str, Any] | list[Any] | None) -> list[Any] | None:
         """A ``direct`` method's arguments in its handler's order when ``params``, by name, already
         have their types (``_as_given``'s test); None: ``bind`` them (converted, refused, or
-        positional params, ``$meta``)."""
+        positional params, ``$meta``). The same loop as ``_as_given``'s, kept apart: making either
+        one's result from the other's costs ~0.2 us a call (``dict(zip(...))`` for two params)."""
         plain = self.direct
         if plain is None or type(params) is not dict or "$meta" in params:
             return None
