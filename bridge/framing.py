@@ -185,7 +185,7 @@ class LspDecoder:
         exactly that long); where the first that is not such a frame starts (``feed`` goes on from
         there): a frame the chunk ends in, another header, or a body that holds a header's text.
         A piece that checks out is a frame: its body ends where the next header was found, so
-        none of it was cut off (310 -> 190 ns a frame against a loop of ``find``s, interpreted)."""
+        none of it was cut off (against a loop of ``find``s: 310 -> 220 ns a frame, 211 -> 171 compiled)."""
         if not data.startswith(b"Content-Length: "):
             return 0
         append, most, max_bytes = out.append, self._digits, self.max_bytes
