@@ -47,7 +47,7 @@ from .host import Host
 from .identity import participant_id
 from .methods import Method
 from .rpc_methods import discover_method, metrics_method, ping_method
-from .metrics import RING, Metrics
+from .metrics import RING_MASK, Metrics
 from .middleware import build as build_pipeline
 from .middleware import needs_cache
 from .middleware import run as run_call
@@ -85,7 +85,6 @@ _ID_TYPES: Final = (str, int, float, type(None))
 _DONE: Final = object()  # what stepping a call's coroutine gives once it has returned
 
 Reply = dict[str, Any]
-RING_MASK: Final = RING - 1
 
 
 class Reader(Protocol):
@@ -730,8 +729,12 @@ class Connection:
                 self._calls.discard(call)
             elapsed = perf_counter() - start
             stats.inflight -= 1
-            calls = stats.calls
-            stats.ring[calls & RING_MASK] = elapsed
+            calls = stats.calls  # stats.record(elapsed), inline
+            try:
+                stats.ring[calls & RING_MASK] = elapsed
+            except IndexError:  # a ring that has not grown to its full length yet
+                stats.grow()
+                stats.ring[calls & RING_MASK] = elapsed
             stats.calls = calls + 1
             stats.total += elapsed
             if elapsed > stats.max:

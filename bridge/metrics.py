@@ -11,21 +11,25 @@ from __future__ import annotations
 import time
 from array import array
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from . import errors as E
 
 if TYPE_CHECKING:
     from .methods import Method
 
-RING = 1024  # a power of two: the ring index wraps with a mask
+RING: Final = 1024  # a power of two: the ring index wraps with a mask
+RING_MASK: Final = RING - 1
+#: A method's ring starts this long and doubles as its calls come, up to ``RING`` entries: an app
+#: of 10,000 methods each called a few times holds 64 bytes a method, not 4 KiB (40 MB in all).
+FIRST_RING: Final = 16
 
 
 class MethodStats:
     """One method's counters and its recent latencies (seconds).
 
-    The connection updates the fields inline on every call (``calls``, ``inflight``,
-    ``ring[calls % RING]``, ``total``, ``max``), so recording costs a few attribute writes; errors go
+    The connection updates the fields inline on every call (``calls``, ``inflight``, ``total``,
+    ``max``, and the ring as ``record`` does), so recording costs a few attribute writes; errors go
     through ``error``. ``notifications``: calls that came without an id (no reply).
     """
 
@@ -39,7 +43,24 @@ class MethodStats:
         self.total = 0.0  # seconds over every call: the mean
         self.max = 0.0  # the slowest call's seconds
         self.codes: dict[int, int] = {}
-        self.ring = array("f", bytes(4 * RING))  # float32: 4 KiB a method, microsecond-exact to minutes
+        self.ring = array("f", bytes(4 * FIRST_RING))  # float32 (microsecond-exact to minutes), 4 KiB at most
+
+    def record(self, elapsed: float) -> None:
+        """One call that took ``elapsed`` seconds (what the connection does inline)."""
+        calls = self.calls
+        try:
+            self.ring[calls & RING_MASK] = elapsed
+        except IndexError:  # the ring's next slot is past its end: it grows
+            self.grow()
+            self.ring[calls & RING_MASK] = elapsed
+        self.calls = calls + 1
+        self.total += elapsed
+        if elapsed > self.max:
+            self.max = elapsed
+
+    def grow(self) -> None:
+        """Double the ring (it is only written in order until it holds ``RING`` entries)."""
+        self.ring.frombytes(bytes(4 * min(len(self.ring), RING - len(self.ring))))
 
     def error(self, code: int) -> None:
         self.errors += 1

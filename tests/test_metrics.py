@@ -12,8 +12,7 @@ def test_percentiles_and_errors_over_the_last_ring_of_calls() -> None:
     metrics = Metrics()
     stats = metrics.stats("m")
     for i in range(RING + 100):  # the oldest 100 fall out of the ring
-        stats.ring[stats.calls % RING] = (i % 100) / 1000
-        stats.calls += 1
+        stats.record((i % 100) / 1000)
     stats.error(-32602)
     snapshot = metrics.snapshot()["methods"]["m"]
     assert snapshot["calls"] == RING + 100 and snapshot["errors"] == 1

@@ -25,11 +25,7 @@ def test_mean_and_max_cover_every_call_not_just_the_ring(latencies: list[float])
     """Recorded the way the connection records (a running sum and max beside the ring)."""
     stats = Metrics().stats("m")
     for elapsed in latencies:
-        stats.ring[stats.calls % RING] = elapsed
-        stats.calls += 1
-        stats.total += elapsed
-        if elapsed > stats.max:
-            stats.max = elapsed
+        stats.record(elapsed)
     latency = stats.snapshot()["latencyMs"]
     assert math.isclose(latency["mean"], round(sum(latencies) / len(latencies) * 1e3, 3), abs_tol=1e-3)
     assert latency["max"] == round(max(latencies) * 1e3, 3)
@@ -181,3 +177,43 @@ def test_reading_the_cache_figures_does_not_count_as_using_the_entries() -> None
     assert store.stats()["memoryEntries"] == 3 and store.stats()["memoryBytes"] == 9
     store.set("d", b"y", None, "m", False)
     assert sorted(store._memory.keys()) == ["b", "c", "d"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=100, allow_nan=False, width=32), max_size=3 * RING))
+def test_the_ring_grows_with_the_calls_and_holds_the_last_of_them(latencies: list[float]) -> None:
+    """A method's ring starts short (an app of many methods called a few times holds little) and
+    doubles as calls come, up to RING entries; it holds the last min(calls, RING) latencies."""
+    from bridge.metrics import FIRST_RING
+
+    stats = Metrics().stats("m")
+    for elapsed in latencies:
+        stats.record(elapsed)
+    n = len(latencies)
+    assert len(stats.ring) == min(RING, max(FIRST_RING, 1 << (n - 1).bit_length() if n else 0))
+    kept = min(n, RING)
+    assert sorted(stats.ring[:kept]) == sorted(latencies[n - kept:])
+
+
+def test_a_method_called_a_few_times_holds_a_short_ring_and_one_called_often_a_full_one() -> None:
+    """Through the connection: its calls grow their method's ring as ``record`` does."""
+    from bridge.metrics import FIRST_RING
+
+    app = Bridge()
+
+    @app.method
+    async def rare(x: int) -> int:
+        return x
+
+    @app.method
+    async def often(x: int) -> int:
+        return x
+
+    with TestClient(app) as client:
+        assert client.call("rare", {"x": 1}) == 1
+        assert [client.call("often", {"x": i}) for i in range(RING + 40)] == list(range(RING + 40))
+        methods = client.metrics()["methods"]
+        stats = client.connection.metrics.methods  # type: ignore[union-attr]
+    assert len(stats["rare"].ring) == FIRST_RING and len(stats["often"].ring) == RING
+    assert methods["rare"]["calls"] == 1 and methods["often"]["calls"] == RING + 40
+    assert methods["often"]["latencyMs"]["p99"] <= methods["often"]["latencyMs"]["max"] * (1 + 2**-23) + 1e-3
