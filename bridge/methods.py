@@ -262,12 +262,16 @@ class Method:
         return values
 
     def args_given(self, params: dict[str, Any] | list[Any] | None) -> list[Any] | None:
-        """A ``direct`` method's arguments in its handler's order when ``params``, by name, already
-        have their types (``_as_given``'s test); None: ``bind`` them (converted, refused, or
-        positional params, ``$meta``). The same loop as ``_as_given``'s, kept apart: making either
-        one's result from the other's costs ~0.2 us a call (``dict(zip(...))`` for two params)."""
+        """A ``direct`` method's arguments in its handler's order when ``params``, by name or by
+        position, already have their types (``_as_given``'s test); None: ``bind`` them (converted,
+        refused, ``$meta``). The same loop as ``_as_given``'s, kept apart: making either one's
+        result from the other's costs ~0.2 us a call (``dict(zip(...))`` for two params)."""
         plain = self.direct
-        if plain is None or type(params) is not dict or "$meta" in params:
+        if plain is None:
+            return None
+        if type(params) is list:
+            return _args_by_position(plain, params)
+        if type(params) is not dict or "$meta" in params:
             return None
         args = []
         found = 0
@@ -469,6 +473,21 @@ def _as_given(plain: tuple[tuple[str, Any, Any, Any], ...], named: dict[str, Any
         else:
             values[name] = default
     return values if found == len(named) else None  # else an unknown name: pydantic names it
+
+
+def _args_by_position(plain: tuple[tuple[str, Any, Any, Any], ...], given: list[Any]) -> list[Any] | None:
+    """``args_given`` for params by position: the first params', then the defaults of the rest."""
+    if len(given) > len(plain):
+        return None  # (bind says how many it takes)
+    for (_, exact, _, items), value in zip(plain, given):
+        if exact is not None and type(value) not in exact or items is not None and not _items_given(value, items):
+            return None
+    args = list(given)
+    for _, _, default, _ in plain[len(given):]:
+        if default is _EMPTY:
+            return None
+        args.append(default)
+    return args
 
 
 def _items_given(value: Any, items: tuple[type, ...]) -> bool:

@@ -274,6 +274,23 @@ def test_arguments_by_position_are_the_arguments_by_name(annotation: Any, defaul
         assert all(a is b for a, b in zip(args, by_name.values())) and list(by_name) == list(method.param_names)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(ANNOTATIONS), st.none() | st.tuples(st.none() | st.integers() | st.text(max_size=3)),
+       st.lists(JSON, max_size=2))
+def test_arguments_by_position_from_an_array_are_what_bind_makes_of_it(annotation: Any, default: Any,
+                                                                      given: list[Any]) -> None:
+    """Params by position (a JSON array) that ``args_given`` takes are the handler's arguments, as
+    ``bind`` would name them; too many, or any that need converting, are left to ``bind``."""
+    from bridge.methods import _as_given
+
+    method = method_for(annotation, default)
+    args = method.args_given(given)
+    by_name = _as_given(method._plain, dict(zip(method.param_names, given))) if len(given) <= 1 else None
+    assert (args is None) == (by_name is None)
+    if args is not None:
+        assert all(a is b for a, b in zip(args, by_name.values())) and len(args) == len(method.param_names)
+
+
 def test_only_a_handler_of_its_own_signature_with_positional_params_is_called_by_position() -> None:
     import functools
 
