@@ -196,7 +196,7 @@ class Connection:
         self._by_id: dict[Any, Call] = {}
         self._calls: set[Call] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ready: deque[Any] = deque()  # (call, coroutine, method) for the worker to start, in order
+        self._ready: deque[tuple[Call, Any, Method]] = deque()  # (call, coroutine, method) for the worker to start, in order
         self._worker: asyncio.Task[None] | None = None  # the task that starts them, while there is one
         self._lone = False  # the frame being handled came alone in its read
         self._out: list[bytes] = []
