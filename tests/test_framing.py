@@ -267,3 +267,21 @@ def test_lsp_headers_state_each_body_length(sizes):
     for size in sizes:
         body = b"x" * size
         assert encode_lsp(body) == b"Content-Length: " + str(size).encode() + b"\r\n\r\n" + body
+
+
+def test_the_first_chunk_of_a_large_lsp_frame_is_copied_once() -> None:
+    """A chunk that starts a frame it does not finish is kept as it is read (one copy), not cut
+    into pieces first: the whole-frames path would copy it twice more before giving up on it."""
+    import tracemalloc
+
+    body = b"[" + b"1," * (1 << 19) + b"1]"
+    chunk = (b"Content-Length: %d\r\n\r\n" % len(body) + body)[: 1 << 18]
+    decoder = LspDecoder(1 << 24)
+    tracemalloc.start()
+    try:
+        assert decoder.feed(chunk) == []
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * len(chunk), peak
+    assert decoder._need == len(body) and decoder._have == len(chunk) - chunk.index(b"\r\n\r\n") - 4
