@@ -19,9 +19,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from collections import deque
 from pathlib import Path
 from typing import Literal
+
+if sys.platform != "win32":
+    import fcntl
 
 Reason = Literal["invalid", "outside", "dotdot", "symlink", "missing", "loop", "inaccessible", "irregular"]
 
@@ -144,12 +148,11 @@ class AllowedRoots:
             except OSError:
                 raise PathNotAllowed(path, "inaccessible", "it changed while being opened") from None
         opened = _identity(os.fstat(fd))
-        if found.fd == -1:  # opened by name: the name must still lead, inside a root, to what was opened
-            try:
-                real = Path(os.path.realpath(found.path))
-                same = real in self and _identity(os.stat(real)) == opened
-            except OSError:
-                same = False
+        if found.fd == -1:  # opened by name: where the system says the opened file is must be inside
+            # (resolving the name again would race: a directory on the way swapped for a symlink
+            # and back between two lookups passed a check of one and an identity of the other)
+            where = _opened_path(fd)
+            same = where is not None and Path(where) in self and opened == _identity(found.stat)
         else:
             same = opened == _identity(found.stat)
         if not same:
@@ -262,8 +265,9 @@ class AllowedRoots:
         return Found(root.joinpath(*(name for name, _, _ in held)), held[-1][2], held[-1][1], parent)
 
     def _by_name(self, path: str) -> Found:
-        """Without ``dir_fd`` (Windows): the real path, checked; :meth:`open_file` then compares the
-        opened file with it. Creating a symlink there needs a privilege an app's user rarely has."""
+        """Without ``dir_fd`` (Windows): the real path, checked; :meth:`open_file` then checks where
+        the opened file is, from its descriptor (``_opened_path``), and that it is this one. A
+        symlink there needs a privilege an app's user rarely has; a directory junction does not."""
         try:
             real = Path(os.path.realpath(path))
         except OSError:  # a symlink changed while it was read
@@ -279,6 +283,30 @@ class AllowedRoots:
             return Found(real, os.stat(real))
         except OSError as exc:
             raise _error(path, exc) from None
+
+
+def _opened_path(fd: int) -> str | None:
+    """The path of the file ``fd`` was opened on, from the descriptor itself (None: the system
+    cannot say): Windows' final path of its handle, macOS' ``F_GETPATH``, Linux's ``/proc``."""
+    if sys.platform == "win32":
+        import ctypes
+        import msvcrt
+
+        size = 32768
+        buffer = ctypes.create_unicode_buffer(size)
+        length = ctypes.windll.kernel32.GetFinalPathNameByHandleW(  # type: ignore[attr-defined]
+            ctypes.c_void_p(msvcrt.get_osfhandle(fd)), buffer, size, 0)  # type: ignore[attr-defined]
+        if not 0 < length < size:
+            return None
+        path = buffer.value  # \\?\C:\... or \\?\UNC\server\share\...
+        return "\\\\" + path[8:] if path.startswith("\\\\?\\UNC\\") else path.removeprefix("\\\\?\\")
+    else:  # (else: a type checker for Windows skips it)
+        try:
+            if hasattr(fcntl, "F_GETPATH"):
+                return os.fsdecode(fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024)).rstrip(b"\0"))
+            return os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return None
 
 
 def _dir(fd: int) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -253,6 +254,57 @@ def test_a_swapped_symlink_never_opens_a_file_outside(tree: Path, roots: Allowed
         stop.set()
         thread.join(10)
     assert escapes == 0 and opened > 0 and len(swaps) > 10
+
+
+def test_by_name_a_directory_swapped_between_lookups_never_opens_a_file_outside(tree: Path, roots: AllowedRoots,
+                                                                               monkeypatch) -> None:
+    """The race the swapping test above met once in CI, made certain. By name, ``root/sub`` is a
+    directory when the path is resolved, a symlink out when the file is opened, a directory again
+    when the name is resolved to check, and a symlink when what it names is looked at: each lookup
+    alone looks fine. What the descriptor itself says it opened is outside, so it is refused."""
+    import bridge.builtins.fs.roots as module
+
+    monkeypatch.setattr(module, "_WALK", False)
+    root, outside = tree / "root", tree / "outside"
+    (outside / "inner.txt").write_text("SECRET")
+
+    def out() -> None:
+        os.rename(root / "sub", root / ".sub")
+        os.symlink(outside, root / "sub")
+
+    def back() -> None:
+        os.unlink(root / "sub")
+        os.rename(root / ".sub", root / "sub")
+
+    class Swapping:
+        """The module's ``os``, swapping ``root/sub`` around the calls an open by name makes."""
+
+        def __init__(self) -> None:
+            self.realpaths = 0
+            self.path = self
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(os.path, name) if name in ("abspath", "dirname") else getattr(os, name)
+
+        def realpath(self, path: Any) -> str:
+            self.realpaths += 1
+            found = os.path.realpath(path)
+            if self.realpaths == 2:  # the check after opening: a symlink once more for what follows
+                out()
+            return found
+
+        def open(self, path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+            out()
+            try:
+                return os.open(path, flags, *args, **kwargs)
+            finally:
+                back()
+
+    monkeypatch.setattr(module, "os", Swapping())
+    with pytest.raises(PathNotAllowed) as info:
+        fd = roots.open_file(str(root / "sub" / "inner.txt"))
+        os.close(fd)
+    assert info.value.reason == "inaccessible"
 
 
 def test_descriptors_are_not_leaked(tree: Path, roots: AllowedRoots) -> None:
