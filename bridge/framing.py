@@ -195,8 +195,8 @@ class LspDecoder:
         append, most, max_bytes = out.append, self._digits, self.max_bytes
         pos = 0
         for piece in data.split(b"Content-Length: ")[1:]:
-            digits, end, body = piece.partition(b"\r\n\r\n")
-            if not end or len(digits) > most or not digits.isdigit() or len(body) != int(digits) \
+            digits, blank, body = piece.partition(b"\r\n\r\n")
+            if not blank or len(digits) > most or not digits.isdigit() or len(body) != int(digits) \
                     or len(body) > max_bytes:
                 break
             append(body)
