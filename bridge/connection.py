@@ -47,7 +47,7 @@ from .host import Host
 from .identity import participant_id
 from .methods import Method
 from .rpc_methods import discover_method, metrics_method, ping_method
-from .metrics import RING_MASK, Metrics
+from .metrics import Metrics
 from .middleware import build as build_pipeline
 from .middleware import needs_cache
 from .middleware import run as run_call
@@ -729,16 +729,7 @@ class Connection:
                 self._calls.discard(call)
             elapsed = perf_counter() - start
             stats.inflight -= 1
-            calls = stats.calls  # stats.record(elapsed), inline
-            try:
-                stats.ring[calls & RING_MASK] = elapsed
-            except IndexError:  # a ring that has not grown to its full length yet
-                stats.grow()
-                stats.ring[calls & RING_MASK] = elapsed
-            stats.calls = calls + 1
-            stats.total += elapsed
-            if elapsed > stats.max:
-                stats.max = elapsed
+            stats.record(elapsed)
             error = reply.get("error")
             if error is not None:
                 stats.error(error["code"])

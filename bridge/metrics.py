@@ -28,9 +28,9 @@ FIRST_RING: Final = 16
 class MethodStats:
     """One method's counters and its recent latencies (seconds).
 
-    The connection updates the fields inline on every call (``calls``, ``inflight``, ``total``,
-    ``max``, and the ring as ``record`` does), so recording costs a few attribute writes; errors go
-    through ``error``. ``notifications``: calls that came without an id (no reply).
+    The connection counts ``inflight`` and ``notifications`` (calls that came without an id: no
+    reply) itself and hands every call's time to ``record``, so recording costs a few attribute
+    writes; errors go through ``error``.
     """
 
     __slots__ = ("calls", "errors", "inflight", "codes", "ring", "total", "max", "notifications")
@@ -46,7 +46,7 @@ class MethodStats:
         self.ring = array("f", bytes(4 * FIRST_RING))  # float32 (microsecond-exact to minutes), 4 KiB at most
 
     def record(self, elapsed: float) -> None:
-        """One call that took ``elapsed`` seconds (what the connection does inline)."""
+        """One call that took ``elapsed`` seconds."""
         calls = self.calls
         try:
             self.ring[calls & RING_MASK] = elapsed
@@ -59,8 +59,9 @@ class MethodStats:
             self.max = elapsed
 
     def grow(self) -> None:
-        """Double the ring (it is only written in order until it holds ``RING`` entries)."""
-        self.ring.frombytes(bytes(4 * min(len(self.ring), RING - len(self.ring))))
+        """Double the ring: written in order until it is full, it grows only while shorter than
+        ``RING``, and both are powers of two."""
+        self.ring.frombytes(bytes(4 * len(self.ring)))
 
     def error(self, code: int) -> None:
         self.errors += 1
