@@ -210,6 +210,15 @@ class Streams:
             self._writer_protocol.conn = conn
 
 
+def pipe_file(loop: asyncio.AbstractEventLoop, fd: int, mode: str) -> Any:
+    """``fd`` as the file object a pipe transport of ``loop`` is given, owning it only where the
+    transport closes the descriptor through it (asyncio's own). uvloop's (libuv) close the
+    descriptor themselves, then close the file object too, expecting EBADF: one that owned it
+    would close the number a second time, and with it whatever another thread had opened under
+    it meanwhile (a host once exited 1 at shutdown: its loop's new signal socket had been closed)."""
+    return os.fdopen(fd, mode, buffering=0, closefd=not type(loop).__module__.startswith("uvloop"))
+
+
 async def open_streams(in_fd: int, out_fd: int) -> Streams:
     """Async input and output over the protocol's descriptors.
 
@@ -223,12 +232,12 @@ async def open_streams(in_fd: int, out_fd: int) -> Streams:
     protocol: _WriterProtocol | None = None
     if _is_pipe(in_fd):
         _grow_pipe(in_fd)
-        _, input = await loop.connect_read_pipe(PipeInput, os.fdopen(in_fd, "rb", buffering=0))
+        _, input = await loop.connect_read_pipe(PipeInput, pipe_file(loop, in_fd, "rb"))
     else:
         input = BlockingReader(in_fd)
     if _is_pipe(out_fd):
         _grow_pipe(out_fd)
-        transport, protocol = await loop.connect_write_pipe(_WriterProtocol, os.fdopen(out_fd, "wb", buffering=0))
+        transport, protocol = await loop.connect_write_pipe(_WriterProtocol, pipe_file(loop, out_fd, "wb"))
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
     else:
         writer = BlockingWriter(out_fd)

@@ -212,3 +212,35 @@ def test_logs_go_to_stderr_at_the_chosen_level(capfd: pytest.CaptureFixture[str]
         root.setLevel(level)
     out, err = capfd.readouterr()
     assert out == "" and "WARNING bridge.test: shown" in err and "not shown" not in err
+
+
+@pytest.mark.parametrize("loop_name", ["uvloop", "asyncio"])
+def test_a_pipe_is_closed_once_by_whichever_transport_owns_it(loop_name: str) -> None:
+    """uvloop's transports close the descriptor themselves and then the file object they were
+    given: that one must not own it, or its number is closed twice (and whatever reused it in
+    between with it). asyncio's close it through the file object, which must own it. Either way
+    the descriptor is closed once the transport is, and not before."""
+    import asyncio
+    import os
+
+    import uvloop
+
+    from bridge.stdio import pipe_file
+
+    async def check() -> None:
+        loop = asyncio.get_running_loop()
+        r, w = os.pipe()
+        transport, _ = await loop.connect_read_pipe(asyncio.Protocol, pipe_file(loop, r, "rb"))
+        assert transport.get_extra_info("pipe").closefd is (loop_name == "asyncio")
+        os.fstat(r)  # open while the transport is
+        transport.close()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        with pytest.raises(OSError):
+            os.fstat(r)
+        os.close(w)
+
+    if loop_name == "uvloop":
+        uvloop.run(check())
+    else:
+        asyncio.run(check())
