@@ -95,10 +95,10 @@ async def drive(app: Any, method: str, params: Any, expected: Any, framing: str,
                 reps: int) -> float | None:
     """The best CPU microseconds a call over ``reps`` runs of ``rounds`` (None if ``reps`` is 0)."""
     output = _Output(framing, expected)
-    input = _Input()
-    conn = Connection(app, Settings(ready=False, framing=framing), input, output)
+    source = _Input()
+    conn = Connection(app, Settings(ready=False, framing=framing), source, output)
     serving = asyncio.ensure_future(conn.run())
-    await input.attached.wait()
+    await source.attached.wait()
     loop = asyncio.get_running_loop()
     reads = [chunk(method, params, r * size, size, framing) for r in range(64)]  # ids vary; parsing is the same
 
