@@ -117,8 +117,7 @@ class Cache:
         self.tags = tuple(tags)
         self.per_caller = per_caller
         self.store: CacheStore | None = None  # set when the app starts serving (on_build)
-        self.generations: dict[str, str] = {}  # by method: code_generation, set by on_build
-        self._heads: dict[str, str] = {}  # by method: what its keys start with (_head), set by on_build
+        self._heads: dict[str, str] = {}  # by method: its keys' start (_head: name, code_generation), by on_build
         self.hits: dict[str, int] = {}  # by method
         self.misses: dict[str, int] = {}
         self._flights: dict[str, _Flight] = {}
@@ -130,8 +129,7 @@ class Cache:
         app's version and this handler's code."""
         self.store = build.cache
         name = build.method.name
-        self.generations[name] = code_generation(build.app.version, build.method.func)
-        self._heads[name] = _head(name, self.generations[name])
+        self._heads[name] = _head(name, code_generation(build.app.version, build.method.func))
         self.app = build.app
         for target, _ in self.warm:
             _check_warm_target(build.app, build.method.name, target)
